@@ -1,0 +1,7 @@
+//! Access logs: the line parser, times, file names, the table schema, block parsing.
+
+pub mod block;
+pub mod filename;
+pub mod parse;
+pub mod schema;
+pub mod time;

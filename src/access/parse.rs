@@ -1,0 +1,510 @@
+//! The access-line parser: pure, allocation-free, one pass over the bytes.
+//!
+//! A line looks like
+//!
+//! ```text
+//! [9/Jun/2015:01:58:09 +0800] 192.0.2.10 - 1542 "-" "GET http://www.example.com/index.html" 200 191 2830 MISS "Mozilla/5.0" "text/html"
+//! ```
+//!
+//! [`parse_line`] returns an [`AccessLine`] borrowing from the input, or a [`LineError`] naming the
+//! 1-based field where parsing stopped and why. It never allocates, so the cost per line is the scan
+//! itself; the column builders downstream copy the borrowed slices once.
+//!
+//! Choices made where Alibaba's documentation is silent:
+//! - Quoted fields end at a `"` followed by a space or the end of the line and not escaped by an odd
+//!   number of backslashes; a `\"` inside stays in the value as logged (values are never unescaped, so
+//!   what you query is byte for byte what the CDN wrote).
+//! - A `"` not followed by a space is part of the value (`"a"b"` is the value `a"b`).
+//! - Fields 1 to 12 are required; anything after field 12 is kept raw in `extra`.
+
+use super::time::parse_log_time;
+
+/// One parsed access line. String fields borrow from the line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessLine<'a> {
+    /// Microseconds since the Unix epoch (UTC), the logged offset applied.
+    pub time_micros: i64,
+    pub client_ip: &'a str,
+    /// `None` when logged as `-`.
+    pub proxy_ip: Option<&'a str>,
+    pub response_time_ms: i64,
+    /// `None` when logged as `"-"`.
+    pub referer: Option<&'a str>,
+    pub method: &'a str,
+    /// The URL exactly as logged.
+    pub url: &'a str,
+    pub scheme: Option<&'a str>,
+    pub host: Option<&'a str>,
+    pub path: &'a str,
+    /// The part after the first `?`, `None` when there is no `?`.
+    pub query: Option<&'a str>,
+    pub status: i32,
+    pub request_bytes: i64,
+    pub response_bytes: i64,
+    /// `None` when logged as `-` (live streams).
+    pub cache_status: Option<&'a str>,
+    pub user_agent: &'a str,
+    pub content_type: &'a str,
+    /// Trailing fields after the content type, raw; `None` when there are none.
+    pub extra: Option<&'a str>,
+}
+
+/// Field numbers (1-based) and their names, for error messages.
+pub const FIELD_NAMES: [&str; 13] = [
+    "time",
+    "client_ip",
+    "proxy_ip",
+    "response_time_ms",
+    "referer",
+    "request",
+    "status",
+    "request_bytes",
+    "response_bytes",
+    "cache_status",
+    "user_agent",
+    "content_type",
+    "extra",
+];
+
+/// Why a line was rejected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RejectKind {
+    /// The line does not start with `[`.
+    MissingBracket,
+    /// The time field has no closing `]`.
+    UnclosedTime,
+    /// The time does not read as `d/Mon/yyyy:HH:MM:SS ±hhmm`.
+    BadTime,
+    /// The line ended before this field.
+    MissingField,
+    /// A field was not followed by exactly one space.
+    BadSeparator,
+    /// An integer field holds something else (or overflows).
+    BadNumber,
+    /// A quoted field does not start with `"`.
+    NotQuoted,
+    /// A quoted field has no closing `"`.
+    UnclosedQuote,
+    /// The request field has no space between method and URL.
+    BadRequest,
+    /// The line is longer than the configured limit.
+    TooLong,
+}
+
+impl RejectKind {
+    /// A short, stable, machine-friendly reason (used in reject records).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RejectKind::MissingBracket => "line does not start with '['",
+            RejectKind::UnclosedTime => "time has no closing ']'",
+            RejectKind::BadTime => "time is not d/Mon/yyyy:HH:MM:SS +hhmm",
+            RejectKind::MissingField => "line ends before this field",
+            RejectKind::BadSeparator => "field not followed by a single space",
+            RejectKind::BadNumber => "not an integer",
+            RejectKind::NotQuoted => "field does not start with '\"'",
+            RejectKind::UnclosedQuote => "quoted field has no closing '\"'",
+            RejectKind::BadRequest => "request is not \"METHOD URL\"",
+            RejectKind::TooLong => "line longer than the limit",
+        }
+    }
+}
+
+/// A rejection: the 1-based field where parsing stopped, and why.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LineError {
+    pub field: u8,
+    pub kind: RejectKind,
+}
+
+impl LineError {
+    /// Name of the field (`time`, `status`, ...).
+    pub fn field_name(&self) -> &'static str {
+        FIELD_NAMES
+            .get(usize::from(self.field).saturating_sub(1))
+            .copied()
+            .unwrap_or("line")
+    }
+}
+
+impl std::fmt::Display for LineError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "field {} ({}): {}", self.field, self.field_name(), self.kind.as_str())
+    }
+}
+
+impl std::error::Error for LineError {}
+
+#[inline]
+fn err(field: u8, kind: RejectKind) -> LineError {
+    LineError { field, kind }
+}
+
+/// A forward-only cursor over the line. Slicing at positions of ASCII bytes (space, quote,
+/// bracket) is always on a char boundary, so the `&str` slices below never split a character.
+struct Cursor<'a> {
+    s: &'a str,
+    pos: usize,
+}
+
+impl<'a> Cursor<'a> {
+    #[inline]
+    fn bytes(&self) -> &'a [u8] {
+        self.s.as_bytes()
+    }
+
+    #[inline]
+    fn at_end(&self) -> bool {
+        self.pos >= self.s.len()
+    }
+
+    /// Consumes the single space separating this field from the next one.
+    #[inline]
+    fn separator(&mut self, next_field: u8) -> Result<(), LineError> {
+        match self.bytes().get(self.pos) {
+            Some(b' ') => {
+                self.pos += 1;
+                if self.at_end() {
+                    Err(err(next_field, RejectKind::MissingField))
+                } else {
+                    Ok(())
+                }
+            }
+            None => Err(err(next_field, RejectKind::MissingField)),
+            Some(_) => Err(err(next_field - 1, RejectKind::BadSeparator)),
+        }
+    }
+
+    /// A bare token up to the next space (or the end of the line).
+    #[inline]
+    fn token(&mut self, field: u8) -> Result<&'a str, LineError> {
+        let rest = &self.bytes()[self.pos..];
+        let len = memchr::memchr(b' ', rest).unwrap_or(rest.len());
+        if len == 0 {
+            return Err(err(field, RejectKind::MissingField));
+        }
+        let t = &self.s[self.pos..self.pos + len];
+        self.pos += len;
+        Ok(t)
+    }
+
+    /// A non-negative decimal integer token.
+    #[inline]
+    fn int(&mut self, field: u8) -> Result<i64, LineError> {
+        let t = self.token(field)?.as_bytes();
+        if t.len() > 18 {
+            return Err(err(field, RejectKind::BadNumber));
+        }
+        let mut v: i64 = 0;
+        for &b in t {
+            if !b.is_ascii_digit() {
+                return Err(err(field, RejectKind::BadNumber));
+            }
+            v = v * 10 + i64::from(b - b'0');
+        }
+        Ok(v)
+    }
+
+    /// A `"..."` field; returns the inside, escapes left as logged.
+    #[inline]
+    fn quoted(&mut self, field: u8) -> Result<&'a str, LineError> {
+        let b = self.bytes();
+        if b.get(self.pos) != Some(&b'"') {
+            return Err(err(field, RejectKind::NotQuoted));
+        }
+        let start = self.pos + 1;
+        let mut from = start;
+        loop {
+            let q = match memchr::memchr(b'"', &b[from..]) {
+                Some(i) => from + i,
+                None => return Err(err(field, RejectKind::UnclosedQuote)),
+            };
+            // Escaped when preceded by an odd number of backslashes.
+            let mut bs = 0;
+            while q - bs > start && b[q - bs - 1] == b'\\' {
+                bs += 1;
+            }
+            let closes = bs % 2 == 0 && matches!(b.get(q + 1), None | Some(b' '));
+            if closes {
+                self.pos = q + 1;
+                return Ok(&self.s[start..q]);
+            }
+            from = q + 1;
+        }
+    }
+}
+
+/// `-` (or `"-"` for quoted fields) means absent.
+#[inline]
+fn dash_none(s: &str) -> Option<&str> {
+    if s == "-" {
+        None
+    } else {
+        Some(s)
+    }
+}
+
+/// Splits a logged URL into (scheme, host, path, query).
+///
+/// `http://h/p?q` gives (`http`, `h`, `/p`, `q`); a bare path `/p?q` gives no scheme or host.
+/// A URL with a scheme and no path (`http://h`) has an empty path.
+#[inline]
+pub fn split_url(url: &str) -> (Option<&str>, Option<&str>, &str, Option<&str>) {
+    let b = url.as_bytes();
+    let (scheme, host, rest_start) = match memchr::memmem::find(b, b"://") {
+        // A scheme is letters, digits, '+', '-', '.' and appears before any '/' or '?'.
+        Some(i)
+            if i > 0
+                && b[..i]
+                    .iter()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'+' | b'-' | b'.')) =>
+        {
+            let host_start = i + 3;
+            let host_len = b[host_start..]
+                .iter()
+                .position(|&c| c == b'/' || c == b'?')
+                .unwrap_or(b.len() - host_start);
+            let host_end = host_start + host_len;
+            (Some(&url[..i]), Some(&url[host_start..host_end]), host_end)
+        }
+        _ => (None, None, 0),
+    };
+    let rest = &url[rest_start..];
+    match memchr::memchr(b'?', rest.as_bytes()) {
+        Some(q) => (scheme, host, &rest[..q], Some(&rest[q + 1..])),
+        None => (scheme, host, rest, None),
+    }
+}
+
+/// Parses one access line (without its line terminator; a trailing `\r` is tolerated).
+pub fn parse_line(line: &str) -> Result<AccessLine<'_>, LineError> {
+    let line = line.strip_suffix('\r').unwrap_or(line);
+    let b = line.as_bytes();
+    if b.first() != Some(&b'[') {
+        return Err(err(1, RejectKind::MissingBracket));
+    }
+    let close = memchr::memchr(b']', b).ok_or(err(1, RejectKind::UnclosedTime))?;
+    let time_micros = parse_log_time(&b[1..close]).ok_or(err(1, RejectKind::BadTime))?;
+    let mut c = Cursor { s: line, pos: close + 1 };
+
+    c.separator(2)?;
+    let client_ip = c.token(2)?;
+    c.separator(3)?;
+    let proxy_ip = dash_none(c.token(3)?);
+    c.separator(4)?;
+    let response_time_ms = c.int(4)?;
+    c.separator(5)?;
+    let referer = dash_none(c.quoted(5)?);
+    c.separator(6)?;
+    let request = c.quoted(6)?;
+    let (method, url) = request
+        .split_once(' ')
+        .filter(|(m, _)| !m.is_empty())
+        .ok_or(err(6, RejectKind::BadRequest))?;
+    c.separator(7)?;
+    let status = c.int(7)?;
+    let status = i32::try_from(status).map_err(|_| err(7, RejectKind::BadNumber))?;
+    c.separator(8)?;
+    let request_bytes = c.int(8)?;
+    c.separator(9)?;
+    let response_bytes = c.int(9)?;
+    c.separator(10)?;
+    let cache_status = dash_none(c.token(10)?);
+    c.separator(11)?;
+    let user_agent = c.quoted(11)?;
+    c.separator(12)?;
+    let content_type = c.quoted(12)?;
+    let extra = if c.at_end() {
+        None
+    } else {
+        // quoted() only stops before a space or the end, so this byte is a space.
+        let rest = &line[c.pos + 1..];
+        if rest.is_empty() {
+            None
+        } else {
+            Some(rest)
+        }
+    };
+    let (scheme, host, path, query) = split_url(url);
+    Ok(AccessLine {
+        time_micros,
+        client_ip,
+        proxy_ip,
+        response_time_ms,
+        referer,
+        method,
+        url,
+        scheme,
+        host,
+        path,
+        query,
+        status,
+        request_bytes,
+        response_bytes,
+        cache_status,
+        user_agent,
+        content_type,
+        extra,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Parses a line that lives for the rest of the test.
+    fn p(s: String) -> AccessLine<'static> {
+        parse_line(Box::leak(s.into_boxed_str())).unwrap()
+    }
+
+    const DOC_LINE: &str = r#"[9/Jun/2015:01:58:09 +0800] 192.0.2.10 - 1542 "-" "GET http://www.example.com/index.html" 200 191 2830 MISS "Mozilla/5.0 (compatible; ExampleBot/1.0)" "text/html""#;
+
+    fn line_with(
+        time: &str,
+        ip: &str,
+        referer: &str,
+        request: &str,
+        ua: &str,
+        ct: &str,
+        tail: &str,
+    ) -> String {
+        format!(r#"[{time}] {ip} - 12 "{referer}" "{request}" 200 191 2830 HIT "{ua}" "{ct}"{tail}"#)
+    }
+
+    #[test]
+    fn documentation_line() {
+        let l = parse_line(DOC_LINE).unwrap();
+        assert_eq!(l.time_micros, 1_433_786_289_000_000);
+        assert_eq!(l.client_ip, "192.0.2.10");
+        assert_eq!(l.proxy_ip, None);
+        assert_eq!(l.response_time_ms, 1542);
+        assert_eq!(l.referer, None);
+        assert_eq!(l.method, "GET");
+        assert_eq!(l.url, "http://www.example.com/index.html");
+        assert_eq!(l.scheme, Some("http"));
+        assert_eq!(l.host, Some("www.example.com"));
+        assert_eq!(l.path, "/index.html");
+        assert_eq!(l.query, None);
+        assert_eq!(l.status, 200);
+        assert_eq!(l.request_bytes, 191);
+        assert_eq!(l.response_bytes, 2830);
+        assert_eq!(l.cache_status, Some("MISS"));
+        assert_eq!(l.user_agent, "Mozilla/5.0 (compatible; ExampleBot/1.0)");
+        assert_eq!(l.content_type, "text/html");
+        assert_eq!(l.extra, None);
+    }
+
+    #[test]
+    fn ipv6_masked_and_proxy() {
+        let l = p(DOC_LINE.replace("192.0.2.10 -", "2001:db8::1 10.0.0.1"));
+        assert_eq!(l.client_ip, "2001:db8::1");
+        assert_eq!(l.proxy_ip, Some("10.0.0.1"));
+        let l = p(DOC_LINE.replace("192.0.2.10", "139.224.XXX.XXX"));
+        assert_eq!(l.client_ip, "139.224.XXX.XXX");
+    }
+
+    #[test]
+    fn odd_referer_kept_and_dash_is_null() {
+        let t = "9/Jun/2015:01:58:09 +0800";
+        let l = p(line_with(t, "1.2.3.4", "_", "GET /a", "ua", "ct", ""));
+        assert_eq!(l.referer, Some("_"));
+        let l = p(line_with(t, "1.2.3.4", "", "GET /a", "ua", "ct", ""));
+        assert_eq!(l.referer, Some(""));
+    }
+
+    #[test]
+    fn urls_of_every_kind() {
+        let t = "9/Jun/2015:01:58:09 +0800";
+        let cases = [
+            ("GET /a/b.js", (None, None, "/a/b.js", None)),
+            ("GET /a/b.js?x=1&y", (None, None, "/a/b.js", Some("x=1&y"))),
+            ("GET https://h.example.com/p?q=1", (Some("https"), Some("h.example.com"), "/p", Some("q=1"))),
+            ("PLAY rtmp://live.example.com/app/stream", (Some("rtmp"), Some("live.example.com"), "/app/stream", None)),
+            ("GET http://h.example.com", (Some("http"), Some("h.example.com"), "", None)),
+            ("GET http://h.example.com?x", (Some("http"), Some("h.example.com"), "", Some("x"))),
+            ("GET http://h/p?a?b", (Some("http"), Some("h"), "/p", Some("a?b"))),
+            ("GET /p?", (None, None, "/p", Some(""))),
+            ("GET /r?u=http://x/y", (None, None, "/r", Some("u=http://x/y"))),
+            ("GET http://h/a b c", (Some("http"), Some("h"), "/a b c", None)),
+        ];
+        for (req, want) in cases {
+            let l = p(line_with(t, "1.2.3.4", "-", req, "ua", "ct", ""));
+            assert_eq!((l.scheme, l.host, l.path, l.query), want, "{req}");
+            assert_eq!(format!("{} {}", l.method, l.url), req);
+        }
+    }
+
+    #[test]
+    fn empty_and_space_quoted_fields_and_double_spaces() {
+        let t = "9/Jun/2015:01:58:09 +0800";
+        let l = p(line_with(t, "1.2.3.4", "-", "GET /", "", " ", ""));
+        assert_eq!(l.user_agent, "");
+        assert_eq!(l.content_type, " ");
+        let l = p(line_with(t, "1.2.3.4", "-", "GET /", "Mozilla/5.0  (X11;  Linux)", "text/html; charset=utf-8", ""));
+        assert_eq!(l.user_agent, "Mozilla/5.0  (X11;  Linux)");
+        assert_eq!(l.content_type, "text/html; charset=utf-8");
+    }
+
+    #[test]
+    fn escaped_quotes_stay_as_logged() {
+        let t = "9/Jun/2015:01:58:09 +0800";
+        let l = p(line_with(t, "1.2.3.4", r#"a \" b"#, "GET /", r#"say \"hi\" "#, "ct", ""));
+        assert_eq!(l.referer, Some(r#"a \" b"#));
+        assert_eq!(l.user_agent, r#"say \"hi\" "#);
+        // An escaped backslash before the closing quote closes the field.
+        let l = p(line_with(t, "1.2.3.4", r"x\\", "GET /", "ua", "ct", ""));
+        assert_eq!(l.referer, Some(r"x\\"));
+        // A bare quote not followed by a space is part of the value.
+        let l = p(line_with(t, "1.2.3.4", r#"a"b"#, "GET /", "ua", "ct", ""));
+        assert_eq!(l.referer, Some(r#"a"b"#));
+    }
+
+    #[test]
+    fn extra_fields_kept_raw() {
+        let l = p(format!("{DOC_LINE} HTTP/1.1"));
+        assert_eq!(l.extra, Some("HTTP/1.1"));
+        let l = p(format!("{DOC_LINE} https 2001:db8::2 \"x y\""));
+        assert_eq!(l.extra, Some("https 2001:db8::2 \"x y\""));
+        let l = p(format!("{DOC_LINE} "));
+        assert_eq!(l.extra, None);
+    }
+
+    #[test]
+    fn crlf_and_live_stream_cache_status() {
+        let l = p(format!("{DOC_LINE}\r"));
+        assert_eq!(l.content_type, "text/html");
+        let l = p(DOC_LINE.replace(" MISS ", " - "));
+        assert_eq!(l.cache_status, None);
+    }
+
+    #[test]
+    fn big_response_bytes() {
+        let l = p(DOC_LINE.replace(" 2830 ", " 5000000000 "));
+        assert_eq!(l.response_bytes, 5_000_000_000);
+    }
+
+    #[test]
+    fn rejections_name_the_field() {
+        let cases: [(String, u8, RejectKind); 14] = [
+            (DOC_LINE[1..].to_string(), 1, RejectKind::MissingBracket),
+            (DOC_LINE.replace(']', ")"), 1, RejectKind::UnclosedTime),
+            (DOC_LINE.replace("Jun", "Foo"), 1, RejectKind::BadTime),
+            (DOC_LINE.replace(" 1542 ", " 15x2 "), 4, RejectKind::BadNumber),
+            (DOC_LINE.replace(" 1542 ", " -1 "), 4, RejectKind::BadNumber),
+            (DOC_LINE.replace(" 200 ", " 99999999999 "), 7, RejectKind::BadNumber),
+            (DOC_LINE.replace(" 2830 ", " 1e3 "), 9, RejectKind::BadNumber),
+            (DOC_LINE.replace("\"-\"", "-"), 5, RejectKind::NotQuoted),
+            (DOC_LINE.replace("\"GET http://www.example.com/index.html\"", "\"GET\""), 6, RejectKind::BadRequest),
+            (DOC_LINE.replace(" \"text/html\"", ""), 12, RejectKind::MissingField),
+            (DOC_LINE.replace("\"text/html\"", "\"text/html"), 12, RejectKind::UnclosedQuote),
+            (DOC_LINE.replace("192.0.2.10 -", "192.0.2.10  -"), 3, RejectKind::MissingField),
+            ("[9/Jun/2015:01:58:09 +0800]".to_string(), 2, RejectKind::MissingField),
+            (DOC_LINE.replace("] ", "]x"), 1, RejectKind::BadSeparator),
+        ];
+        for (line, field, kind) in cases {
+            let e = parse_line(&line).unwrap_err();
+            assert_eq!((e.field, e.kind), (field, kind), "{line}");
+            assert!(e.to_string().starts_with(&format!("field {field} (")));
+        }
+        assert!(parse_line("").is_err());
+    }
+}

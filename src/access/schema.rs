@@ -1,0 +1,173 @@
+//! The access table (schema version 1) and its column builders.
+
+use std::sync::Arc;
+
+use arrow::array::{
+    ArrayBuilder,
+    ArrayRef, Int32Builder, Int64Builder, RecordBatch, StringArray, StringBuilder,
+    TimestampMicrosecondBuilder,
+};
+use arrow::datatypes::SchemaRef;
+
+use super::parse::AccessLine;
+use crate::table::{Column, Kind, Table};
+
+/// Version of the access table's schema, recorded in every manifest.
+pub const SCHEMA_VERSION: u32 = 1;
+
+const fn col(name: &'static str, kind: Kind, nullable: bool, dictionary: bool, doc: &'static str) -> Column {
+    Column { name, kind, nullable, dictionary, doc }
+}
+
+/// The access table: one row per accepted log line. Partitioned by `domain`, `dt`, `hour` (in the
+/// partition time zone, `+08:00` by default).
+pub const ACCESS: Table = Table {
+    name: "access",
+    folder: "access",
+    partitions: &["domain", "dt", "hour"],
+    doc: "One row per CDN access log line",
+    columns: &[
+        col("time", Kind::Timestamp, false, false, "request time (UTC instant)"),
+        col("unixtime", Kind::Int64, false, false, "request time, seconds since the epoch"),
+        col("client_ip", Kind::Utf8, false, false, "client address as logged (may be masked)"),
+        col("proxy_ip", Kind::Utf8, true, true, "proxy address, null for -"),
+        col("response_time_ms", Kind::Int64, false, false, "response time in milliseconds"),
+        col("referer", Kind::Utf8, true, true, "Referer header, null for -"),
+        col("method", Kind::Utf8, false, true, "HTTP method"),
+        col("url", Kind::Utf8, false, false, "URL as logged"),
+        col("scheme", Kind::Utf8, true, true, "URL scheme, null for a bare path"),
+        col("host", Kind::Utf8, true, true, "URL host, null for a bare path"),
+        col("path", Kind::Utf8, false, false, "URL path"),
+        col("query", Kind::Utf8, true, false, "URL query after ?, null when absent"),
+        col("status", Kind::Int32, false, true, "HTTP status"),
+        col("request_bytes", Kind::Int64, false, false, "request size in bytes"),
+        col("response_bytes", Kind::Int64, false, false, "response size in bytes"),
+        col("cache_status", Kind::Utf8, true, true, "HIT or MISS, null for -"),
+        col("user_agent", Kind::Utf8, false, true, "User-Agent as logged"),
+        col("content_type", Kind::Utf8, false, true, "Content-Type as logged"),
+        col("extra", Kind::Utf8, true, true, "trailing fields of newer log formats, raw"),
+        col("source_file", Kind::Utf8, false, true, "delivered log file name (lineage)"),
+        col("line_number", Kind::Int64, false, false, "1-based line in the decompressed file"),
+    ],
+};
+
+/// Column builders for a batch of access rows. Appending copies the borrowed strings once into
+/// the builders' buffers; no per-row allocation.
+pub struct AccessBuilder {
+    schema: SchemaRef,
+    time: TimestampMicrosecondBuilder,
+    unixtime: Int64Builder,
+    client_ip: StringBuilder,
+    proxy_ip: StringBuilder,
+    response_time_ms: Int64Builder,
+    referer: StringBuilder,
+    method: StringBuilder,
+    url: StringBuilder,
+    scheme: StringBuilder,
+    host: StringBuilder,
+    path: StringBuilder,
+    query: StringBuilder,
+    status: Int32Builder,
+    request_bytes: Int64Builder,
+    response_bytes: Int64Builder,
+    cache_status: StringBuilder,
+    user_agent: StringBuilder,
+    content_type: StringBuilder,
+    extra: StringBuilder,
+    line_number: Int64Builder,
+}
+
+impl AccessBuilder {
+    /// Builders sized for about `rows` rows of `bytes` bytes of log text.
+    pub fn with_capacity(schema: SchemaRef, rows: usize, bytes: usize) -> Self {
+        let s = |frac: usize| StringBuilder::with_capacity(rows, bytes / frac + 64);
+        AccessBuilder {
+            schema,
+            time: TimestampMicrosecondBuilder::with_capacity(rows).with_timezone("UTC"),
+            unixtime: Int64Builder::with_capacity(rows),
+            client_ip: s(12),
+            proxy_ip: s(64),
+            response_time_ms: Int64Builder::with_capacity(rows),
+            referer: s(8),
+            method: s(32),
+            url: s(3),
+            scheme: s(32),
+            host: s(8),
+            path: s(4),
+            query: s(8),
+            status: Int32Builder::with_capacity(rows),
+            request_bytes: Int64Builder::with_capacity(rows),
+            response_bytes: Int64Builder::with_capacity(rows),
+            cache_status: s(32),
+            user_agent: s(3),
+            content_type: s(16),
+            extra: s(64),
+            line_number: Int64Builder::with_capacity(rows),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.line_number.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Appends one parsed line.
+    #[inline]
+    pub fn append(&mut self, l: &AccessLine<'_>, line_number: u64) {
+        self.time.append_value(l.time_micros);
+        self.unixtime.append_value(l.time_micros.div_euclid(1_000_000));
+        self.client_ip.append_value(l.client_ip);
+        self.proxy_ip.append_option(l.proxy_ip);
+        self.response_time_ms.append_value(l.response_time_ms);
+        self.referer.append_option(l.referer);
+        self.method.append_value(l.method);
+        self.url.append_value(l.url);
+        self.scheme.append_option(l.scheme);
+        self.host.append_option(l.host);
+        self.path.append_value(l.path);
+        self.query.append_option(l.query);
+        self.status.append_value(l.status);
+        self.request_bytes.append_value(l.request_bytes);
+        self.response_bytes.append_value(l.response_bytes);
+        self.cache_status.append_option(l.cache_status);
+        self.user_agent.append_value(l.user_agent);
+        self.content_type.append_value(l.content_type);
+        self.extra.append_option(l.extra);
+        self.line_number.append_value(line_number as i64);
+    }
+
+    /// Finishes the batch; `source_file` fills the lineage column.
+    pub fn finish(mut self, source_file: &str) -> RecordBatch {
+        let n = self.len();
+        let source: ArrayRef = Arc::new(StringArray::from_iter_values(std::iter::repeat_n(source_file, n)));
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(self.time.finish()),
+            Arc::new(self.unixtime.finish()),
+            Arc::new(self.client_ip.finish()),
+            Arc::new(self.proxy_ip.finish()),
+            Arc::new(self.response_time_ms.finish()),
+            Arc::new(self.referer.finish()),
+            Arc::new(self.method.finish()),
+            Arc::new(self.url.finish()),
+            Arc::new(self.scheme.finish()),
+            Arc::new(self.host.finish()),
+            Arc::new(self.path.finish()),
+            Arc::new(self.query.finish()),
+            Arc::new(self.status.finish()),
+            Arc::new(self.request_bytes.finish()),
+            Arc::new(self.response_bytes.finish()),
+            Arc::new(self.cache_status.finish()),
+            Arc::new(self.user_agent.finish()),
+            Arc::new(self.content_type.finish()),
+            Arc::new(self.extra.finish()),
+            source,
+            Arc::new(self.line_number.finish()),
+        ];
+        // The columns above follow ACCESS.columns one for one, with matching types and
+        // nullability, so this cannot fail; a mismatch is a programming error caught by tests.
+        RecordBatch::try_new(self.schema, columns).expect("access columns match ACCESS schema")
+    }
+}

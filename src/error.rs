@@ -1,0 +1,95 @@
+//! The library's one error type. Every variant says which file, key or setting it is about, so
+//! the binary can print it as one clear line.
+
+use std::path::PathBuf;
+
+/// Errors of the cdnlake library.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A local file or folder could not be read.
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// The input is empty: not even a gzip header.
+    #[error("{file}: empty file")]
+    EmptyFile { file: String },
+
+    /// A `.gz` input does not start with the gzip magic bytes.
+    #[error("{file}: not a gzip file (first bytes {magic})")]
+    NotGzip { file: String, magic: String },
+
+    /// The gzip stream is corrupt or ends early; no manifest is written.
+    #[error("{file}: corrupt or truncated gzip after {compressed_bytes} compressed bytes ({decompressed_bytes} decompressed): {source}")]
+    Gzip {
+        file: String,
+        compressed_bytes: u64,
+        decompressed_bytes: u64,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// Reading the source failed (not a decoding problem).
+    #[error("{file}: read failed after {bytes} bytes: {source}")]
+    Read {
+        file: String,
+        bytes: u64,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// The decompressed size passed the configured bound.
+    #[error("{file}: decompressed size exceeds the limit of {limit} bytes")]
+    TooLarge { file: String, limit: u64 },
+
+    /// Neither the file name nor `--domain` gives the domain.
+    #[error("{file}: cannot tell the domain from the file name (expected <domain>_<YYYY>_<MM>_<DD>_<start>_<end>.gz); pass --domain")]
+    NoDomain { file: String },
+
+    /// The destination URL is not usable.
+    #[error("destination {url}: {reason}")]
+    Destination { url: String, reason: String },
+
+    /// An object store operation failed.
+    #[error("{op} {key}: {source}")]
+    Store {
+        op: &'static str,
+        key: String,
+        #[source]
+        source: object_store::Error,
+    },
+
+    /// Encoding Parquet failed.
+    #[error("writing {key}: {source}")]
+    Parquet {
+        key: String,
+        #[source]
+        source: parquet::errors::ParquetError,
+    },
+
+    /// A JSON document (manifest, event) could not be read or written.
+    #[error("{what}: {source}")]
+    Json {
+        what: String,
+        #[source]
+        source: serde_json::Error,
+    },
+
+    /// A setting has a value that cannot be used.
+    #[error("invalid {setting} {value:?}: {reason}")]
+    Config {
+        setting: &'static str,
+        value: String,
+        reason: String,
+    },
+
+    /// A worker thread stopped unexpectedly (a bug, reported rather than propagated as a panic).
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// Shorthand for results of this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

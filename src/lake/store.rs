@@ -1,0 +1,205 @@
+//! Destinations: a URL turned into an `object_store` store plus a key prefix, and a synchronous
+//! `Write` adapter over a multipart upload so the (synchronous) Parquet writer streams into any
+//! store with bounded memory.
+
+use std::io::Write;
+use std::sync::Arc;
+
+use object_store::memory::InMemory;
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
+use tokio::runtime::Handle;
+
+use crate::error::{Error, Result};
+
+/// A lake destination: the store, the prefix every key goes under, and the URL it came from.
+#[derive(Clone)]
+pub struct Lake {
+    pub store: Arc<dyn ObjectStore>,
+    pub prefix: Path,
+    /// The destination as the user gave it (never contains credentials).
+    pub url: String,
+}
+
+impl std::fmt::Debug for Lake {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Lake").field("url", &self.url).field("prefix", &self.prefix).finish()
+    }
+}
+
+impl Lake {
+    /// Opens a destination URL: a plain path or `file:///abs/path` (created if missing),
+    /// `memory://` (tests), or `s3://bucket/prefix` (configured from the standard `AWS_*`
+    /// environment variables).
+    pub fn open(url: &str) -> Result<Lake> {
+        let bad = |reason: String| Error::Destination { url: url.to_string(), reason };
+        if let Some(rest) = url.strip_prefix("memory://") {
+            return Ok(Lake { store: Arc::new(InMemory::new()), prefix: Path::from(rest), url: url.into() });
+        }
+        if let Some(rest) = url.strip_prefix("s3://") {
+            let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+            if bucket.is_empty() {
+                return Err(bad("no bucket name".into()));
+            }
+            let store = object_store::aws::AmazonS3Builder::from_env()
+                .with_bucket_name(bucket)
+                .build()
+                .map_err(|e| bad(e.to_string()))?;
+            return Ok(Lake { store: Arc::new(store), prefix: Path::from(prefix), url: url.into() });
+        }
+        let local = if let Some(rest) = url.strip_prefix("file://") {
+            if !rest.starts_with('/') {
+                return Err(bad("file:// URLs need an absolute path (file:///abs/path)".into()));
+            }
+            rest
+        } else if url.contains("://") {
+            return Err(bad("unsupported scheme (use a path, file://, s3://, oss:// or memory://)".into()));
+        } else {
+            url
+        };
+        if local.is_empty() {
+            return Err(bad("empty path".into()));
+        }
+        std::fs::create_dir_all(local).map_err(|e| bad(format!("cannot create folder: {e}")))?;
+        let store = object_store::local::LocalFileSystem::new_with_prefix(local)
+            .map_err(|e| bad(e.to_string()))?
+            .with_automatic_cleanup(true);
+        Ok(Lake { store: Arc::new(store), prefix: Path::default(), url: url.into() })
+    }
+
+    /// Reads a whole (small) object; `None` when it does not exist.
+    pub async fn get_opt(&self, key: &Path) -> Result<Option<bytes::Bytes>> {
+        match self.store.get(key).await {
+            Ok(r) => r.bytes().await.map(Some).map_err(|source| Error::Store { op: "read", key: key.to_string(), source }),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(source) => Err(Error::Store { op: "read", key: key.to_string(), source }),
+        }
+    }
+
+    /// Writes a whole (small) object in one request.
+    pub async fn put(&self, key: &Path, data: Vec<u8>) -> Result<()> {
+        self.store
+            .put(key, PutPayload::from(data))
+            .await
+            .map(|_| ())
+            .map_err(|source| Error::Store { op: "write", key: key.to_string(), source })
+    }
+
+    /// Deletes an object; a missing object is not an error (deletes must be idempotent).
+    pub async fn delete(&self, key: &Path) -> Result<()> {
+        match self.store.delete(key).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(source) => Err(Error::Store { op: "delete", key: key.to_string(), source }),
+        }
+    }
+}
+
+/// Part size of multipart uploads: large enough for S3/OSS's 10,000-part limit to allow ~80 GB.
+pub const PART_SIZE: usize = 8 * 1024 * 1024;
+/// Parts in flight per upload before writes wait (bounds memory per open object).
+const MAX_PARTS_IN_FLIGHT: usize = 2;
+
+/// A synchronous [`Write`] into a multipart upload, for use on a plain (non-async) thread.
+///
+/// Nothing becomes visible until [`ObjectSink::complete`]; [`ObjectSink::abort`] (or dropping
+/// the sink) leaves the previous object, if any, in place. This is what lets a failed run change
+/// nothing in the lake.
+pub struct ObjectSink {
+    upload: Option<WriteMultipart>,
+    rt: Handle,
+    key: Path,
+    written: u64,
+    unflushed: usize,
+    error: Option<object_store::Error>,
+}
+
+impl ObjectSink {
+    /// Starts a multipart upload to `key`. Must not be called from inside the runtime.
+    pub fn create(lake: &Lake, key: Path, rt: &Handle) -> Result<ObjectSink> {
+        let upload = rt
+            .block_on(lake.store.put_multipart(&key))
+            .map_err(|source| Error::Store { op: "start upload of", key: key.to_string(), source })?;
+        Ok(ObjectSink {
+            upload: Some(WriteMultipart::new_with_chunk_size(upload, PART_SIZE)),
+            rt: rt.clone(),
+            key,
+            written: 0,
+            unflushed: 0,
+            error: None,
+        })
+    }
+
+    pub fn key(&self) -> &Path {
+        &self.key
+    }
+
+    /// Bytes written so far.
+    pub fn written(&self) -> u64 {
+        self.written
+    }
+
+    fn store_error(&mut self, op: &'static str) -> Error {
+        match self.error.take() {
+            Some(source) => Error::Store { op, key: self.key.to_string(), source },
+            None => Error::Internal(format!("upload of {} already finished", self.key)),
+        }
+    }
+
+    /// Completes the upload: the object becomes visible, replacing any previous one.
+    pub fn complete(mut self) -> Result<u64> {
+        if self.error.is_some() {
+            return Err(self.store_error("upload"));
+        }
+        let upload = self.upload.take().ok_or_else(|| Error::Internal("sink completed twice".into()))?;
+        let _guard = self.rt.enter();
+        self.rt
+            .block_on(upload.finish())
+            .map_err(|source| Error::Store { op: "complete upload of", key: self.key.to_string(), source })?;
+        Ok(self.written)
+    }
+
+    /// Abandons the upload; the destination key is left as it was.
+    pub fn abort(mut self) {
+        if let Some(upload) = self.upload.take() {
+            let _guard = self.rt.enter();
+            if let Err(e) = self.rt.block_on(upload.abort()) {
+                tracing::warn!(key = %self.key, error = %e, "could not abort upload");
+            }
+        }
+    }
+}
+
+impl Write for ObjectSink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let Some(upload) = self.upload.as_mut() else {
+            return Err(std::io::Error::other("upload already finished"));
+        };
+        let _guard = self.rt.enter();
+        upload.write(buf);
+        self.written += buf.len() as u64;
+        self.unflushed += buf.len();
+        if self.unflushed >= PART_SIZE {
+            self.unflushed = 0;
+            if let Err(e) = self.rt.block_on(upload.wait_for_capacity(MAX_PARTS_IN_FLIGHT)) {
+                let msg = e.to_string();
+                self.error = Some(e);
+                return Err(std::io::Error::other(msg));
+            }
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for ObjectSink {
+    fn drop(&mut self) {
+        if let Some(upload) = self.upload.take() {
+            // Dropped without complete(): make sure nothing becomes visible.
+            let _guard = self.rt.enter();
+            let _ = self.rt.block_on(upload.abort());
+        }
+    }
+}

@@ -1,0 +1,82 @@
+//! Table definitions: one place that says what every column is, from which the Arrow schema the
+//! writers use and the DDL for DuckDB and MaxCompute are both generated, so they cannot drift.
+
+use std::sync::Arc;
+
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+
+/// The logical type of a column, restricted to what every reader handles: signed integers only
+/// (MaxCompute has no unsigned types) and UTC-adjusted microsecond timestamps (no TIMESTAMP_NTZ).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// INT64 micros, `isAdjustedToUTC = true`.
+    Timestamp,
+    Int64,
+    Int32,
+    Utf8,
+}
+
+impl Kind {
+    pub fn arrow(self) -> DataType {
+        match self {
+            Kind::Timestamp => DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+            Kind::Int64 => DataType::Int64,
+            Kind::Int32 => DataType::Int32,
+            Kind::Utf8 => DataType::Utf8,
+        }
+    }
+
+    pub fn duckdb(self) -> &'static str {
+        match self {
+            Kind::Timestamp => "TIMESTAMP WITH TIME ZONE",
+            Kind::Int64 => "BIGINT",
+            Kind::Int32 => "INTEGER",
+            Kind::Utf8 => "VARCHAR",
+        }
+    }
+
+    pub fn maxcompute(self) -> &'static str {
+        match self {
+            Kind::Timestamp => "TIMESTAMP",
+            Kind::Int64 => "BIGINT",
+            Kind::Int32 => "INT",
+            Kind::Utf8 => "STRING",
+        }
+    }
+}
+
+/// One column of a table.
+#[derive(Debug, Clone, Copy)]
+pub struct Column {
+    pub name: &'static str,
+    pub kind: Kind,
+    pub nullable: bool,
+    /// Low-cardinality: Parquet dictionary encoding pays off.
+    pub dictionary: bool,
+    pub doc: &'static str,
+}
+
+/// A table of the lake: its folder under the destination, columns, and hive partition keys.
+#[derive(Debug, Clone, Copy)]
+pub struct Table {
+    /// View / table name (`access`).
+    pub name: &'static str,
+    /// Top-level folder under the destination (`access`).
+    pub folder: &'static str,
+    pub columns: &'static [Column],
+    /// Hive partition keys, outermost first (all STRING).
+    pub partitions: &'static [&'static str],
+    pub doc: &'static str,
+}
+
+impl Table {
+    /// The Arrow schema the writer uses (partition keys are in the path, not in the file).
+    pub fn arrow_schema(&self) -> SchemaRef {
+        Arc::new(Schema::new(
+            self.columns
+                .iter()
+                .map(|c| Field::new(c.name, c.kind.arrow(), c.nullable))
+                .collect::<Vec<_>>(),
+        ))
+    }
+}

@@ -7,7 +7,11 @@ use std::process::ExitCode;
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
 
+use std::io::Write;
+
 use cdnlake::access::time::PartitionTz;
+use cdnlake::ddl;
+use cdnlake::gen::{cdn_file_name, generate, GenOptions};
 use cdnlake::lake::store::Lake;
 use cdnlake::pipeline::{convert_path, ConvertOptions, RunReport};
 
@@ -38,6 +42,50 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Write a deterministic synthetic CDN log (for demos, tests and benchmarks).
+    Gen {
+        /// Number of lines (empty and malformed ones included).
+        #[arg(long)]
+        lines: u64,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        #[arg(long, default_value = "cdn.example.com")]
+        domain: String,
+        /// Time of the first line, RFC 3339.
+        #[arg(long, default_value = "2024-03-05T08:30:00+08:00")]
+        start: String,
+        /// Seconds from the first line to the last.
+        #[arg(long, default_value_t = 3599)]
+        span: i64,
+        /// Share of malformed lines (0 to 1).
+        #[arg(long, default_value_t = 0.0)]
+        bad_fraction: f64,
+        /// Output file (`.gz` is gzipped), or a folder to get a CDN-style file name.
+        #[arg(long)]
+        out: PathBuf,
+        /// Also write what was generated (counts, sums) as JSON to this file.
+        #[arg(long)]
+        summary: Option<PathBuf>,
+    },
+    /// Print DDL for DuckDB or MaxCompute, generated from the table definitions.
+    Ddl {
+        #[arg(long, value_enum)]
+        dialect: DialectArg,
+        /// Print ALTER TABLE ... ADD PARTITION for the partitions the manifests record (MaxCompute).
+        #[arg(long)]
+        partitions: bool,
+        #[arg(long, env = "CDNLAKE_DEST", default_value = "./lake")]
+        dest: String,
+        /// OSS endpoint host for MaxCompute LOCATION (e.g. oss-cn-hangzhou-internal.aliyuncs.com).
+        #[arg(long, env = "CDNLAKE_OSS_ENDPOINT")]
+        oss_endpoint: Option<String>,
+    },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum DialectArg {
+    Duckdb,
+    Maxcompute,
 }
 
 fn main() -> ExitCode {
@@ -119,6 +167,74 @@ fn print_summary(r: &RunReport) {
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
+        Command::Gen { lines, seed, domain, start, span, bad_fraction, out, summary } => {
+            let start = chrono::DateTime::parse_from_rfc3339(&start)
+                .with_context(|| format!("invalid --start {start:?}: expected RFC 3339 like 2024-03-05T08:30:00+08:00"))?;
+            if !(0.0..=1.0).contains(&bad_fraction) {
+                bail!("invalid --bad-fraction {bad_fraction}: expected 0 to 1");
+            }
+            let opts = GenOptions {
+                lines,
+                seed,
+                domain,
+                start_micros: start.timestamp_micros(),
+                span_secs: span,
+                bad_fraction,
+                ..GenOptions::default()
+            };
+            let path = if out.is_dir() { out.join(cdn_file_name(&opts)) } else { out };
+            let file = std::fs::File::create(&path).with_context(|| format!("{}: cannot create", path.display()))?;
+            let mut w = std::io::BufWriter::with_capacity(1 << 20, file);
+            let s = if path.extension().is_some_and(|e| e == "gz") {
+                let mut gz = flate2::write::GzEncoder::new(&mut w, flate2::Compression::default());
+                let s = generate(&opts, &mut gz)?;
+                gz.finish()?;
+                s
+            } else {
+                generate(&opts, &mut w)?
+            };
+            w.flush()?;
+            if let Some(sp) = summary {
+                std::fs::write(&sp, serde_json::to_vec_pretty(&s)?).with_context(|| format!("{}: cannot write", sp.display()))?;
+            }
+            eprintln!(
+                "{}: {} lines ({} rows, {} malformed, {} empty), {:.1} MB of log text",
+                path.display(),
+                s.lines,
+                s.rows,
+                s.rejected_lines.len(),
+                s.empty,
+                s.bytes as f64 / 1e6
+            );
+            println!("{}", path.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Ddl { dialect, partitions, dest, oss_endpoint } => {
+            if partitions {
+                let lake = Lake::open(&dest)?;
+                let rt = runtime()?;
+                let manifests = rt.block_on(cdnlake::lake::manifest::list_manifests(&lake))?;
+                let mut seen = std::collections::BTreeSet::new();
+                for m in &manifests {
+                    for p in &m.partitions {
+                        seen.insert((m.domain.clone(), p.dt.clone(), p.hour.clone()));
+                    }
+                }
+                let table = cdnlake::access::schema::ACCESS.name;
+                print!(
+                    "{}",
+                    ddl::maxcompute_partitions(seen.into_iter().map(|(d, dt, h)| {
+                        (table, vec![("domain", d), ("dt", dt), ("hour", h)])
+                    }))
+                );
+                return Ok(ExitCode::SUCCESS);
+            }
+            match dialect {
+                DialectArg::Duckdb => print!("{}", ddl::duckdb(&dest)),
+                DialectArg::Maxcompute => print!("{}", ddl::maxcompute(&dest, oss_endpoint.as_deref())),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Convert { inputs, dest, domain, partition_tz, json } => {
             let opts = ConvertOptions { domain, tz: parse_tz(&partition_tz)?, ..ConvertOptions::default() };
             let files = expand_inputs(&inputs)?;

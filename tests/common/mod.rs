@@ -1,0 +1,72 @@
+//! Helpers shared by the black-box tests: run the real binary, make logs, look at a lake.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use cdnlake::gen::{cdn_file_name, generate, GenOptions, GenSummary};
+use sha2::{Digest, Sha256};
+
+pub fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_cdnlake"))
+}
+
+/// Runs `cdnlake ARGS` in `cwd`; stdin closed, logs quiet.
+pub fn cdnlake(cwd: &Path, args: &[&str]) -> Output {
+    Command::new(bin())
+        .args(args)
+        .current_dir(cwd)
+        .env_remove("CDNLAKE_DEST")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run cdnlake")
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// Writes a generated gzip log with its CDN-style name into `dir`.
+pub fn gen_gz(dir: &Path, opts: &GenOptions) -> (PathBuf, GenSummary) {
+    let path = dir.join(cdn_file_name(opts));
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    let s = generate(opts, &mut gz).unwrap();
+    std::fs::write(&path, gz.finish().unwrap()).unwrap();
+    (path, s)
+}
+
+pub fn gzip(data: &[u8]) -> Vec<u8> {
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    e.write_all(data).unwrap();
+    e.finish().unwrap()
+}
+
+/// Every file under `root` (relative path -> sha256), to compare a lake before and after.
+pub fn snapshot(root: &Path) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, String>) {
+        let Ok(rd) = std::fs::read_dir(dir) else { return };
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                walk(root, &p, out);
+            } else {
+                let rel = p.strip_prefix(root).unwrap().to_string_lossy().into_owned();
+                out.insert(rel, hex::encode(Sha256::digest(std::fs::read(&p).unwrap())));
+            }
+        }
+    }
+    walk(root, root, &mut out);
+    out
+}
+
+/// Parses the `--json` report lines of a convert.
+pub fn reports(o: &Output) -> Vec<serde_json::Value> {
+    stdout(o).lines().map(|l| serde_json::from_str(l).expect("report is JSON")).collect()
+}

@@ -43,7 +43,9 @@ pub fn duckdb_location(dest: &str) -> String {
     let abs = if p.is_absolute() {
         p.to_path_buf()
     } else {
-        std::env::current_dir().map(|d| d.join(p)).unwrap_or_else(|_| p.to_path_buf())
+        std::env::current_dir()
+            .map(|d| d.join(p))
+            .unwrap_or_else(|_| p.to_path_buf())
     };
     let s = abs.to_string_lossy().trim_end_matches('/').to_string();
     s.strip_suffix("/.").unwrap_or(&s).to_string()
@@ -55,7 +57,10 @@ pub fn duckdb(dest: &str) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "-- cdnlake views over {base}");
     if base.starts_with("s3://") {
-        let _ = writeln!(out, "-- needs: INSTALL httpfs; LOAD httpfs; CREATE SECRET (TYPE s3, ...);");
+        let _ = writeln!(
+            out,
+            "-- needs: INSTALL httpfs; LOAD httpfs; CREATE SECRET (TYPE s3, ...);"
+        );
     }
     for t in tables() {
         let _ = writeln!(out, "\n-- {}: {}", t.name, t.doc);
@@ -68,7 +73,11 @@ pub fn duckdb(dest: &str) -> String {
             .map(|c| format!("\"{}\"", c.name))
             .chain(t.partitions.iter().map(|p| format!("\"{p}\"")))
             .collect();
-        let hive_types: Vec<String> = t.partitions.iter().map(|p| format!("'{p}': VARCHAR")).collect();
+        let hive_types: Vec<String> = t
+            .partitions
+            .iter()
+            .map(|p| format!("'{p}': VARCHAR"))
+            .collect();
         let _ = writeln!(
             out,
             "CREATE OR REPLACE VIEW {} AS\nSELECT {}\nFROM read_parquet({}, hive_partitioning = true, hive_types = {{{}}}, union_by_name = true);",
@@ -84,7 +93,10 @@ pub fn duckdb(dest: &str) -> String {
 /// The OSS location MaxCompute reads: `oss://<endpoint>/<bucket>/<prefix>/`.
 pub fn maxcompute_location(dest: &str, oss_endpoint: Option<&str>) -> String {
     let endpoint = oss_endpoint.unwrap_or("oss-cn-hangzhou-internal.aliyuncs.com");
-    match dest.strip_prefix("oss://").or_else(|| dest.strip_prefix("s3://")) {
+    match dest
+        .strip_prefix("oss://")
+        .or_else(|| dest.strip_prefix("s3://"))
+    {
         Some(rest) => format!("oss://{endpoint}/{}", rest.trim_end_matches('/')),
         None => format!("oss://{endpoint}/<bucket>/<prefix>"),
     }
@@ -95,14 +107,28 @@ pub fn maxcompute(dest: &str, oss_endpoint: Option<&str>) -> String {
     let base = maxcompute_location(dest, oss_endpoint);
     let mut out = String::new();
     let _ = writeln!(out, "-- cdnlake external tables over {base}");
-    let _ = writeln!(out, "-- Register partitions with: cdnlake ddl --dialect maxcompute --partitions --dest {dest}");
+    let _ = writeln!(
+        out,
+        "-- Register partitions with: cdnlake ddl --dialect maxcompute --partitions --dest {dest}"
+    );
     for t in tables() {
         let cols: Vec<String> = t
             .columns
             .iter()
-            .map(|c| format!("  `{}` {} COMMENT {}", c.name, c.kind.maxcompute(), sql_str(c.doc)))
+            .map(|c| {
+                format!(
+                    "  `{}` {} COMMENT {}",
+                    c.name,
+                    c.kind.maxcompute(),
+                    sql_str(c.doc)
+                )
+            })
             .collect();
-        let parts: Vec<String> = t.partitions.iter().map(|p| format!("`{p}` STRING")).collect();
+        let parts: Vec<String> = t
+            .partitions
+            .iter()
+            .map(|p| format!("`{p}` STRING"))
+            .collect();
         let _ = writeln!(
             out,
             "\nCREATE EXTERNAL TABLE IF NOT EXISTS {} (\n{}\n)\nCOMMENT {}\nPARTITIONED BY ({})\nSTORED AS PARQUET\nLOCATION {};",
@@ -117,11 +143,20 @@ pub fn maxcompute(dest: &str, oss_endpoint: Option<&str>) -> String {
 }
 
 /// `ALTER TABLE ... ADD IF NOT EXISTS PARTITION` for partitions given as (table, values).
-pub fn maxcompute_partitions<'a>(parts: impl IntoIterator<Item = (&'a str, Vec<(&'a str, String)>)>) -> String {
+pub fn maxcompute_partitions<'a>(
+    parts: impl IntoIterator<Item = (&'a str, Vec<(&'a str, String)>)>,
+) -> String {
     let mut out = String::new();
     for (table, values) in parts {
-        let spec: Vec<String> = values.iter().map(|(k, v)| format!("`{k}`={}", sql_str(v))).collect();
-        let _ = writeln!(out, "ALTER TABLE {table} ADD IF NOT EXISTS PARTITION ({});", spec.join(", "));
+        let spec: Vec<String> = values
+            .iter()
+            .map(|(k, v)| format!("`{k}`={}", sql_str(v)))
+            .collect();
+        let _ = writeln!(
+            out,
+            "ALTER TABLE {table} ADD IF NOT EXISTS PARTITION ({});",
+            spec.join(", ")
+        );
     }
     out
 }
@@ -134,14 +169,19 @@ mod tests {
     fn maxcompute_has_signed_types_only() {
         let sql = maxcompute("oss://bucket/lake", None);
         assert!(sql.contains("PARTITIONED BY (`domain` STRING, `dt` STRING, `hour` STRING)"));
-        assert!(sql.contains("LOCATION 'oss://oss-cn-hangzhou-internal.aliyuncs.com/bucket/lake/access/'"));
+        assert!(sql.contains(
+            "LOCATION 'oss://oss-cn-hangzhou-internal.aliyuncs.com/bucket/lake/access/'"
+        ));
         assert!(!sql.to_lowercase().contains("unsigned"));
         assert!(!sql.contains("TIMESTAMP_NTZ"));
     }
 
     #[test]
     fn partitions_are_quoted() {
-        let s = maxcompute_partitions([("access", vec![("domain", "a'b".to_string()), ("dt", "2024-03-05".into())])]);
+        let s = maxcompute_partitions([(
+            "access",
+            vec![("domain", "a'b".to_string()), ("dt", "2024-03-05".into())],
+        )]);
         assert_eq!(s, "ALTER TABLE access ADD IF NOT EXISTS PARTITION (`domain`='a''b', `dt`='2024-03-05');\n");
     }
 }

@@ -221,7 +221,16 @@ fn weighted(rng: &mut Rng, table: &[(i32, u32)]) -> i32 {
 
 /// A pool of paths; popularity is skewed so a few paths take most requests.
 fn path_pool(rng: &mut Rng, n: usize) -> Vec<(String, usize)> {
-    const DIRS: &[&str] = &["static", "img", "video", "assets", "api/v1", "download", "live", "cdn/2024/03"];
+    const DIRS: &[&str] = &[
+        "static",
+        "img",
+        "video",
+        "assets",
+        "api/v1",
+        "download",
+        "live",
+        "cdn/2024/03",
+    ];
     (0..n)
         .map(|i| {
             let ext = rng.below(EXTS.len() as u64) as usize;
@@ -234,12 +243,23 @@ fn path_pool(rng: &mut Rng, n: usize) -> Vec<(String, usize)> {
 
 fn ipv4(rng: &mut Rng) -> String {
     let v = rng.next_u64();
-    format!("{}.{}.{}.{}", 1 + (v & 0xff) % 223, (v >> 8) & 0xff, (v >> 16) & 0xff, 1 + ((v >> 24) & 0xff) % 254)
+    format!(
+        "{}.{}.{}.{}",
+        1 + (v & 0xff) % 223,
+        (v >> 8) & 0xff,
+        (v >> 16) & 0xff,
+        1 + ((v >> 24) & 0xff) % 254
+    )
 }
 
 fn ipv6(rng: &mut Rng) -> String {
     let v = rng.next_u64();
-    format!("240e:{:x}:{:x}::{:x}", (v >> 48) & 0xffff, (v >> 32) & 0xffff, v & 0xffff)
+    format!(
+        "240e:{:x}:{:x}::{:x}",
+        (v >> 48) & 0xffff,
+        (v >> 32) & 0xffff,
+        v & 0xffff
+    )
 }
 
 /// Writes the generated log to `out` (plain text; wrap `out` in a gzip encoder for `.gz`).
@@ -249,7 +269,11 @@ pub fn generate(opts: &GenOptions, out: &mut impl Write) -> std::io::Result<GenS
     let mut s = GenSummary::default();
     let mut line = Vec::with_capacity(1024);
     let n = opts.lines;
-    let step = if n > 1 { opts.span_secs as f64 * 1e6 / (n - 1) as f64 } else { 0.0 };
+    let step = if n > 1 {
+        opts.span_secs as f64 * 1e6 / (n - 1) as f64
+    } else {
+        0.0
+    };
     let offset = 8 * 3600;
     for i in 0..n {
         let number = i + 1;
@@ -266,7 +290,12 @@ pub fn generate(opts: &GenOptions, out: &mut impl Write) -> std::io::Result<GenS
         let query = match rng.below(10) {
             0..=5 => String::new(),
             6 | 7 => format!("?v={}", rng.below(1000)),
-            8 => format!("?auth_key={}-0-0-{:x}&t={}", time_micros / 1_000_000, rng.next_u64(), rng.below(99)),
+            8 => format!(
+                "?auth_key={}-0-0-{:x}&t={}",
+                time_micros / 1_000_000,
+                rng.next_u64(),
+                rng.below(99)
+            ),
             _ => format!("?u=http://x.example.org/r?a={}", rng.below(50)),
         };
         let host = &opts.domain;
@@ -287,7 +316,11 @@ pub fn generate(opts: &GenOptions, out: &mut impl Write) -> std::io::Result<GenS
         if rng.chance(0.02) {
             ua.clear();
         }
-        let ct = if rng.chance(0.02) { " ".to_string() } else { EXTS[*ext].1.to_string() };
+        let ct = if rng.chance(0.02) {
+            " ".to_string()
+        } else {
+            EXTS[*ext].1.to_string()
+        };
         let status = weighted(&mut rng, STATUSES);
         let response_bytes = if rng.chance(0.0005) {
             (1i64 << 31) + rng.below(1 << 33) as i64
@@ -300,8 +333,20 @@ pub fn generate(opts: &GenOptions, out: &mut impl Write) -> std::io::Result<GenS
             client_ip: match rng.below(100) {
                 0..=69 => ipv4(&mut rng),
                 70..=89 => ipv6(&mut rng),
-                90..=94 => format!("139.224.XXX.{}", if rng.chance(0.5) { "XXX".to_string() } else { rng.below(255).to_string() }),
-                _ => format!("10.{}.{}.{}", rng.below(255), rng.below(255), rng.below(255)),
+                90..=94 => format!(
+                    "139.224.XXX.{}",
+                    if rng.chance(0.5) {
+                        "XXX".to_string()
+                    } else {
+                        rng.below(255).to_string()
+                    }
+                ),
+                _ => format!(
+                    "10.{}.{}.{}",
+                    rng.below(255),
+                    rng.below(255),
+                    rng.below(255)
+                ),
             },
             proxy_ip: rng.chance(0.1).then(|| ipv4(&mut rng)),
             response_time_ms: (rng.unit().powi(2) * 3000.0) as i64,
@@ -345,7 +390,9 @@ pub fn generate(opts: &GenOptions, out: &mut impl Write) -> std::io::Result<GenS
             s.rows += 1;
             s.sum_response_bytes += l.response_bytes;
             *s.per_status.entry(l.status).or_default() += 1;
-            *s.per_cache_status.entry(l.cache_status.clone().unwrap_or_else(|| "null".into())).or_default() += 1;
+            *s.per_cache_status
+                .entry(l.cache_status.clone().unwrap_or_else(|| "null".into()))
+                .or_default() += 1;
             let (dt, hour) = opts.tz.partition_values(opts.tz.hour_bucket(time_micros));
             *s.per_partition.entry(format!("{dt}/{hour}")).or_default() += 1;
         }
@@ -411,7 +458,11 @@ pub fn cdn_file_name(opts: &GenOptions) -> String {
     let local = opts.start_micros.div_euclid(1_000_000) + 8 * 3600;
     let (y, m, d) = civil_from_days(local.div_euclid(86_400));
     let h = local.rem_euclid(86_400) / 3600;
-    format!("{}_{y:04}_{m:02}_{d:02}_{h:02}0000_{:02}0000.gz", opts.domain, (h + 1) % 24)
+    format!(
+        "{}_{y:04}_{m:02}_{d:02}_{h:02}0000_{:02}0000.gz",
+        opts.domain,
+        (h + 1) % 24
+    )
 }
 
 #[cfg(test)]
@@ -421,7 +472,11 @@ mod tests {
 
     #[test]
     fn deterministic_and_parseable() {
-        let opts = GenOptions { lines: 3000, bad_fraction: 0.01, ..GenOptions::default() };
+        let opts = GenOptions {
+            lines: 3000,
+            bad_fraction: 0.01,
+            ..GenOptions::default()
+        };
         let mut a = Vec::new();
         let mut b = Vec::new();
         let sa = generate(&opts, &mut a).unwrap();

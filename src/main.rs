@@ -16,7 +16,11 @@ use cdnlake::lake::store::Lake;
 use cdnlake::pipeline::{convert_path, ConvertOptions, RunReport};
 
 #[derive(Parser)]
-#[command(name = "cdnlake", version, about = "Alibaba Cloud CDN access logs into a Parquet data lake")]
+#[command(
+    name = "cdnlake",
+    version,
+    about = "Alibaba Cloud CDN access logs into a Parquet data lake"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -91,7 +95,8 @@ enum DialectArg {
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("CDNLAKE_LOG").unwrap_or_else(|_| "warn".into()),
+            tracing_subscriber::EnvFilter::try_from_env("CDNLAKE_LOG")
+                .unwrap_or_else(|_| "warn".into()),
         )
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
@@ -167,9 +172,21 @@ fn print_summary(r: &RunReport) {
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Gen { lines, seed, domain, start, span, bad_fraction, out, summary } => {
-            let start = chrono::DateTime::parse_from_rfc3339(&start)
-                .with_context(|| format!("invalid --start {start:?}: expected RFC 3339 like 2024-03-05T08:30:00+08:00"))?;
+        Command::Gen {
+            lines,
+            seed,
+            domain,
+            start,
+            span,
+            bad_fraction,
+            out,
+            summary,
+        } => {
+            let start = chrono::DateTime::parse_from_rfc3339(&start).with_context(|| {
+                format!(
+                    "invalid --start {start:?}: expected RFC 3339 like 2024-03-05T08:30:00+08:00"
+                )
+            })?;
             if !(0.0..=1.0).contains(&bad_fraction) {
                 bail!("invalid --bad-fraction {bad_fraction}: expected 0 to 1");
             }
@@ -182,8 +199,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 bad_fraction,
                 ..GenOptions::default()
             };
-            let path = if out.is_dir() { out.join(cdn_file_name(&opts)) } else { out };
-            let file = std::fs::File::create(&path).with_context(|| format!("{}: cannot create", path.display()))?;
+            let path = if out.is_dir() {
+                out.join(cdn_file_name(&opts))
+            } else {
+                out
+            };
+            let file = std::fs::File::create(&path)
+                .with_context(|| format!("{}: cannot create", path.display()))?;
             let mut w = std::io::BufWriter::with_capacity(1 << 20, file);
             let s = if path.extension().is_some_and(|e| e == "gz") {
                 let mut gz = flate2::write::GzEncoder::new(&mut w, flate2::Compression::default());
@@ -195,7 +217,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             w.flush()?;
             if let Some(sp) = summary {
-                std::fs::write(&sp, serde_json::to_vec_pretty(&s)?).with_context(|| format!("{}: cannot write", sp.display()))?;
+                std::fs::write(&sp, serde_json::to_vec_pretty(&s)?)
+                    .with_context(|| format!("{}: cannot write", sp.display()))?;
             }
             eprintln!(
                 "{}: {} lines ({} rows, {} malformed, {} empty), {:.1} MB of log text",
@@ -209,7 +232,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("{}", path.display());
             Ok(ExitCode::SUCCESS)
         }
-        Command::Ddl { dialect, partitions, dest, oss_endpoint } => {
+        Command::Ddl {
+            dialect,
+            partitions,
+            dest,
+            oss_endpoint,
+        } => {
             if partitions {
                 let lake = Lake::open(&dest)?;
                 let rt = runtime()?;
@@ -231,12 +259,24 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             match dialect {
                 DialectArg::Duckdb => print!("{}", ddl::duckdb(&dest)),
-                DialectArg::Maxcompute => print!("{}", ddl::maxcompute(&dest, oss_endpoint.as_deref())),
+                DialectArg::Maxcompute => {
+                    print!("{}", ddl::maxcompute(&dest, oss_endpoint.as_deref()))
+                }
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Convert { inputs, dest, domain, partition_tz, json } => {
-            let opts = ConvertOptions { domain, tz: parse_tz(&partition_tz)?, ..ConvertOptions::default() };
+        Command::Convert {
+            inputs,
+            dest,
+            domain,
+            partition_tz,
+            json,
+        } => {
+            let opts = ConvertOptions {
+                domain,
+                tz: parse_tz(&partition_tz)?,
+                ..ConvertOptions::default()
+            };
             let files = expand_inputs(&inputs)?;
             let lake = Lake::open(&dest)?;
             let rt = runtime()?;

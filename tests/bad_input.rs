@@ -3,14 +3,22 @@
 
 mod common;
 
-use common::*;
 use cdnlake::gen::GenOptions;
+use common::*;
 
 /// A lake holding one good conversion, and the log that made it.
 fn lake_with_one_file() -> (tempfile::TempDir, std::path::PathBuf) {
     let tmp = tempfile::tempdir().unwrap();
-    let (log, _) = gen_gz(tmp.path(), &GenOptions { lines: 2000, ..GenOptions::default() });
-    assert!(cdnlake(tmp.path(), &["convert", log.to_str().unwrap()]).status.success());
+    let (log, _) = gen_gz(
+        tmp.path(),
+        &GenOptions {
+            lines: 2000,
+            ..GenOptions::default()
+        },
+    );
+    assert!(cdnlake(tmp.path(), &["convert", log.to_str().unwrap()])
+        .status
+        .success());
     (tmp, log)
 }
 
@@ -33,30 +41,54 @@ fn truncated_gzip() {
     let data = std::fs::read(&log).unwrap();
     let bad = tmp.path().join("t.example.com_2024_03_05_0800_0900.gz");
     std::fs::write(&bad, &data[..data.len() * 2 / 3]).unwrap();
-    assert_fails_cleanly(tmp.path(), "t.example.com_2024_03_05_0800_0900.gz", "truncated gzip");
+    assert_fails_cleanly(
+        tmp.path(),
+        "t.example.com_2024_03_05_0800_0900.gz",
+        "truncated gzip",
+    );
     // A truncated copy of a file already in the lake leaves the earlier result intact too.
     std::fs::write(&log, &data[..data.len() - 8]).unwrap();
-    assert_fails_cleanly(tmp.path(), log.file_name().unwrap().to_str().unwrap(), "truncated gzip");
+    assert_fails_cleanly(
+        tmp.path(),
+        log.file_name().unwrap().to_str().unwrap(),
+        "truncated gzip",
+    );
 }
 
 #[test]
 fn not_gzip() {
     let (tmp, _) = lake_with_one_file();
-    std::fs::write(tmp.path().join("n.example.com_2024_03_05_0800_0900.gz"), "hello, not gzip\n").unwrap();
-    assert_fails_cleanly(tmp.path(), "n.example.com_2024_03_05_0800_0900.gz", "not a gzip file");
+    std::fs::write(
+        tmp.path().join("n.example.com_2024_03_05_0800_0900.gz"),
+        "hello, not gzip\n",
+    )
+    .unwrap();
+    assert_fails_cleanly(
+        tmp.path(),
+        "n.example.com_2024_03_05_0800_0900.gz",
+        "not a gzip file",
+    );
 }
 
 #[test]
 fn empty_file() {
     let (tmp, _) = lake_with_one_file();
     std::fs::write(tmp.path().join("e.example.com_2024_03_05_0800_0900.gz"), "").unwrap();
-    assert_fails_cleanly(tmp.path(), "e.example.com_2024_03_05_0800_0900.gz", "empty file");
+    assert_fails_cleanly(
+        tmp.path(),
+        "e.example.com_2024_03_05_0800_0900.gz",
+        "empty file",
+    );
 }
 
 #[test]
 fn missing_file() {
     let (tmp, _) = lake_with_one_file();
-    assert_fails_cleanly(tmp.path(), "m.example.com_2024_03_05_0800_0900.gz", "No such file");
+    assert_fails_cleanly(
+        tmp.path(),
+        "m.example.com_2024_03_05_0800_0900.gz",
+        "No such file",
+    );
 }
 
 #[test]
@@ -74,14 +106,21 @@ fn corrupt_gzip_body() {
     for b in &mut data[mid..mid + 64] {
         *b ^= 0x5a;
     }
-    std::fs::write(tmp.path().join("c.example.com_2024_03_05_0800_0900.gz"), data).unwrap();
+    std::fs::write(
+        tmp.path().join("c.example.com_2024_03_05_0800_0900.gz"),
+        data,
+    )
+    .unwrap();
     assert_fails_cleanly(tmp.path(), "c.example.com_2024_03_05_0800_0900.gz", "gzip");
 }
 
 #[test]
 fn bad_flags_are_clear() {
     let tmp = tempfile::tempdir().unwrap();
-    let o = cdnlake(tmp.path(), &["convert", "x.gz", "--partition-tz", "Asia/Shanghai"]);
+    let o = cdnlake(
+        tmp.path(),
+        &["convert", "x.gz", "--partition-tz", "Asia/Shanghai"],
+    );
     assert!(!o.status.success());
     assert!(stderr(&o).contains("--partition-tz"), "{}", stderr(&o));
     let o = cdnlake(tmp.path(), &["convert", "x.gz", "--dest", "ftp://x/y"]);

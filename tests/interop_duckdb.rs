@@ -20,7 +20,10 @@ fn duckdb_check(dir: &Path, lake: &str, rows: bool) -> Value {
     std::fs::write(&views, &ddl.stdout).unwrap();
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/duckdb_check.py");
     let mut cmd = Command::new("python3");
-    cmd.arg(&script).arg(&views).arg(dir.join(lake)).current_dir(dir);
+    cmd.arg(&script)
+        .arg(&views)
+        .arg(dir.join(lake))
+        .current_dir(dir);
     if rows {
         cmd.arg("--rows");
     }
@@ -36,7 +39,12 @@ fn duckdb_check(dir: &Path, lake: &str, rows: bool) -> Value {
 #[test]
 fn duckdb_aggregates_equal_what_was_generated() {
     let tmp = tempfile::tempdir().unwrap();
-    let opts = GenOptions { lines: 20_000, bad_fraction: 0.005, seed: 42, ..GenOptions::default() };
+    let opts = GenOptions {
+        lines: 20_000,
+        bad_fraction: 0.005,
+        seed: 42,
+        ..GenOptions::default()
+    };
     let (log, s) = gen_gz(tmp.path(), &opts);
     let o = cdnlake(tmp.path(), &["convert", log.to_str().unwrap(), "--json"]);
     assert!(o.status.success(), "{}", stderr(&o));
@@ -44,19 +52,43 @@ fn duckdb_aggregates_equal_what_was_generated() {
     let d = duckdb_check(tmp.path(), "lake", false);
 
     assert_eq!(d["rows"], s.rows);
-    assert_eq!(d["rows"].as_u64().unwrap(), r["lines"].as_u64().unwrap() - r["rejected"].as_u64().unwrap() - r["empty"].as_u64().unwrap());
-    assert_eq!(d["distinct_lines"], s.rows, "(source_file, line_number) is unique");
+    assert_eq!(
+        d["rows"].as_u64().unwrap(),
+        r["lines"].as_u64().unwrap()
+            - r["rejected"].as_u64().unwrap()
+            - r["empty"].as_u64().unwrap()
+    );
+    assert_eq!(
+        d["distinct_lines"], s.rows,
+        "(source_file, line_number) is unique"
+    );
     assert_eq!(d["sum_response_bytes"], s.sum_response_bytes);
     let m = |v: &Value| -> Vec<(String, u64)> {
-        v.as_object().unwrap().iter().map(|(k, v)| (k.clone(), v.as_u64().unwrap())).collect()
+        v.as_object()
+            .unwrap()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.as_u64().unwrap()))
+            .collect()
     };
-    let want_status: Vec<(String, u64)> = s.per_status.iter().map(|(k, v)| (k.to_string(), *v)).collect();
+    let want_status: Vec<(String, u64)> = s
+        .per_status
+        .iter()
+        .map(|(k, v)| (k.to_string(), *v))
+        .collect();
     let mut got_status = m(&d["per_status"]);
     got_status.sort_by_key(|(k, _)| k.parse::<i32>().unwrap());
     assert_eq!(got_status, want_status);
-    let want_cache: Vec<(String, u64)> = s.per_cache_status.iter().map(|(k, v)| (k.clone(), *v)).collect();
+    let want_cache: Vec<(String, u64)> = s
+        .per_cache_status
+        .iter()
+        .map(|(k, v)| (k.clone(), *v))
+        .collect();
     assert_eq!(m(&d["per_cache_status"]), want_cache);
-    let want_parts: Vec<(String, u64)> = s.per_partition.iter().map(|(k, v)| (k.clone(), *v)).collect();
+    let want_parts: Vec<(String, u64)> = s
+        .per_partition
+        .iter()
+        .map(|(k, v)| (k.clone(), *v))
+        .collect();
     assert_eq!(m(&d["per_partition"]), want_parts);
 
     // The rejects are exactly the malformed lines the generator injected.
@@ -65,17 +97,36 @@ fn duckdb_aggregates_equal_what_was_generated() {
         log.file_name().unwrap().to_str().unwrap().replace(".gz", ".json")
     )))
     .unwrap();
-    let numbers: Vec<u64> = rejects.lines().map(|l| serde_json::from_str::<Value>(l).unwrap()["line_number"].as_u64().unwrap()).collect();
+    let numbers: Vec<u64> = rejects
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["line_number"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
     assert_eq!(numbers, s.rejected_lines);
 
     // Types: signed only, time as INT64 micros adjusted to UTC, status INT32.
     for col in d["schema"].as_array().unwrap() {
-        let (name, ty, conv, logical) = (col[0].as_str().unwrap(), col[1].as_str().unwrap(), col[2].as_str().unwrap(), col[3].as_str().unwrap());
-        assert!(!conv.starts_with("UINT") && !logical.contains("isSigned=0"), "{name}: unsigned {conv} {logical}");
+        let (name, ty, conv, logical) = (
+            col[0].as_str().unwrap(),
+            col[1].as_str().unwrap(),
+            col[2].as_str().unwrap(),
+            col[3].as_str().unwrap(),
+        );
+        assert!(
+            !conv.starts_with("UINT") && !logical.contains("isSigned=0"),
+            "{name}: unsigned {conv} {logical}"
+        );
         match name {
             "time" => {
                 assert_eq!(ty, "INT64");
-                assert!(logical.contains("isAdjustedToUTC=1") && logical.contains("MICROS=MicroSeconds()"), "{logical}");
+                assert!(
+                    logical.contains("isAdjustedToUTC=1")
+                        && logical.contains("MICROS=MicroSeconds()"),
+                    "{logical}"
+                );
             }
             "status" => assert_eq!(ty, "INT32"),
             _ => assert!(ty == "INT64" || ty == "BYTE_ARRAY", "{name}: {ty}"),
@@ -89,13 +140,34 @@ fn every_quirk_round_trips_exactly_through_duckdb() {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/quirks.log");
     let text = std::fs::read(&src).unwrap();
     std::fs::write(tmp.path().join("quirks.log.gz"), gzip(&text)).unwrap();
-    let o = cdnlake(tmp.path(), &["convert", "quirks.log.gz", "--domain", "quirks.example.com", "--json"]);
+    let o = cdnlake(
+        tmp.path(),
+        &[
+            "convert",
+            "quirks.log.gz",
+            "--domain",
+            "quirks.example.com",
+            "--json",
+        ],
+    );
     assert!(o.status.success(), "{}", stderr(&o));
     let r = &reports(&o)[0];
-    assert_eq!((r["lines"].as_u64(), r["rejected"].as_u64(), r["empty"].as_u64()), (Some(11), Some(2), Some(1)));
+    assert_eq!(
+        (
+            r["lines"].as_u64(),
+            r["rejected"].as_u64(),
+            r["empty"].as_u64()
+        ),
+        (Some(11), Some(2), Some(1))
+    );
 
     let d = duckdb_check(tmp.path(), "lake", true);
-    let cols: Vec<&str> = d["columns"].as_array().unwrap().iter().map(|c| c.as_str().unwrap()).collect();
+    let cols: Vec<&str> = d["columns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap())
+        .collect();
     let rows = d["rows_detail"].as_array().unwrap();
     let text = String::from_utf8(text).unwrap();
     let expected: Vec<(usize, _)> = text
@@ -132,7 +204,11 @@ fn every_quirk_round_trips_exactly_through_duckdb() {
         assert_eq!(get("domain"), "quirks.example.com");
     }
     // Spot checks against the raw text, independent of the parser.
-    let by_line = |n: u64| rows.iter().find(|r| r[cols.iter().position(|x| *x == "line_number").unwrap()] == n).unwrap();
+    let by_line = |n: u64| {
+        rows.iter()
+            .find(|r| r[cols.iter().position(|x| *x == "line_number").unwrap()] == n)
+            .unwrap()
+    };
     let col = |c: &str| cols.iter().position(|x| *x == c).unwrap();
     assert_eq!(by_line(2)[col("response_bytes")], 5_000_000_000u64);
     assert_eq!(by_line(2)[col("content_type")], " ");

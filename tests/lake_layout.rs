@@ -2,13 +2,17 @@
 
 mod common;
 
-use common::*;
 use cdnlake::gen::GenOptions;
+use common::*;
 
 #[test]
 fn convert_writes_the_design_layout_and_manifest() {
     let tmp = tempfile::tempdir().unwrap();
-    let opts = GenOptions { lines: 4000, bad_fraction: 0.01, ..GenOptions::default() };
+    let opts = GenOptions {
+        lines: 4000,
+        bad_fraction: 0.01,
+        ..GenOptions::default()
+    };
     let (log, summary) = gen_gz(tmp.path(), &opts);
     let o = cdnlake(tmp.path(), &["convert", log.to_str().unwrap(), "--json"]);
     assert!(o.status.success(), "{}", stderr(&o));
@@ -33,24 +37,43 @@ fn convert_writes_the_design_layout_and_manifest() {
         ]
     );
     // The raw dump is the delivered file, byte for byte.
-    let raw = std::fs::read(tmp.path().join(format!("lake/raw/cdn.example.com/2024_03_05/{stem}.gz"))).unwrap();
+    let raw = std::fs::read(
+        tmp.path()
+            .join(format!("lake/raw/cdn.example.com/2024_03_05/{stem}.gz")),
+    )
+    .unwrap();
     assert_eq!(raw, std::fs::read(&log).unwrap());
 
     let m: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(tmp.path().join(format!("lake/_manifests/cdn.example.com/2024_03_05/{stem}.json"))).unwrap(),
+        &std::fs::read(tmp.path().join(format!(
+            "lake/_manifests/cdn.example.com/2024_03_05/{stem}.json"
+        )))
+        .unwrap(),
     )
     .unwrap();
     let lines = m["lines"].as_u64().unwrap();
-    assert_eq!(lines, m["rows"].as_u64().unwrap() + m["rejected"].as_u64().unwrap() + m["empty"].as_u64().unwrap());
+    assert_eq!(
+        lines,
+        m["rows"].as_u64().unwrap()
+            + m["rejected"].as_u64().unwrap()
+            + m["empty"].as_u64().unwrap()
+    );
     assert_eq!(m["source"]["bytes"].as_u64().unwrap(), raw.len() as u64);
     assert_eq!(m["objects"].as_array().unwrap().len(), 4);
     assert_eq!(m["partitions"].as_array().unwrap().len(), 2);
 
     // Rejects: one JSON record per malformed line, with the line number the generator knows.
-    let rejects = std::fs::read_to_string(tmp.path().join(format!("lake/rejects/cdn.example.com/2024_03_05/{stem}.jsonl"))).unwrap();
+    let rejects = std::fs::read_to_string(tmp.path().join(format!(
+        "lake/rejects/cdn.example.com/2024_03_05/{stem}.jsonl"
+    )))
+    .unwrap();
     let numbers: Vec<u64> = rejects
         .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["line_number"].as_u64().unwrap())
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["line_number"]
+                .as_u64()
+                .unwrap()
+        })
         .collect();
     assert_eq!(numbers, summary.rejected_lines);
 }
@@ -58,45 +81,89 @@ fn convert_writes_the_design_layout_and_manifest() {
 #[test]
 fn rerun_is_idempotent_and_removes_stale_keys() {
     let tmp = tempfile::tempdir().unwrap();
-    let opts = GenOptions { lines: 3000, bad_fraction: 0.01, ..GenOptions::default() };
+    let opts = GenOptions {
+        lines: 3000,
+        bad_fraction: 0.01,
+        ..GenOptions::default()
+    };
     let (log, _) = gen_gz(tmp.path(), &opts);
     let arg = log.to_str().unwrap();
     assert!(cdnlake(tmp.path(), &["convert", arg]).status.success());
     let first = snapshot(&tmp.path().join("lake"));
     let o = cdnlake(tmp.path(), &["convert", arg, "--json"]);
     assert!(o.status.success());
-    assert_eq!(snapshot(&tmp.path().join("lake")), first, "a re-run rewrites identical objects");
+    assert_eq!(
+        snapshot(&tmp.path().join("lake")),
+        first,
+        "a re-run rewrites identical objects"
+    );
 
     // The same file name delivered again with different content: one hour, no bad lines.
-    let opts2 = GenOptions { lines: 500, span_secs: 60, seed: 7, ..GenOptions::default() };
+    let opts2 = GenOptions {
+        lines: 500,
+        span_secs: 60,
+        seed: 7,
+        ..GenOptions::default()
+    };
     let (log2, s2) = gen_gz(tmp.path(), &opts2);
     assert_eq!(log2, log);
     let o = cdnlake(tmp.path(), &["convert", arg, "--json"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let r = &reports(&o)[0];
     assert_eq!(r["rows"], s2.rows);
-    let removed: Vec<&str> = r["removed"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+    let removed: Vec<&str> = r["removed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
     assert_eq!(removed.len(), 2, "{removed:?}");
     assert!(removed.iter().any(|k| k.contains("hour=09")));
     assert!(removed.iter().any(|k| k.starts_with("rejects/")));
     let now: Vec<String> = snapshot(&tmp.path().join("lake")).into_keys().collect();
     assert_eq!(now.len(), 3, "{now:?}");
-    assert!(now.iter().all(|k| !k.contains("hour=09") && !k.starts_with("rejects/")));
+    assert!(now
+        .iter()
+        .all(|k| !k.contains("hour=09") && !k.starts_with("rejects/")));
 }
 
 #[test]
 fn domain_flag_and_plain_text_input() {
     let tmp = tempfile::tempdir().unwrap();
     let mut text = Vec::new();
-    let s = cdnlake::gen::generate(&GenOptions { lines: 200, ..GenOptions::default() }, &mut text).unwrap();
+    let s = cdnlake::gen::generate(
+        &GenOptions {
+            lines: 200,
+            ..GenOptions::default()
+        },
+        &mut text,
+    )
+    .unwrap();
     let log = tmp.path().join("access.log");
     std::fs::write(&log, text).unwrap();
-    let o = cdnlake(tmp.path(), &["convert", "access.log", "--domain", "plain.example.com", "--dest", "out", "--json"]);
+    let o = cdnlake(
+        tmp.path(),
+        &[
+            "convert",
+            "access.log",
+            "--domain",
+            "plain.example.com",
+            "--dest",
+            "out",
+            "--json",
+        ],
+    );
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(reports(&o)[0]["rows"], s.rows);
     let files: Vec<String> = snapshot(&tmp.path().join("out")).into_keys().collect();
-    assert!(files.contains(&"raw/plain.example.com/undated/access.log".to_string()), "{files:?}");
-    assert!(files.contains(&"_manifests/plain.example.com/undated/access.log.json".to_string()), "{files:?}");
+    assert!(
+        files.contains(&"raw/plain.example.com/undated/access.log".to_string()),
+        "{files:?}"
+    );
+    assert!(
+        files.contains(&"_manifests/plain.example.com/undated/access.log.json".to_string()),
+        "{files:?}"
+    );
 }
 
 #[test]
@@ -104,12 +171,33 @@ fn a_folder_converts_every_log_and_partition_tz_moves_hours() {
     let tmp = tempfile::tempdir().unwrap();
     let logs = tmp.path().join("logs");
     std::fs::create_dir(&logs).unwrap();
-    gen_gz(&logs, &GenOptions { lines: 100, ..GenOptions::default() });
-    gen_gz(&logs, &GenOptions { lines: 100, domain: "b.example.com".into(), ..GenOptions::default() });
-    let o = cdnlake(tmp.path(), &["convert", "logs", "--partition-tz", "UTC", "--json"]);
+    gen_gz(
+        &logs,
+        &GenOptions {
+            lines: 100,
+            ..GenOptions::default()
+        },
+    );
+    gen_gz(
+        &logs,
+        &GenOptions {
+            lines: 100,
+            domain: "b.example.com".into(),
+            ..GenOptions::default()
+        },
+    );
+    let o = cdnlake(
+        tmp.path(),
+        &["convert", "logs", "--partition-tz", "UTC", "--json"],
+    );
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(reports(&o).len(), 2);
     let files: Vec<String> = snapshot(&tmp.path().join("lake")).into_keys().collect();
     // 08:30+08:00 is 00:30 UTC.
-    assert!(files.iter().any(|f| f.starts_with("access/domain=b.example.com/dt=2024-03-05/hour=00/")), "{files:?}");
+    assert!(
+        files
+            .iter()
+            .any(|f| f.starts_with("access/domain=b.example.com/dt=2024-03-05/hour=00/")),
+        "{files:?}"
+    );
 }

@@ -66,18 +66,33 @@ impl Manifest {
 /// Reads every manifest under the destination (for partition registration and reports).
 pub async fn list_manifests(lake: &super::store::Lake) -> crate::Result<Vec<Manifest>> {
     use futures::TryStreamExt;
-    let prefix = object_store::path::Path::from_iter(lake.prefix.parts().chain(std::iter::once("_manifests".into())));
+    let prefix = object_store::path::Path::from_iter(
+        lake.prefix
+            .parts()
+            .chain(std::iter::once("_manifests".into())),
+    );
     let metas: Vec<object_store::ObjectMeta> = lake
         .store
         .list(Some(&prefix))
         .try_collect()
         .await
-        .map_err(|source| crate::Error::Store { op: "list", key: prefix.to_string(), source })?;
+        .map_err(|source| crate::Error::Store {
+        op: "list",
+        key: prefix.to_string(),
+        source,
+    })?;
     let mut out = Vec::new();
-    for m in metas.into_iter().filter(|m| m.location.as_ref().ends_with(".json")) {
+    for m in metas
+        .into_iter()
+        .filter(|m| m.location.as_ref().ends_with(".json"))
+    {
         if let Some(bytes) = lake.get_opt(&m.location).await? {
-            let man = serde_json::from_slice::<Manifest>(&bytes)
-                .map_err(|source| crate::Error::Json { what: format!("manifest {}", m.location), source })?;
+            let man = serde_json::from_slice::<Manifest>(&bytes).map_err(|source| {
+                crate::Error::Json {
+                    what: format!("manifest {}", m.location),
+                    source,
+                }
+            })?;
             out.push(man);
         }
     }

@@ -51,7 +51,9 @@ pub fn gzip(data: &[u8]) -> Vec<u8> {
 pub fn snapshot(root: &Path) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
     fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, String>) {
-        let Ok(rd) = std::fs::read_dir(dir) else { return };
+        let Ok(rd) = std::fs::read_dir(dir) else {
+            return;
+        };
         for e in rd.flatten() {
             let p = e.path();
             if p.is_dir() {
@@ -68,5 +70,8 @@ pub fn snapshot(root: &Path) -> BTreeMap<String, String> {
 
 /// Parses the `--json` report lines of a convert.
 pub fn reports(o: &Output) -> Vec<serde_json::Value> {
-    stdout(o).lines().map(|l| serde_json::from_str(l).expect("report is JSON")).collect()
+    stdout(o)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("report is JSON"))
+        .collect()
 }

@@ -1,0 +1,59 @@
+//! DDL snapshots: the generated SQL is reviewed in `tests/snapshots/`. After an intended change,
+//! regenerate with `UPDATE_SNAPSHOTS=1 cargo test --test ddl` and review the diff.
+
+use cdnlake::ddl;
+
+fn check(name: &str, got: &str) {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/snapshots")
+        .join(name);
+    if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
+        std::fs::write(&path, got).unwrap();
+    }
+    let want = std::fs::read_to_string(&path).unwrap_or_default();
+    assert_eq!(
+        got, want,
+        "{name} changed; run UPDATE_SNAPSHOTS=1 cargo test --test ddl and review"
+    );
+}
+
+#[test]
+fn duckdb_views() {
+    check("duckdb.sql", &ddl::duckdb("/data/lake"));
+}
+
+#[test]
+fn maxcompute_tables() {
+    check(
+        "maxcompute.sql",
+        &ddl::maxcompute(
+            "oss://my-bucket/cdn/lake",
+            Some("oss-cn-shanghai-internal.aliyuncs.com"),
+        ),
+    );
+}
+
+#[test]
+fn maxcompute_partitions() {
+    check(
+        "maxcompute_partitions.sql",
+        &ddl::maxcompute_partitions([
+            (
+                "access",
+                vec![
+                    ("domain", "a.example.com".to_string()),
+                    ("dt", "2024-03-05".into()),
+                    ("hour", "08".into()),
+                ],
+            ),
+            (
+                "access",
+                vec![
+                    ("domain", "a.example.com".to_string()),
+                    ("dt", "2024-03-05".into()),
+                    ("hour", "09".into()),
+                ],
+            ),
+        ]),
+    );
+}

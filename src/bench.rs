@@ -53,9 +53,13 @@ pub struct BenchReport {
 
 /// CPU seconds used by this process so far (user + system), from /proc (Linux); 0 elsewhere.
 pub fn cpu_seconds() -> f64 {
-    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else { return 0.0 };
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return 0.0;
+    };
     // Fields after the command name (which is in parentheses and may hold spaces).
-    let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else { return 0.0 };
+    let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
+        return 0.0;
+    };
     let f: Vec<&str> = rest.split_whitespace().collect();
     let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
     // utime and stime are fields 14 and 15 of the full line: 11 and 12 after ')'.
@@ -67,14 +71,21 @@ pub fn peak_rss_mib() -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse::<f64>().ok()))
+            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| {
+                l.split_whitespace()
+                    .nth(1)
+                    .and_then(|v| v.parse::<f64>().ok())
+            })
         })
         .map_or(0.0, |kb| kb / 1024.0)
 }
 
-fn stage(name: &'static str, bytes: u64, lines: u64, f: impl FnOnce() -> Result<()>) -> Result<Stage> {
+fn stage(
+    name: &'static str,
+    bytes: u64,
+    lines: u64,
+    f: impl FnOnce() -> Result<()>,
+) -> Result<Stage> {
     let cpu0 = cpu_seconds();
     let t = Instant::now();
     f()?;
@@ -91,7 +102,10 @@ fn stage(name: &'static str, bytes: u64, lines: u64, f: impl FnOnce() -> Result<
 }
 
 fn io(path: &Path) -> impl Fn(std::io::Error) -> Error + '_ {
-    move |source| Error::Io { path: path.to_path_buf(), source }
+    move |source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 /// Runs every stage on `path` (a `.gz` log). `sample_limit` caps the decompressed bytes kept in
@@ -128,7 +142,8 @@ pub fn run(path: &Path, rt: &Handle, sample_limit: usize) -> Result<BenchReport>
     // Gunzip alone.
     let gunzip = stage("gunzip", total, r.lines, || {
         let f = std::fs::File::open(path).map_err(io(path))?;
-        let mut d = flate2::read::MultiGzDecoder::new(std::io::BufReader::with_capacity(256 * 1024, f));
+        let mut d =
+            flate2::read::MultiGzDecoder::new(std::io::BufReader::with_capacity(256 * 1024, f));
         let mut buf = vec![0u8; 256 * 1024];
         while d.read(&mut buf).map_err(io(path))? > 0 {}
         Ok(())
@@ -164,20 +179,47 @@ pub fn run(path: &Path, rt: &Handle, sample_limit: usize) -> Result<BenchReport>
     })?;
     let mut parsed = Vec::new();
     let parse_n = stage("parse (all cores)", sample_bytes, sample_lines, || {
-        parsed = blocks.par_iter().map(|b| parse_block(b, 1, "bench", &schema, &bo)).collect();
+        parsed = blocks
+            .par_iter()
+            .map(|b| parse_block(b, 1, "bench", &schema, &bo))
+            .collect();
         Ok(())
     })?;
-    let props = writer_properties(&ACCESS, &ParquetOptions::default())?;
+    let props = writer_properties(
+        &ACCESS,
+        &ParquetOptions {
+            no_statistics: crate::access::schema::FREE_TEXT,
+            ..ParquetOptions::default()
+        },
+    )?;
     let mut parquet_bytes = 0;
-    let encode = stage("encode (Arrow -> zstd Parquet)", sample_bytes, sample_lines, || {
-        let mut w = parquet::arrow::ArrowWriter::try_new(Vec::new(), schema.clone(), Some(props))
-            .map_err(|source| Error::Parquet { key: "bench".into(), source })?;
-        for p in parsed.iter().flat_map(|p| &p.parts) {
-            w.write(&p.batch).map_err(|source| Error::Parquet { key: "bench".into(), source })?;
-        }
-        parquet_bytes = w.into_inner().map_err(|source| Error::Parquet { key: "bench".into(), source })?.len() as u64;
-        Ok(())
-    })?;
+    let encode = stage(
+        "encode (Arrow -> zstd Parquet)",
+        sample_bytes,
+        sample_lines,
+        || {
+            let mut w =
+                parquet::arrow::ArrowWriter::try_new(Vec::new(), schema.clone(), Some(props))
+                    .map_err(|source| Error::Parquet {
+                        key: "bench".into(),
+                        source,
+                    })?;
+            for p in parsed.iter().flat_map(|p| &p.parts) {
+                w.write(&p.batch).map_err(|source| Error::Parquet {
+                    key: "bench".into(),
+                    source,
+                })?;
+            }
+            parquet_bytes = w
+                .into_inner()
+                .map_err(|source| Error::Parquet {
+                    key: "bench".into(),
+                    source,
+                })?
+                .len() as u64;
+            Ok(())
+        },
+    )?;
     let _ = report;
     Ok(BenchReport {
         file: path.display().to_string(),

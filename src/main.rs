@@ -245,16 +245,23 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Bench { log, lines, json } => {
             let rt = runtime()?;
-            let tmp = std::env::temp_dir().join(format!("cdnlake-bench-log-{}", std::process::id()));
+            let tmp =
+                std::env::temp_dir().join(format!("cdnlake-bench-log-{}", std::process::id()));
             let path = match log {
                 Some(p) => p,
                 None => {
                     std::fs::create_dir_all(&tmp)?;
-                    let opts = GenOptions { lines, ..GenOptions::default() };
+                    let opts = GenOptions {
+                        lines,
+                        ..GenOptions::default()
+                    };
                     let p = tmp.join(cdn_file_name(&opts));
                     eprintln!("generating {lines} lines into {} ...", p.display());
                     let f = std::fs::File::create(&p)?;
-                    let mut gz = flate2::write::GzEncoder::new(std::io::BufWriter::new(f), flate2::Compression::default());
+                    let mut gz = flate2::write::GzEncoder::new(
+                        std::io::BufWriter::new(f),
+                        flate2::Compression::default(),
+                    );
                     generate(&opts, &mut gz)?;
                     gz.finish()?.flush()?;
                     p
@@ -273,9 +280,15 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     r.bytes_decompressed as f64 / 1e6,
                     r.threads
                 );
-                println!("{:<32} {:>10} {:>14} {:>8}", "stage", "MB/s", "lines/s", "cores");
+                println!(
+                    "{:<32} {:>10} {:>14} {:>8}",
+                    "stage", "MB/s", "lines/s", "cores"
+                );
                 for s in &r.stages {
-                    println!("{:<32} {:>10.1} {:>14.0} {:>8.2}", s.name, s.mb_per_s, s.lines_per_s, s.cores_used);
+                    println!(
+                        "{:<32} {:>10.1} {:>14.0} {:>8.2}",
+                        s.name, s.mb_per_s, s.lines_per_s, s.cores_used
+                    );
                 }
                 println!(
                     "peak memory (end to end): {:.0} MiB; Parquet written: {:.1} MB ({:.2}x the .gz)",

@@ -223,7 +223,13 @@ pub fn convert_reader(
         rt,
         layout,
         opts,
-        props: writer_properties(&ACCESS, &opts.parquet)?,
+        props: writer_properties(
+            &ACCESS,
+            &ParquetOptions {
+                no_statistics: crate::access::schema::FREE_TEXT,
+                ..opts.parquet.clone()
+            },
+        )?,
         schema: schema.clone(),
         partitions: BTreeMap::new(),
         rejects: RejectWriter::new(layout.rejects()),

@@ -36,6 +36,8 @@ pub struct Stage {
     pub lines_per_s: f64,
     /// CPU seconds per wall second over the stage.
     pub cores_used: f64,
+    /// MB per CPU second: the cost per byte, steadier than MB/s on a busy machine.
+    pub mb_per_cpu_s: f64,
 }
 
 /// The whole bench report.
@@ -98,6 +100,7 @@ fn stage(
         mb_per_s: bytes as f64 / 1e6 / seconds,
         lines_per_s: lines as f64 / seconds,
         cores_used: (cpu_seconds() - cpu0) / seconds,
+        mb_per_cpu_s: bytes as f64 / 1e6 / (cpu_seconds() - cpu0).max(0.01),
     })
 }
 
@@ -137,6 +140,7 @@ pub fn run(path: &Path, rt: &Handle, sample_limit: usize) -> Result<BenchReport>
         mb_per_s: total as f64 / 1e6 / e2e_secs,
         lines_per_s: r.lines as f64 / e2e_secs,
         cores_used: e2e_cores,
+        mb_per_cpu_s: total as f64 / 1e6 / (e2e_cores * e2e_secs).max(0.01),
     };
 
     // Gunzip alone.

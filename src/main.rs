@@ -281,13 +281,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     r.threads
                 );
                 println!(
-                    "{:<32} {:>10} {:>14} {:>8}",
-                    "stage", "MB/s", "lines/s", "cores"
+                    "{:<32} {:>10} {:>14} {:>8} {:>10}",
+                    "stage", "MB/s", "lines/s", "cores", "MB/cpu-s"
                 );
                 for s in &r.stages {
                     println!(
-                        "{:<32} {:>10.1} {:>14.0} {:>8.2}",
-                        s.name, s.mb_per_s, s.lines_per_s, s.cores_used
+                        "{:<32} {:>10.1} {:>14.0} {:>8.2} {:>10.1}",
+                        s.name, s.mb_per_s, s.lines_per_s, s.cores_used, s.mb_per_cpu_s
                     );
                 }
                 println!(

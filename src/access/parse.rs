@@ -180,34 +180,47 @@ impl<'a> Cursor<'a> {
         }
     }
 
-    /// A bare token up to the next space (or the end of the line).
+    /// A bare token up to the next space (or the end of the line). Tokens are short (an IP, a
+    /// cache status), where a plain loop beats memchr's setup.
     #[inline]
     fn token(&mut self, field: u8) -> Result<&'a str, LineError> {
-        let rest = &self.bytes()[self.pos..];
-        let len = memchr::memchr(b' ', rest).unwrap_or(rest.len());
-        if len == 0 {
+        let b = self.bytes();
+        let start = self.pos;
+        let mut i = start;
+        while i < b.len() && b[i] != b' ' {
+            i += 1;
+        }
+        if i == start {
             return Err(err(field, RejectKind::MissingField));
         }
-        let t = &self.s[self.pos..self.pos + len];
-        self.pos += len;
-        Ok(t)
+        self.pos = i;
+        Ok(&self.s[start..i])
     }
 
-    /// A non-negative decimal integer token.
+    /// A non-negative decimal integer token (at most 18 digits, so it cannot overflow `i64`).
     #[inline]
     fn int(&mut self, field: u8) -> Result<i64, LineError> {
-        let t = self.token(field)?.as_bytes();
-        if t.len() > 18 {
-            return Err(err(field, RejectKind::BadNumber));
-        }
+        let b = self.bytes();
+        let start = self.pos;
+        let mut i = start;
         let mut v: i64 = 0;
-        for &b in t {
-            if !b.is_ascii_digit() {
+        while i < b.len() && b[i].is_ascii_digit() {
+            if i - start == 18 {
                 return Err(err(field, RejectKind::BadNumber));
             }
-            v = v * 10 + i64::from(b - b'0');
+            v = v * 10 + i64::from(b[i] - b'0');
+            i += 1;
         }
-        Ok(v)
+        match b.get(i) {
+            _ if i == start && matches!(b.get(i), None | Some(b' ')) => {
+                Err(err(field, RejectKind::MissingField))
+            }
+            None | Some(b' ') if i > start => {
+                self.pos = i;
+                Ok(v)
+            }
+            _ => Err(err(field, RejectKind::BadNumber)),
+        }
     }
 
     /// A `"..."` field; returns the inside, escapes left as logged.
@@ -256,23 +269,23 @@ fn dash_none(s: &str) -> Option<&str> {
 #[inline]
 pub fn split_url(url: &str) -> (Option<&str>, Option<&str>, &str, Option<&str>) {
     let b = url.as_bytes();
-    let (scheme, host, rest_start) = match memchr::memmem::find(b, b"://") {
-        // A scheme is letters, digits, '+', '-', '.' and appears before any '/' or '?'.
-        Some(i)
-            if i > 0
-                && b[..i]
-                    .iter()
-                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'+' | b'-' | b'.')) =>
-        {
-            let host_start = i + 3;
-            let host_len = b[host_start..]
-                .iter()
-                .position(|&c| c == b'/' || c == b'?')
-                .unwrap_or(b.len() - host_start);
-            let host_end = host_start + host_len;
-            (Some(&url[..i]), Some(&url[host_start..host_end]), host_end)
+    // Most URLs are either a bare path or `scheme://host...`; a scheme is letters, digits, '+',
+    // '-', '.' directly followed by "://".
+    let mut i = 0;
+    if b.first() != Some(&b'/') {
+        while i < b.len() && (b[i].is_ascii_alphanumeric() || matches!(b[i], b'+' | b'-' | b'.')) {
+            i += 1;
         }
-        _ => (None, None, 0),
+    }
+    let (scheme, host, rest_start) = if i > 0 && b[i..].starts_with(b"://") {
+        let host_start = i + 3;
+        let mut host_end = host_start;
+        while host_end < b.len() && b[host_end] != b'/' && b[host_end] != b'?' {
+            host_end += 1;
+        }
+        (Some(&url[..i]), Some(&url[host_start..host_end]), host_end)
+    } else {
+        (None, None, 0)
     };
     let rest = &url[rest_start..];
     match memchr::memchr(b'?', rest.as_bytes()) {

@@ -3,10 +3,13 @@
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use object_store::path::Path;
+use parquet::arrow::arrow_writer::{compute_leaves, ArrowColumnWriter, ArrowRowGroupWriterFactory};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::{EnabledStatistics, WriterProperties, WriterVersion};
+use parquet::file::writer::SerializedFileWriter;
 use parquet::schema::types::ColumnPath;
+use rayon::prelude::*;
 use tokio::runtime::Handle;
 
 use super::store::{Lake, ObjectSink};
@@ -66,8 +69,19 @@ pub fn writer_properties(table: &Table, opts: &ParquetOptions) -> Result<WriterP
 
 /// An open Parquet file: the encoder and the upload under it. Nothing is visible until
 /// [`finish`](PartFile::finish) and then [`ObjectSink::complete`].
+///
+/// Columns are encoded in parallel on the rayon pool (one task per column per batch): encoding
+/// and compression cost more CPU than parsing, and a single encoder thread would leave the other
+/// core idle. The rayon pool is shared with the parsers, so the work balances itself.
 pub struct PartFile {
-    writer: ArrowWriter<ObjectSink>,
+    file: SerializedFileWriter<ObjectSink>,
+    factory: ArrowRowGroupWriterFactory,
+    schema: SchemaRef,
+    /// Column encoders of the open row group.
+    columns: Option<Vec<ArrowColumnWriter>>,
+    row_group: usize,
+    row_group_rows: usize,
+    max_row_group_rows: usize,
     pub key: Path,
     pub rows: u64,
 }
@@ -80,37 +94,132 @@ impl PartFile {
         props: WriterProperties,
         rt: &Handle,
     ) -> Result<PartFile> {
+        let perr = |source| Error::Parquet {
+            key: key.to_string(),
+            source,
+        };
+        let max_row_group_rows = props.max_row_group_row_count().unwrap_or(1 << 20).max(1);
         let sink = ObjectSink::create(lake, key.clone(), rt)?;
-        let writer =
-            ArrowWriter::try_new(sink, schema, Some(props)).map_err(|source| Error::Parquet {
-                key: key.to_string(),
-                source,
-            })?;
+        // ArrowWriter sets up the file (schema conversion, embedded Arrow schema); we then drive
+        // its lower-level parts ourselves to encode columns in parallel.
+        let (file, factory) = ArrowWriter::try_new(sink, schema.clone(), Some(props))
+            .and_then(ArrowWriter::into_serialized_writer)
+            .map_err(perr)?;
         Ok(PartFile {
-            writer,
+            file,
+            factory,
+            schema,
+            columns: None,
+            row_group: 0,
+            row_group_rows: 0,
+            max_row_group_rows,
             key,
             rows: 0,
         })
     }
 
-    pub fn write(&mut self, batch: &RecordBatch) -> Result<()> {
-        self.rows += batch.num_rows() as u64;
-        self.writer.write(batch).map_err(|source| Error::Parquet {
+    fn perr(&self) -> impl Fn(parquet::errors::ParquetError) -> Error + '_ {
+        move |source| Error::Parquet {
             key: self.key.to_string(),
             source,
-        })
+        }
     }
 
-    /// Bytes flushed plus bytes buffered in the open row group.
+    pub fn write(&mut self, batch: &RecordBatch) -> Result<()> {
+        let mut batch = batch.clone();
+        while batch.num_rows() > 0 {
+            let room = self.max_row_group_rows - self.row_group_rows;
+            let now = batch.slice(0, room.min(batch.num_rows()));
+            batch = batch.slice(now.num_rows(), batch.num_rows() - now.num_rows());
+            self.write_within_row_group(&now)?;
+            if self.row_group_rows >= self.max_row_group_rows {
+                self.flush_row_group()?;
+            }
+        }
+        Ok(())
+    }
+
+    fn write_within_row_group(&mut self, batch: &RecordBatch) -> Result<()> {
+        if self.columns.is_none() {
+            let cols = self
+                .factory
+                .create_column_writers(self.row_group)
+                .map_err(self.perr())?;
+            self.columns = Some(cols);
+        }
+        let mut leaves = Vec::with_capacity(batch.num_columns());
+        for (field, array) in self.schema.fields().iter().zip(batch.columns()) {
+            leaves.extend(compute_leaves(field, array).map_err(self.perr())?);
+        }
+        let key = &self.key;
+        if let Some(cols) = self.columns.as_mut() {
+            cols.par_iter_mut()
+                .zip(leaves.par_iter())
+                .try_for_each(|(w, leaf)| w.write(leaf))
+                .map_err(|source| Error::Parquet {
+                    key: key.to_string(),
+                    source,
+                })?;
+        }
+        self.row_group_rows += batch.num_rows();
+        self.rows += batch.num_rows() as u64;
+        Ok(())
+    }
+
+    /// Closes the open row group (columns in parallel) and appends it to the file.
+    fn flush_row_group(&mut self) -> Result<()> {
+        let Some(cols) = self.columns.take() else {
+            return Ok(());
+        };
+        let key = &self.key;
+        let chunks = cols
+            .into_par_iter()
+            .map(ArrowColumnWriter::close)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|source| Error::Parquet {
+                key: key.to_string(),
+                source,
+            })?;
+        let mut rg = self
+            .file
+            .next_row_group()
+            .map_err(|source| Error::Parquet {
+                key: key.to_string(),
+                source,
+            })?;
+        for chunk in chunks {
+            chunk
+                .append_to_row_group(&mut rg)
+                .map_err(|source| Error::Parquet {
+                    key: key.to_string(),
+                    source,
+                })?;
+        }
+        rg.close().map_err(|source| Error::Parquet {
+            key: key.to_string(),
+            source,
+        })?;
+        self.row_group += 1;
+        self.row_group_rows = 0;
+        Ok(())
+    }
+
+    /// Bytes flushed plus an estimate of the open row group's encoded size.
     pub fn size(&self) -> u64 {
-        (self.writer.bytes_written() + self.writer.in_progress_size()) as u64
+        let open: usize = self
+            .columns
+            .iter()
+            .flatten()
+            .map(ArrowColumnWriter::get_estimated_total_bytes)
+            .sum();
+        (self.file.bytes_written() + open) as u64
     }
 
-    /// Writes the footer and hands back the upload, still to be completed.
-    pub fn finish(self) -> Result<ObjectSink> {
+    /// Writes the last row group and the footer, and hands back the upload, still to be completed.
+    pub fn finish(mut self) -> Result<ObjectSink> {
+        self.flush_row_group()?;
         let key = self.key.to_string();
-        // into_inner() flushes the open row group and writes the footer.
-        self.writer
+        self.file
             .into_inner()
             .map_err(|source| Error::Parquet { key, source })
     }

@@ -35,6 +35,7 @@
 pub mod access;
 pub mod ddl;
 pub mod error;
+pub mod event;
 pub mod gen;
 pub mod lake;
 pub mod pipeline;

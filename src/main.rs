@@ -12,7 +12,11 @@ use cdnlake::lake::store::Lake;
 use cdnlake::pipeline::{convert_path, ConvertOptions, RunReport};
 
 #[derive(Parser)]
-#[command(name = "cdnlake", version, about = "Alibaba Cloud CDN access logs into a Parquet data lake")]
+#[command(
+    name = "cdnlake",
+    version,
+    about = "Alibaba Cloud CDN access logs into a Parquet data lake"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -43,7 +47,8 @@ enum Command {
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("CDNLAKE_LOG").unwrap_or_else(|_| "warn".into()),
+            tracing_subscriber::EnvFilter::try_from_env("CDNLAKE_LOG")
+                .unwrap_or_else(|_| "warn".into()),
         )
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
@@ -119,8 +124,18 @@ fn print_summary(r: &RunReport) {
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Convert { inputs, dest, domain, partition_tz, json } => {
-            let opts = ConvertOptions { domain, tz: parse_tz(&partition_tz)?, ..ConvertOptions::default() };
+        Command::Convert {
+            inputs,
+            dest,
+            domain,
+            partition_tz,
+            json,
+        } => {
+            let opts = ConvertOptions {
+                domain,
+                tz: parse_tz(&partition_tz)?,
+                ..ConvertOptions::default()
+            };
             let files = expand_inputs(&inputs)?;
             let lake = Lake::open(&dest)?;
             let rt = runtime()?;

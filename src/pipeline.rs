@@ -73,11 +73,19 @@ pub struct RunReport {
 }
 
 /// Converts a local log file (`.gz` or plain text).
-pub fn convert_path(lake: &Lake, rt: &Handle, path: &FsPath, opts: &ConvertOptions) -> Result<RunReport> {
+pub fn convert_path(
+    lake: &Lake,
+    rt: &Handle,
+    path: &FsPath,
+    opts: &ConvertOptions,
+) -> Result<RunReport> {
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
-        .ok_or_else(|| Error::Io { path: path.to_path_buf(), source: std::io::Error::other("not a file") })?;
+        .ok_or_else(|| Error::Io {
+            path: path.to_path_buf(),
+            source: std::io::Error::other("not a file"),
+        })?;
     // Check the name before opening, so a bad name is reported even for a missing file.
     let layout = file_layout(lake, &name, &path.display().to_string(), opts)?;
     let file = open_local(path)?;
@@ -85,12 +93,21 @@ pub fn convert_path(lake: &Lake, rt: &Handle, path: &FsPath, opts: &ConvertOptio
 }
 
 /// Where a file's objects go: domain from `--domain` or the file name, date folder from the name.
-pub fn file_layout(lake: &Lake, name: &str, location: &str, opts: &ConvertOptions) -> Result<FileLayout> {
+pub fn file_layout(
+    lake: &Lake,
+    name: &str,
+    location: &str,
+    opts: &ConvertOptions,
+) -> Result<FileLayout> {
     let parsed = parse_file_name(name);
     let domain = match (&opts.domain, &parsed) {
         (Some(d), _) if !d.trim().is_empty() => d.trim().to_string(),
         (_, Some(p)) => p.domain.clone(),
-        _ => return Err(Error::NoDomain { file: location.to_string() }),
+        _ => {
+            return Err(Error::NoDomain {
+                file: location.to_string(),
+            })
+        }
     };
     Ok(FileLayout {
         prefix: lake.prefix.clone(),
@@ -138,12 +155,25 @@ impl Writers<'_> {
             let tz = self.opts.tz;
             let st = self.partitions.entry(part.bucket).or_insert_with(|| {
                 let (dt, hour) = tz.partition_values(part.bucket);
-                PartitionState { dt, hour, current: None, done: Vec::new(), files: 0, rows: 0 }
+                PartitionState {
+                    dt,
+                    hour,
+                    current: None,
+                    done: Vec::new(),
+                    files: 0,
+                    rows: 0,
+                }
             });
             if st.current.is_none() {
                 let key = self.layout.access(&st.dt, &st.hour, st.files);
                 st.files += 1;
-                st.current = Some(PartFile::create(self.lake, key, self.schema.clone(), self.props.clone(), self.rt)?);
+                st.current = Some(PartFile::create(
+                    self.lake,
+                    key,
+                    self.schema.clone(),
+                    self.props.clone(),
+                    self.rt,
+                )?);
             }
             if let Some(f) = st.current.as_mut() {
                 f.write(&part.batch)?;
@@ -176,9 +206,16 @@ pub fn convert_reader(
     let manifest_key = layout.manifest();
     let previous = read_manifest(lake, rt, &manifest_key)?;
     let schema = ACCESS.arrow_schema();
-    let block_opts = Arc::new(BlockOptions { tz: opts.tz, max_line: opts.decode.max_line });
+    let block_opts = Arc::new(BlockOptions {
+        tz: opts.tz,
+        max_line: opts.decode.max_line,
+    });
     let source_file: Arc<str> = Arc::from(layout.file_name.as_str());
-    let window = if opts.parse_window == 0 { rayon::current_num_threads() * 2 + 1 } else { opts.parse_window };
+    let window = if opts.parse_window == 0 {
+        rayon::current_num_threads() * 2 + 1
+    } else {
+        opts.parse_window
+    };
 
     let raw = ObjectSink::create(lake, layout.raw(), rt)?;
     let mut w = Writers {
@@ -197,57 +234,71 @@ pub fn convert_reader(
     };
 
     let (block_tx, block_rx) = sync_channel(window);
-    let (decoded, written): (Result<(DecodeStats, Option<ObjectSink>)>, Result<()>) = std::thread::scope(|s| {
-        let decoder = s.spawn(move || decode_and_split(input, location, Some(raw), &opts.decode, &block_tx));
-        let written = (|| -> Result<()> {
-            let (res_tx, res_rx) = channel::<(u64, ParsedBlock)>();
-            let mut pending: BTreeMap<u64, ParsedBlock> = BTreeMap::new();
-            let mut next = 0u64;
-            let mut in_flight = 0usize;
-            let mut source_done = false;
-            loop {
-                while let Ok((seq, pb)) = res_rx.try_recv() {
+    let (decoded, written): (Result<(DecodeStats, Option<ObjectSink>)>, Result<()>) =
+        std::thread::scope(|s| {
+            let decoder = s.spawn(move || {
+                decode_and_split(input, location, Some(raw), &opts.decode, &block_tx)
+            });
+            let written = (|| -> Result<()> {
+                let (res_tx, res_rx) = channel::<(u64, ParsedBlock)>();
+                let mut pending: BTreeMap<u64, ParsedBlock> = BTreeMap::new();
+                let mut next = 0u64;
+                let mut in_flight = 0usize;
+                let mut source_done = false;
+                loop {
+                    while let Ok((seq, pb)) = res_rx.try_recv() {
+                        in_flight -= 1;
+                        pending.insert(seq, pb);
+                    }
+                    while let Some(pb) = pending.remove(&next) {
+                        w.write_block(pb)?;
+                        next += 1;
+                    }
+                    if !source_done && in_flight + pending.len() < window {
+                        match block_rx.recv() {
+                            Ok(block) => {
+                                in_flight += 1;
+                                let tx = res_tx.clone();
+                                let (schema, bo, sf) =
+                                    (schema.clone(), block_opts.clone(), source_file.clone());
+                                rayon::spawn(move || {
+                                    let pb = parse_block(
+                                        &block.data,
+                                        block.first_line,
+                                        &sf,
+                                        &schema,
+                                        &bo,
+                                    );
+                                    let _ = tx.send((block.seq, pb));
+                                });
+                            }
+                            Err(_) => source_done = true,
+                        }
+                        continue;
+                    }
+                    if in_flight == 0 {
+                        if source_done && pending.is_empty() {
+                            return Ok(());
+                        }
+                        if pending.is_empty() {
+                            continue;
+                        }
+                        return Err(Error::Internal(format!("block {next} never arrived")));
+                    }
+                    let (seq, pb) = res_rx
+                        .recv()
+                        .map_err(|_| Error::Internal("parser stopped".into()))?;
                     in_flight -= 1;
                     pending.insert(seq, pb);
                 }
-                while let Some(pb) = pending.remove(&next) {
-                    w.write_block(pb)?;
-                    next += 1;
-                }
-                if !source_done && in_flight + pending.len() < window {
-                    match block_rx.recv() {
-                        Ok(block) => {
-                            in_flight += 1;
-                            let tx = res_tx.clone();
-                            let (schema, bo, sf) = (schema.clone(), block_opts.clone(), source_file.clone());
-                            rayon::spawn(move || {
-                                let pb = parse_block(&block.data, block.first_line, &sf, &schema, &bo);
-                                let _ = tx.send((block.seq, pb));
-                            });
-                        }
-                        Err(_) => source_done = true,
-                    }
-                    continue;
-                }
-                if in_flight == 0 {
-                    if source_done && pending.is_empty() {
-                        return Ok(());
-                    }
-                    if pending.is_empty() {
-                        continue;
-                    }
-                    return Err(Error::Internal(format!("block {next} never arrived")));
-                }
-                let (seq, pb) = res_rx.recv().map_err(|_| Error::Internal("parser stopped".into()))?;
-                in_flight -= 1;
-                pending.insert(seq, pb);
-            }
-        })();
-        // Unblock the decoder if the writer stopped early, then collect its result.
-        drop(block_rx);
-        let decoded = decoder.join().unwrap_or_else(|_| Err(Error::Internal("decoder thread panicked".into())));
-        (decoded, written)
-    });
+            })();
+            // Unblock the decoder if the writer stopped early, then collect its result.
+            drop(block_rx);
+            let decoded = decoder
+                .join()
+                .unwrap_or_else(|_| Err(Error::Internal("decoder thread panicked".into())));
+            (decoded, written)
+        });
     // A decoding error explains a writer error (not the other way round): report it first.
     let (stats, raw) = decoded?;
     written?;
@@ -257,7 +308,11 @@ pub fn convert_reader(
     let mut objects = Vec::new();
     let raw_key = raw.key().clone();
     let raw_bytes = raw.complete()?;
-    objects.push(ObjectEntry { key: relative(&lake.prefix, &raw_key), bytes: raw_bytes, rows: None });
+    objects.push(ObjectEntry {
+        key: relative(&lake.prefix, &raw_key),
+        bytes: raw_bytes,
+        rows: None,
+    });
     let mut partitions = Vec::new();
     let mut partition_names = Vec::new();
     for st in std::mem::take(&mut w.partitions).into_values() {
@@ -269,16 +324,28 @@ pub fn convert_reader(
         for (sink, rows) in files {
             let key = sink.key().clone();
             let bytes = sink.complete()?;
-            objects.push(ObjectEntry { key: relative(&lake.prefix, &key), bytes, rows: Some(rows) });
+            objects.push(ObjectEntry {
+                key: relative(&lake.prefix, &key),
+                bytes,
+                rows: Some(rows),
+            });
         }
         partition_names.push(format!("dt={}/hour={}", st.dt, st.hour));
-        partitions.push(PartitionEntry { dt: st.dt, hour: st.hour, rows: st.rows });
+        partitions.push(PartitionEntry {
+            dt: st.dt,
+            hour: st.hour,
+            rows: st.rows,
+        });
     }
     let rejected = w.rejects.count;
     if let Some(sink) = w.rejects.into_sink() {
         let key = sink.key().clone();
         let bytes = sink.complete()?;
-        objects.push(ObjectEntry { key: relative(&lake.prefix, &key), bytes, rows: Some(rejected) });
+        objects.push(ObjectEntry {
+            key: relative(&lake.prefix, &key),
+            bytes,
+            rows: Some(rejected),
+        });
     }
     let manifest = Manifest {
         manifest_version: MANIFEST_VERSION,
@@ -308,8 +375,10 @@ pub fn convert_reader(
             manifest.lines, manifest.rows, manifest.rejected, manifest.empty
         )));
     }
-    let body = serde_json::to_vec_pretty(&manifest)
-        .map_err(|source| Error::Json { what: format!("manifest {manifest_key}"), source })?;
+    let body = serde_json::to_vec_pretty(&manifest).map_err(|source| Error::Json {
+        what: format!("manifest {manifest_key}"),
+        source,
+    })?;
     rt.block_on(lake.put(&manifest_key, body))?;
 
     // Remove what an earlier run wrote and this one did not.

@@ -35,7 +35,11 @@ pub struct DecodeOptions {
 
 impl Default for DecodeOptions {
     fn default() -> Self {
-        DecodeOptions { block_size: 2 * 1024 * 1024, max_line: 64 * 1024, max_decompressed: 1 << 40 }
+        DecodeOptions {
+            block_size: 2 * 1024 * 1024,
+            max_line: 64 * 1024,
+            max_decompressed: 1 << 40,
+        }
     }
 }
 
@@ -53,7 +57,10 @@ pub struct DecodeStats {
 
 /// Opens a local file for reading.
 pub fn open_local(path: &Path) -> Result<std::fs::File> {
-    let f = std::fs::File::open(path).map_err(|source| Error::Io { path: path.to_path_buf(), source })?;
+    let f = std::fs::File::open(path).map_err(|source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
     match f.metadata() {
         Ok(m) if m.is_dir() => Err(Error::Io {
             path: path.to_path_buf(),
@@ -81,7 +88,11 @@ impl<R: Read> Read for Tee<R> {
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => return Err(e),
             Err(e) => {
                 let msg = e.to_string();
-                self.failure = Some(Error::Read { file: self.file.clone(), bytes: self.bytes, source: e });
+                self.failure = Some(Error::Read {
+                    file: self.file.clone(),
+                    bytes: self.bytes,
+                    source: e,
+                });
                 return Err(std::io::Error::other(msg));
             }
         };
@@ -117,7 +128,10 @@ impl<R: Read> Read for Counted<R> {
         let n = self.inner.read(buf)?;
         self.n += n as u64;
         if self.n > self.limit {
-            return Err(std::io::Error::new(std::io::ErrorKind::FileTooLarge, "decompressed size limit"));
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::FileTooLarge,
+                "decompressed size limit",
+            ));
         }
         Ok(n)
     }
@@ -135,12 +149,23 @@ pub fn decode_and_split(
     opts: &DecodeOptions,
     tx: &SyncSender<Block>,
 ) -> Result<(DecodeStats, Option<ObjectSink>)> {
-    let tee = Tee { inner: input, hasher: Sha256::new(), bytes: 0, raw, failure: None, file: file.to_string() };
+    let tee = Tee {
+        inner: input,
+        hasher: Sha256::new(),
+        bytes: 0,
+        raw,
+        failure: None,
+        file: file.to_string(),
+    };
     let mut br = BufReader::with_capacity(256 * 1024, tee);
     let head = match br.fill_buf() {
         Ok(h) => h.to_vec(),
         Err(e) => {
-            return Err(br.into_inner().failure.take().unwrap_or(Error::Read { file: file.into(), bytes: 0, source: e }))
+            return Err(br.into_inner().failure.take().unwrap_or(Error::Read {
+                file: file.into(),
+                bytes: 0,
+                source: e,
+            }))
         }
     };
     if head.is_empty() {
@@ -148,18 +173,37 @@ pub fn decode_and_split(
     }
     let gzip = head.starts_with(&[0x1f, 0x8b]);
     if !gzip && file.ends_with(".gz") {
-        let magic = head.iter().take(4).map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(" ");
-        return Err(Error::NotGzip { file: file.into(), magic });
+        let magic = head
+            .iter()
+            .take(4)
+            .map(|b| format!("{b:02x}"))
+            .collect::<Vec<_>>()
+            .join(" ");
+        return Err(Error::NotGzip {
+            file: file.into(),
+            magic,
+        });
     }
     let limit = opts.max_decompressed;
-    let mut stats = DecodeStats { gzip, ..DecodeStats::default() };
+    let mut stats = DecodeStats {
+        gzip,
+        ..DecodeStats::default()
+    };
     let result = if gzip {
-        let mut r = Counted { inner: flate2::bufread::MultiGzDecoder::new(br), n: 0, limit };
+        let mut r = Counted {
+            inner: flate2::bufread::MultiGzDecoder::new(br),
+            n: 0,
+            limit,
+        };
         let res = split_blocks(&mut r, opts, tx, &mut stats);
         stats.bytes_decompressed = r.n;
         (res, r.inner.into_inner().into_inner())
     } else {
-        let mut r = Counted { inner: br, n: 0, limit };
+        let mut r = Counted {
+            inner: br,
+            n: 0,
+            limit,
+        };
         let res = split_blocks(&mut r, opts, tx, &mut stats);
         stats.bytes_decompressed = r.n;
         (res, r.inner.into_inner())
@@ -171,16 +215,21 @@ pub fn decode_and_split(
             return Err(f);
         }
         return Err(match e {
-            SplitError::Io(e) if e.kind() == std::io::ErrorKind::FileTooLarge => {
-                Error::TooLarge { file: file.into(), limit }
-            }
+            SplitError::Io(e) if e.kind() == std::io::ErrorKind::FileTooLarge => Error::TooLarge {
+                file: file.into(),
+                limit,
+            },
             SplitError::Io(source) if gzip => Error::Gzip {
                 file: file.into(),
                 compressed_bytes: stats.bytes_in,
                 decompressed_bytes: stats.bytes_decompressed,
                 source,
             },
-            SplitError::Io(source) => Error::Read { file: file.into(), bytes: stats.bytes_in, source },
+            SplitError::Io(source) => Error::Read {
+                file: file.into(),
+                bytes: stats.bytes_in,
+                source,
+            },
             SplitError::Closed => Error::Internal("block consumer stopped".into()),
         });
     }
@@ -188,7 +237,11 @@ pub fn decode_and_split(
     // file, but the raw dump and checksum must cover every byte).
     let mut rest = Vec::new();
     if let Err(source) = tee.read_to_end(&mut rest) {
-        return Err(tee.failure.take().unwrap_or(Error::Read { file: file.into(), bytes: tee.bytes, source }));
+        return Err(tee.failure.take().unwrap_or(Error::Read {
+            file: file.into(),
+            bytes: tee.bytes,
+            source,
+        }));
     }
     stats.bytes_in = tee.bytes;
     stats.sha256 = hex::encode(tee.hasher.finalize_reset());
@@ -219,17 +272,22 @@ fn split_blocks(
     let mut carry: Vec<u8> = Vec::new();
     let mut next_line: u64 = 1;
     let mut seq = 0;
-    let mut send = |data: Vec<u8>, last: bool, next_line: &mut u64| -> std::result::Result<(), SplitError> {
-        let mut lines = memchr::memchr_iter(b'\n', &data).count() as u64;
-        if last && !data.ends_with(b"\n") {
-            lines += 1;
-        }
-        let b = Block { seq, first_line: *next_line, data };
-        seq += 1;
-        stats.blocks += 1;
-        *next_line += lines;
-        tx.send(b).map_err(|_| SplitError::Closed)
-    };
+    let mut send =
+        |data: Vec<u8>, last: bool, next_line: &mut u64| -> std::result::Result<(), SplitError> {
+            let mut lines = memchr::memchr_iter(b'\n', &data).count() as u64;
+            if last && !data.ends_with(b"\n") {
+                lines += 1;
+            }
+            let b = Block {
+                seq,
+                first_line: *next_line,
+                data,
+            };
+            seq += 1;
+            stats.blocks += 1;
+            *next_line += lines;
+            tx.send(b).map_err(|_| SplitError::Closed)
+        };
     loop {
         let mut buf = Vec::with_capacity(block_size + 64);
         buf.append(&mut carry);
@@ -293,8 +351,14 @@ mod tests {
 
     #[test]
     fn blocks_are_line_aligned_and_numbered() {
-        let text: String = (0..1000).map(|i| format!("line {i} {}\n", "x".repeat(i % 50))).collect();
-        let opts = DecodeOptions { block_size: 1000, max_line: 100, ..Default::default() };
+        let text: String = (0..1000)
+            .map(|i| format!("line {i} {}\n", "x".repeat(i % 50)))
+            .collect();
+        let opts = DecodeOptions {
+            block_size: 1000,
+            max_line: 100,
+            ..Default::default()
+        };
         let (res, blocks) = run(text.as_bytes(), "f", &opts);
         let stats = res.unwrap();
         assert!(!stats.gzip);
@@ -330,7 +394,10 @@ mod tests {
         let (res, _) = run(&data[..data.len() / 2], "x.gz", &DecodeOptions::default());
         assert!(matches!(res, Err(Error::Gzip { .. })), "{res:?}");
         let (res, _) = run(&data[..data.len() - 4], "x.gz", &DecodeOptions::default());
-        assert!(matches!(res, Err(Error::Gzip { .. })), "missing trailer: {res:?}");
+        assert!(
+            matches!(res, Err(Error::Gzip { .. })),
+            "missing trailer: {res:?}"
+        );
         let mut corrupt = data.clone();
         let mid = corrupt.len() / 2;
         corrupt[mid] ^= 0xff;
@@ -351,12 +418,22 @@ mod tests {
         let mut text = b"short\n".to_vec();
         text.extend(std::iter::repeat_n(b'y', 10_000));
         text.extend(b"\nafter\n");
-        let opts = DecodeOptions { block_size: 1000, max_line: 100, ..Default::default() };
+        let opts = DecodeOptions {
+            block_size: 1000,
+            max_line: 100,
+            ..Default::default()
+        };
         let (res, blocks) = run(&text, "f", &opts);
         res.unwrap();
         let lines: Vec<Vec<u8>> = blocks
             .iter()
-            .flat_map(|b| b.data.split(|&c| c == b'\n').filter(|l| !l.is_empty()).map(<[u8]>::to_vec).collect::<Vec<_>>())
+            .flat_map(|b| {
+                b.data
+                    .split(|&c| c == b'\n')
+                    .filter(|l| !l.is_empty())
+                    .map(<[u8]>::to_vec)
+                    .collect::<Vec<_>>()
+            })
             .collect();
         assert_eq!(lines.len(), 3);
         assert_eq!(lines[1].len(), 101);
@@ -367,7 +444,10 @@ mod tests {
     #[test]
     fn decompressed_size_is_bounded() {
         let data = gz(&vec![b'a'; 100_000]);
-        let opts = DecodeOptions { max_decompressed: 1000, ..Default::default() };
+        let opts = DecodeOptions {
+            max_decompressed: 1000,
+            ..Default::default()
+        };
         let (res, _) = run(&data, "x.gz", &opts);
         assert!(matches!(res, Err(Error::TooLarge { .. })), "{res:?}");
     }

@@ -22,7 +22,10 @@ pub struct BlockOptions {
 
 impl Default for BlockOptions {
     fn default() -> Self {
-        BlockOptions { tz: PartitionTz::default(), max_line: 64 * 1024 }
+        BlockOptions {
+            tz: PartitionTz::default(),
+            max_line: 64 * 1024,
+        }
     }
 }
 
@@ -97,7 +100,11 @@ pub fn parse_block(
         let n = line_number;
         line_number += 1;
         let raw = &data[line_start..line_end];
-        let trimmed_end = if raw.last() == Some(&b'\r') { line_end - 1 } else { line_end };
+        let trimmed_end = if raw.last() == Some(&b'\r') {
+            line_end - 1
+        } else {
+            line_end
+        };
         let raw = &data[line_start..trimmed_end];
         if raw.is_empty() {
             out.empty += 1;
@@ -105,8 +112,12 @@ pub fn parse_block(
         }
         if raw.len() > opts.max_line {
             let cut = &raw[..opts.max_line];
-            let e = LineError { field: 0, kind: RejectKind::TooLong };
-            out.rejects.push(reject(n, e, &String::from_utf8_lossy(cut)));
+            let e = LineError {
+                field: 0,
+                kind: RejectKind::TooLong,
+            };
+            out.rejects
+                .push(reject(n, e, &String::from_utf8_lossy(cut)));
             continue;
         }
         let lossy;
@@ -127,7 +138,10 @@ pub fn parse_block(
                 let b = match builders.iter_mut().position(|(k, _)| *k == bucket) {
                     Some(i) => &mut builders[i].1,
                     None => {
-                        builders.push((bucket, AccessBuilder::with_capacity(schema.clone(), est_rows, data.len())));
+                        builders.push((
+                            bucket,
+                            AccessBuilder::with_capacity(schema.clone(), est_rows, data.len()),
+                        ));
                         let last = builders.len() - 1;
                         &mut builders[last].1
                     }
@@ -140,7 +154,10 @@ pub fn parse_block(
     }
     out.parts = builders
         .into_iter()
-        .map(|(bucket, b)| PartitionBatch { bucket, batch: b.finish(source_file) })
+        .map(|(bucket, b)| PartitionBatch {
+            bucket,
+            batch: b.finish(source_file),
+        })
         .collect();
     out
 }
@@ -156,9 +173,24 @@ mod tests {
     fn counts_every_line_once() {
         let l2 = L.replace("01:58:09", "02:00:01");
         let data = format!("{L}\r\n\n{l2}\ngarbage\n{}\n\n{L}", "x".repeat(100));
-        let opts = BlockOptions { max_line: 50, ..BlockOptions::default() };
-        let p = parse_block(data.as_bytes(), 10, "f.gz", &ACCESS.arrow_schema(), &BlockOptions { max_line: 4096, ..opts.clone() });
-        assert_eq!((p.lines, p.rows, p.empty, p.rejects.len() as u64), (7, 3, 2, 2));
+        let opts = BlockOptions {
+            max_line: 50,
+            ..BlockOptions::default()
+        };
+        let p = parse_block(
+            data.as_bytes(),
+            10,
+            "f.gz",
+            &ACCESS.arrow_schema(),
+            &BlockOptions {
+                max_line: 4096,
+                ..opts.clone()
+            },
+        );
+        assert_eq!(
+            (p.lines, p.rows, p.empty, p.rejects.len() as u64),
+            (7, 3, 2, 2)
+        );
         assert_eq!(p.parts.len(), 2, "two hours");
         assert_eq!(p.rejects[0].line_number, 13);
         assert_eq!(p.rejects[0].field, 1);
@@ -166,7 +198,9 @@ mod tests {
         assert_eq!(p.rows, 0, "every log line is over 50 bytes");
         let too_long: Vec<_> = p.rejects.iter().filter(|r| r.field == 0).collect();
         assert_eq!(too_long.len(), 4);
-        assert!(too_long.iter().all(|r| r.line.len() == 50 && r.field_name == "line"));
+        assert!(too_long
+            .iter()
+            .all(|r| r.line.len() == 50 && r.field_name == "line"));
     }
 
     #[test]
@@ -175,10 +209,19 @@ mod tests {
         let pos = data.iter().position(|&b| b == 1).unwrap();
         data[pos] = 0xff;
         data.push(b'\n');
-        let p = parse_block(&data, 1, "f.gz", &ACCESS.arrow_schema(), &BlockOptions::default());
+        let p = parse_block(
+            &data,
+            1,
+            "f.gz",
+            &ACCESS.arrow_schema(),
+            &BlockOptions::default(),
+        );
         assert_eq!((p.rows, p.invalid_utf8), (1, 1));
         let ua = p.parts[0].batch.column_by_name("user_agent").unwrap();
-        let ua = ua.as_any().downcast_ref::<arrow::array::StringArray>().unwrap();
+        let ua = ua
+            .as_any()
+            .downcast_ref::<arrow::array::StringArray>()
+            .unwrap();
         assert_eq!(ua.value(0), "Mozilla\u{fffd}");
     }
 }

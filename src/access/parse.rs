@@ -128,7 +128,13 @@ impl LineError {
 
 impl std::fmt::Display for LineError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "field {} ({}): {}", self.field, self.field_name(), self.kind.as_str())
+        write!(
+            f,
+            "field {} ({}): {}",
+            self.field,
+            self.field_name(),
+            self.kind.as_str()
+        )
     }
 }
 
@@ -284,7 +290,10 @@ pub fn parse_line(line: &str) -> Result<AccessLine<'_>, LineError> {
     }
     let close = memchr::memchr(b']', b).ok_or(err(1, RejectKind::UnclosedTime))?;
     let time_micros = parse_log_time(&b[1..close]).ok_or(err(1, RejectKind::BadTime))?;
-    let mut c = Cursor { s: line, pos: close + 1 };
+    let mut c = Cursor {
+        s: line,
+        pos: close + 1,
+    };
 
     c.separator(2)?;
     let client_ip = c.token(2)?;
@@ -367,7 +376,9 @@ mod tests {
         ct: &str,
         tail: &str,
     ) -> String {
-        format!(r#"[{time}] {ip} - 12 "{referer}" "{request}" 200 191 2830 HIT "{ua}" "{ct}"{tail}"#)
+        format!(
+            r#"[{time}] {ip} - 12 "{referer}" "{request}" 200 191 2830 HIT "{ua}" "{ct}"{tail}"#
+        )
     }
 
     #[test]
@@ -417,14 +428,35 @@ mod tests {
         let cases = [
             ("GET /a/b.js", (None, None, "/a/b.js", None)),
             ("GET /a/b.js?x=1&y", (None, None, "/a/b.js", Some("x=1&y"))),
-            ("GET https://h.example.com/p?q=1", (Some("https"), Some("h.example.com"), "/p", Some("q=1"))),
-            ("PLAY rtmp://live.example.com/app/stream", (Some("rtmp"), Some("live.example.com"), "/app/stream", None)),
-            ("GET http://h.example.com", (Some("http"), Some("h.example.com"), "", None)),
-            ("GET http://h.example.com?x", (Some("http"), Some("h.example.com"), "", Some("x"))),
-            ("GET http://h/p?a?b", (Some("http"), Some("h"), "/p", Some("a?b"))),
+            (
+                "GET https://h.example.com/p?q=1",
+                (Some("https"), Some("h.example.com"), "/p", Some("q=1")),
+            ),
+            (
+                "PLAY rtmp://live.example.com/app/stream",
+                (Some("rtmp"), Some("live.example.com"), "/app/stream", None),
+            ),
+            (
+                "GET http://h.example.com",
+                (Some("http"), Some("h.example.com"), "", None),
+            ),
+            (
+                "GET http://h.example.com?x",
+                (Some("http"), Some("h.example.com"), "", Some("x")),
+            ),
+            (
+                "GET http://h/p?a?b",
+                (Some("http"), Some("h"), "/p", Some("a?b")),
+            ),
             ("GET /p?", (None, None, "/p", Some(""))),
-            ("GET /r?u=http://x/y", (None, None, "/r", Some("u=http://x/y"))),
-            ("GET http://h/a b c", (Some("http"), Some("h"), "/a b c", None)),
+            (
+                "GET /r?u=http://x/y",
+                (None, None, "/r", Some("u=http://x/y")),
+            ),
+            (
+                "GET http://h/a b c",
+                (Some("http"), Some("h"), "/a b c", None),
+            ),
         ];
         for (req, want) in cases {
             let l = p(line_with(t, "1.2.3.4", "-", req, "ua", "ct", ""));
@@ -439,7 +471,15 @@ mod tests {
         let l = p(line_with(t, "1.2.3.4", "-", "GET /", "", " ", ""));
         assert_eq!(l.user_agent, "");
         assert_eq!(l.content_type, " ");
-        let l = p(line_with(t, "1.2.3.4", "-", "GET /", "Mozilla/5.0  (X11;  Linux)", "text/html; charset=utf-8", ""));
+        let l = p(line_with(
+            t,
+            "1.2.3.4",
+            "-",
+            "GET /",
+            "Mozilla/5.0  (X11;  Linux)",
+            "text/html; charset=utf-8",
+            "",
+        ));
         assert_eq!(l.user_agent, "Mozilla/5.0  (X11;  Linux)");
         assert_eq!(l.content_type, "text/html; charset=utf-8");
     }
@@ -447,7 +487,15 @@ mod tests {
     #[test]
     fn escaped_quotes_stay_as_logged() {
         let t = "9/Jun/2015:01:58:09 +0800";
-        let l = p(line_with(t, "1.2.3.4", r#"a \" b"#, "GET /", r#"say \"hi\" "#, "ct", ""));
+        let l = p(line_with(
+            t,
+            "1.2.3.4",
+            r#"a \" b"#,
+            "GET /",
+            r#"say \"hi\" "#,
+            "ct",
+            "",
+        ));
         assert_eq!(l.referer, Some(r#"a \" b"#));
         assert_eq!(l.user_agent, r#"say \"hi\" "#);
         // An escaped backslash before the closing quote closes the field.
@@ -488,16 +536,48 @@ mod tests {
             (DOC_LINE[1..].to_string(), 1, RejectKind::MissingBracket),
             (DOC_LINE.replace(']', ")"), 1, RejectKind::UnclosedTime),
             (DOC_LINE.replace("Jun", "Foo"), 1, RejectKind::BadTime),
-            (DOC_LINE.replace(" 1542 ", " 15x2 "), 4, RejectKind::BadNumber),
+            (
+                DOC_LINE.replace(" 1542 ", " 15x2 "),
+                4,
+                RejectKind::BadNumber,
+            ),
             (DOC_LINE.replace(" 1542 ", " -1 "), 4, RejectKind::BadNumber),
-            (DOC_LINE.replace(" 200 ", " 99999999999 "), 7, RejectKind::BadNumber),
-            (DOC_LINE.replace(" 2830 ", " 1e3 "), 9, RejectKind::BadNumber),
+            (
+                DOC_LINE.replace(" 200 ", " 99999999999 "),
+                7,
+                RejectKind::BadNumber,
+            ),
+            (
+                DOC_LINE.replace(" 2830 ", " 1e3 "),
+                9,
+                RejectKind::BadNumber,
+            ),
             (DOC_LINE.replace("\"-\"", "-"), 5, RejectKind::NotQuoted),
-            (DOC_LINE.replace("\"GET http://www.example.com/index.html\"", "\"GET\""), 6, RejectKind::BadRequest),
-            (DOC_LINE.replace(" \"text/html\"", ""), 12, RejectKind::MissingField),
-            (DOC_LINE.replace("\"text/html\"", "\"text/html"), 12, RejectKind::UnclosedQuote),
-            (DOC_LINE.replace("192.0.2.10 -", "192.0.2.10  -"), 3, RejectKind::MissingField),
-            ("[9/Jun/2015:01:58:09 +0800]".to_string(), 2, RejectKind::MissingField),
+            (
+                DOC_LINE.replace("\"GET http://www.example.com/index.html\"", "\"GET\""),
+                6,
+                RejectKind::BadRequest,
+            ),
+            (
+                DOC_LINE.replace(" \"text/html\"", ""),
+                12,
+                RejectKind::MissingField,
+            ),
+            (
+                DOC_LINE.replace("\"text/html\"", "\"text/html"),
+                12,
+                RejectKind::UnclosedQuote,
+            ),
+            (
+                DOC_LINE.replace("192.0.2.10 -", "192.0.2.10  -"),
+                3,
+                RejectKind::MissingField,
+            ),
+            (
+                "[9/Jun/2015:01:58:09 +0800]".to_string(),
+                2,
+                RejectKind::MissingField,
+            ),
             (DOC_LINE.replace("] ", "]x"), 1, RejectKind::BadSeparator),
         ];
         for (line, field, kind) in cases {

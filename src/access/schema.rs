@@ -3,8 +3,7 @@
 use std::sync::Arc;
 
 use arrow::array::{
-    ArrayBuilder,
-    ArrayRef, Int32Builder, Int64Builder, RecordBatch, StringArray, StringBuilder,
+    ArrayBuilder, ArrayRef, Int32Builder, Int64Builder, RecordBatch, StringArray, StringBuilder,
     TimestampMicrosecondBuilder,
 };
 use arrow::datatypes::SchemaRef;
@@ -15,8 +14,20 @@ use crate::table::{Column, Kind, Table};
 /// Version of the access table's schema, recorded in every manifest.
 pub const SCHEMA_VERSION: u32 = 1;
 
-const fn col(name: &'static str, kind: Kind, nullable: bool, dictionary: bool, doc: &'static str) -> Column {
-    Column { name, kind, nullable, dictionary, doc }
+const fn col(
+    name: &'static str,
+    kind: Kind,
+    nullable: bool,
+    dictionary: bool,
+    doc: &'static str,
+) -> Column {
+    Column {
+        name,
+        kind,
+        nullable,
+        dictionary,
+        doc,
+    }
 }
 
 /// The access table: one row per accepted log line. Partitioned by `domain`, `dt`, `hour` (in the
@@ -27,27 +38,129 @@ pub const ACCESS: Table = Table {
     partitions: &["domain", "dt", "hour"],
     doc: "One row per CDN access log line",
     columns: &[
-        col("time", Kind::Timestamp, false, false, "request time (UTC instant)"),
-        col("unixtime", Kind::Int64, false, false, "request time, seconds since the epoch"),
-        col("client_ip", Kind::Utf8, false, false, "client address as logged (may be masked)"),
-        col("proxy_ip", Kind::Utf8, true, true, "proxy address, null for -"),
-        col("response_time_ms", Kind::Int64, false, false, "response time in milliseconds"),
-        col("referer", Kind::Utf8, true, true, "Referer header, null for -"),
+        col(
+            "time",
+            Kind::Timestamp,
+            false,
+            false,
+            "request time (UTC instant)",
+        ),
+        col(
+            "unixtime",
+            Kind::Int64,
+            false,
+            false,
+            "request time, seconds since the epoch",
+        ),
+        col(
+            "client_ip",
+            Kind::Utf8,
+            false,
+            false,
+            "client address as logged (may be masked)",
+        ),
+        col(
+            "proxy_ip",
+            Kind::Utf8,
+            true,
+            true,
+            "proxy address, null for -",
+        ),
+        col(
+            "response_time_ms",
+            Kind::Int64,
+            false,
+            false,
+            "response time in milliseconds",
+        ),
+        col(
+            "referer",
+            Kind::Utf8,
+            true,
+            true,
+            "Referer header, null for -",
+        ),
         col("method", Kind::Utf8, false, true, "HTTP method"),
         col("url", Kind::Utf8, false, false, "URL as logged"),
-        col("scheme", Kind::Utf8, true, true, "URL scheme, null for a bare path"),
-        col("host", Kind::Utf8, true, true, "URL host, null for a bare path"),
+        col(
+            "scheme",
+            Kind::Utf8,
+            true,
+            true,
+            "URL scheme, null for a bare path",
+        ),
+        col(
+            "host",
+            Kind::Utf8,
+            true,
+            true,
+            "URL host, null for a bare path",
+        ),
         col("path", Kind::Utf8, false, false, "URL path"),
-        col("query", Kind::Utf8, true, false, "URL query after ?, null when absent"),
+        col(
+            "query",
+            Kind::Utf8,
+            true,
+            false,
+            "URL query after ?, null when absent",
+        ),
         col("status", Kind::Int32, false, true, "HTTP status"),
-        col("request_bytes", Kind::Int64, false, false, "request size in bytes"),
-        col("response_bytes", Kind::Int64, false, false, "response size in bytes"),
-        col("cache_status", Kind::Utf8, true, true, "HIT or MISS, null for -"),
-        col("user_agent", Kind::Utf8, false, true, "User-Agent as logged"),
-        col("content_type", Kind::Utf8, false, true, "Content-Type as logged"),
-        col("extra", Kind::Utf8, true, true, "trailing fields of newer log formats, raw"),
-        col("source_file", Kind::Utf8, false, true, "delivered log file name (lineage)"),
-        col("line_number", Kind::Int64, false, false, "1-based line in the decompressed file"),
+        col(
+            "request_bytes",
+            Kind::Int64,
+            false,
+            false,
+            "request size in bytes",
+        ),
+        col(
+            "response_bytes",
+            Kind::Int64,
+            false,
+            false,
+            "response size in bytes",
+        ),
+        col(
+            "cache_status",
+            Kind::Utf8,
+            true,
+            true,
+            "HIT or MISS, null for -",
+        ),
+        col(
+            "user_agent",
+            Kind::Utf8,
+            false,
+            true,
+            "User-Agent as logged",
+        ),
+        col(
+            "content_type",
+            Kind::Utf8,
+            false,
+            true,
+            "Content-Type as logged",
+        ),
+        col(
+            "extra",
+            Kind::Utf8,
+            true,
+            true,
+            "trailing fields of newer log formats, raw",
+        ),
+        col(
+            "source_file",
+            Kind::Utf8,
+            false,
+            true,
+            "delivered log file name (lineage)",
+        ),
+        col(
+            "line_number",
+            Kind::Int64,
+            false,
+            false,
+            "1-based line in the decompressed file",
+        ),
     ],
 };
 
@@ -118,7 +231,8 @@ impl AccessBuilder {
     #[inline]
     pub fn append(&mut self, l: &AccessLine<'_>, line_number: u64) {
         self.time.append_value(l.time_micros);
-        self.unixtime.append_value(l.time_micros.div_euclid(1_000_000));
+        self.unixtime
+            .append_value(l.time_micros.div_euclid(1_000_000));
         self.client_ip.append_value(l.client_ip);
         self.proxy_ip.append_option(l.proxy_ip);
         self.response_time_ms.append_value(l.response_time_ms);
@@ -142,7 +256,10 @@ impl AccessBuilder {
     /// Finishes the batch; `source_file` fills the lineage column.
     pub fn finish(mut self, source_file: &str) -> RecordBatch {
         let n = self.len();
-        let source: ArrayRef = Arc::new(StringArray::from_iter_values(std::iter::repeat_n(source_file, n)));
+        let source: ArrayRef = Arc::new(StringArray::from_iter_values(std::iter::repeat_n(
+            source_file,
+            n,
+        )));
         let columns: Vec<ArrayRef> = vec![
             Arc::new(self.time.finish()),
             Arc::new(self.unixtime.finish()),

@@ -136,7 +136,9 @@ pub struct PartitionTz {
 
 impl Default for PartitionTz {
     fn default() -> Self {
-        PartitionTz { offset_secs: 8 * 3600 }
+        PartitionTz {
+            offset_secs: 8 * 3600,
+        }
     }
 }
 
@@ -165,7 +167,9 @@ impl PartitionTz {
         if h > 14 || m > 59 {
             return None;
         }
-        Some(PartitionTz { offset_secs: sign * (h * 3600 + m * 60) })
+        Some(PartitionTz {
+            offset_secs: sign * (h * 3600 + m * 60),
+        })
     }
 
     /// The hour bucket of an instant: hours since the epoch on this offset's wall clock.
@@ -177,7 +181,10 @@ impl PartitionTz {
     /// `dt` (`YYYY-MM-DD`) and `hour` (`HH`) partition values of an hour bucket.
     pub fn partition_values(self, bucket: i64) -> (String, String) {
         let (y, m, d) = civil_from_days(bucket.div_euclid(24));
-        (format!("{y:04}-{m:02}-{d:02}"), format!("{:02}", bucket.rem_euclid(24)))
+        (
+            format!("{y:04}-{m:02}-{d:02}"),
+            format!("{:02}", bucket.rem_euclid(24)),
+        )
     }
 }
 
@@ -206,10 +213,22 @@ mod tests {
     #[test]
     fn parses_unpadded_day_and_offset() {
         // 2015-06-09 01:58:09 +08:00 == 2015-06-08T17:58:09Z == 1433786289
-        assert_eq!(parse_log_time(b"9/Jun/2015:01:58:09 +0800"), Some(1_433_786_289_000_000));
-        assert_eq!(parse_log_time(b"09/Jun/2015:01:58:09 +0800"), Some(1_433_786_289_000_000));
-        assert_eq!(parse_log_time(b"8/Jun/2015:17:58:09 +0000"), Some(1_433_786_289_000_000));
-        assert_eq!(parse_log_time(b"8/Jun/2015:12:28:09 -0530"), Some(1_433_786_289_000_000));
+        assert_eq!(
+            parse_log_time(b"9/Jun/2015:01:58:09 +0800"),
+            Some(1_433_786_289_000_000)
+        );
+        assert_eq!(
+            parse_log_time(b"09/Jun/2015:01:58:09 +0800"),
+            Some(1_433_786_289_000_000)
+        );
+        assert_eq!(
+            parse_log_time(b"8/Jun/2015:17:58:09 +0000"),
+            Some(1_433_786_289_000_000)
+        );
+        assert_eq!(
+            parse_log_time(b"8/Jun/2015:12:28:09 -0530"),
+            Some(1_433_786_289_000_000)
+        );
     }
 
     #[test]
@@ -226,7 +245,12 @@ mod tests {
             b"123/Jun/2015:01:58:09 +0800",
             b"",
         ] {
-            assert_eq!(parse_log_time(bad), None, "{}", String::from_utf8_lossy(bad));
+            assert_eq!(
+                parse_log_time(bad),
+                None,
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
         }
         assert!(parse_log_time(b"29/Feb/2016:01:58:09 +0800").is_some());
     }
@@ -243,6 +267,9 @@ mod tests {
         assert_eq!(tz.to_string(), "+08:00");
         // 2015-06-08T17:58:09Z is 2015-06-09 01h in +08:00.
         let b = tz.hour_bucket(1_433_786_289_000_000);
-        assert_eq!(tz.partition_values(b), ("2015-06-09".to_string(), "01".to_string()));
+        assert_eq!(
+            tz.partition_values(b),
+            ("2015-06-09".to_string(), "01".to_string())
+        );
     }
 }

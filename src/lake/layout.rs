@@ -30,7 +30,10 @@ pub struct FileLayout {
 impl FileLayout {
     /// `raw/<domain>/<YYYY_MM_DD>/<file name>`
     pub fn raw(&self) -> Path {
-        key(&self.prefix, &["raw", &self.domain, &self.date_folder, &self.file_name])
+        key(
+            &self.prefix,
+            &["raw", &self.domain, &self.date_folder, &self.file_name],
+        )
     }
 
     /// `access/domain=<d>/dt=<YYYY-MM-DD>/hour=<HH>/<stem>[-<n>].parquet`
@@ -63,19 +66,38 @@ impl FileLayout {
 
     /// `rejects/<domain>/<YYYY_MM_DD>/<stem>.jsonl`
     pub fn rejects(&self) -> Path {
-        key(&self.prefix, &["rejects", &self.domain, &self.date_folder, &format!("{}.jsonl", self.stem)])
+        key(
+            &self.prefix,
+            &[
+                "rejects",
+                &self.domain,
+                &self.date_folder,
+                &format!("{}.jsonl", self.stem),
+            ],
+        )
     }
 
     /// `_manifests/<domain>/<YYYY_MM_DD>/<stem>.json`
     pub fn manifest(&self) -> Path {
-        key(&self.prefix, &["_manifests", &self.domain, &self.date_folder, &format!("{}.json", self.stem)])
+        key(
+            &self.prefix,
+            &[
+                "_manifests",
+                &self.domain,
+                &self.date_folder,
+                &format!("{}.json", self.stem),
+            ],
+        )
     }
 }
 
 /// The key of a path relative to the destination prefix, as listed in manifests.
 pub fn relative(prefix: &Path, p: &Path) -> String {
     match p.prefix_match(prefix) {
-        Some(parts) => parts.map(|p| p.as_ref().to_string()).collect::<Vec<_>>().join("/"),
+        Some(parts) => parts
+            .map(|p| p.as_ref().to_string())
+            .collect::<Vec<_>>()
+            .join("/"),
         None => p.to_string(),
     }
 }
@@ -97,7 +119,10 @@ mod tests {
     #[test]
     fn keys_follow_the_design() {
         let l = layout("a.example.com", "a.example.com_2024_03_05_0800_0900.gz");
-        assert_eq!(l.raw().as_ref(), "lake/raw/a.example.com/2024_03_05/a.example.com_2024_03_05_0800_0900.gz");
+        assert_eq!(
+            l.raw().as_ref(),
+            "lake/raw/a.example.com/2024_03_05/a.example.com_2024_03_05_0800_0900.gz"
+        );
         assert_eq!(
             l.access("2024-03-05", "08", 0).as_ref(),
             "lake/access/domain=a.example.com/dt=2024-03-05/hour=08/a.example.com_2024_03_05_0800_0900.parquet"
@@ -106,9 +131,18 @@ mod tests {
             l.access("2024-03-05", "08", 2).as_ref(),
             "lake/access/domain=a.example.com/dt=2024-03-05/hour=08/a.example.com_2024_03_05_0800_0900-2.parquet"
         );
-        assert_eq!(l.rejects().as_ref(), "lake/rejects/a.example.com/2024_03_05/a.example.com_2024_03_05_0800_0900.jsonl");
-        assert_eq!(l.manifest().as_ref(), "lake/_manifests/a.example.com/2024_03_05/a.example.com_2024_03_05_0800_0900.json");
-        assert_eq!(relative(&Path::from("lake"), &l.rejects()), "rejects/a.example.com/2024_03_05/a.example.com_2024_03_05_0800_0900.jsonl");
+        assert_eq!(
+            l.rejects().as_ref(),
+            "lake/rejects/a.example.com/2024_03_05/a.example.com_2024_03_05_0800_0900.jsonl"
+        );
+        assert_eq!(
+            l.manifest().as_ref(),
+            "lake/_manifests/a.example.com/2024_03_05/a.example.com_2024_03_05_0800_0900.json"
+        );
+        assert_eq!(
+            relative(&Path::from("lake"), &l.rejects()),
+            "rejects/a.example.com/2024_03_05/a.example.com_2024_03_05_0800_0900.jsonl"
+        );
     }
 
     #[test]
@@ -117,7 +151,12 @@ mod tests {
             let l = layout(evil, "f.gz");
             for k in [l.raw(), l.access("d", "h", 0), l.manifest()] {
                 let parts: Vec<_> = k.parts().collect();
-                assert!(parts.iter().all(|p| p.as_ref() != ".." && p.as_ref() != "."), "{k}");
+                assert!(
+                    parts
+                        .iter()
+                        .all(|p| p.as_ref() != ".." && p.as_ref() != "."),
+                    "{k}"
+                );
                 assert!(k.as_ref().starts_with("lake/"));
                 assert!(!k.as_ref().contains('\n'));
             }

@@ -25,7 +25,11 @@ pub struct ParquetOptions {
 
 impl Default for ParquetOptions {
     fn default() -> Self {
-        ParquetOptions { zstd_level: 1, max_row_group_rows: 512 * 1024, max_file_bytes: 1 << 30 }
+        ParquetOptions {
+            zstd_level: 1,
+            max_row_group_rows: 512 * 1024,
+            max_file_bytes: 1 << 30,
+        }
     }
 }
 
@@ -61,18 +65,32 @@ pub struct PartFile {
 }
 
 impl PartFile {
-    pub fn create(lake: &Lake, key: Path, schema: SchemaRef, props: WriterProperties, rt: &Handle) -> Result<PartFile> {
+    pub fn create(
+        lake: &Lake,
+        key: Path,
+        schema: SchemaRef,
+        props: WriterProperties,
+        rt: &Handle,
+    ) -> Result<PartFile> {
         let sink = ObjectSink::create(lake, key.clone(), rt)?;
-        let writer = ArrowWriter::try_new(sink, schema, Some(props))
-            .map_err(|source| Error::Parquet { key: key.to_string(), source })?;
-        Ok(PartFile { writer, key, rows: 0 })
+        let writer =
+            ArrowWriter::try_new(sink, schema, Some(props)).map_err(|source| Error::Parquet {
+                key: key.to_string(),
+                source,
+            })?;
+        Ok(PartFile {
+            writer,
+            key,
+            rows: 0,
+        })
     }
 
     pub fn write(&mut self, batch: &RecordBatch) -> Result<()> {
         self.rows += batch.num_rows() as u64;
-        self.writer
-            .write(batch)
-            .map_err(|source| Error::Parquet { key: self.key.to_string(), source })
+        self.writer.write(batch).map_err(|source| Error::Parquet {
+            key: self.key.to_string(),
+            source,
+        })
     }
 
     /// Bytes flushed plus bytes buffered in the open row group.
@@ -83,7 +101,12 @@ impl PartFile {
     /// Writes the footer and hands back the upload, still to be completed.
     pub fn finish(mut self) -> Result<ObjectSink> {
         let key = self.key.to_string();
-        self.writer.finish().map_err(|source| Error::Parquet { key: key.clone(), source })?;
-        self.writer.into_inner().map_err(|source| Error::Parquet { key, source })
+        self.writer.finish().map_err(|source| Error::Parquet {
+            key: key.clone(),
+            source,
+        })?;
+        self.writer
+            .into_inner()
+            .map_err(|source| Error::Parquet { key, source })
     }
 }

@@ -20,7 +20,12 @@ pub struct RejectWriter {
 
 impl RejectWriter {
     pub fn new(key: Path) -> Self {
-        RejectWriter { key, sink: None, count: 0, buf: Vec::new() }
+        RejectWriter {
+            key,
+            sink: None,
+            count: 0,
+            buf: Vec::new(),
+        }
     }
 
     pub fn write(&mut self, lake: &Lake, rt: &Handle, r: &RejectRecord) -> Result<()> {
@@ -28,10 +33,14 @@ impl RejectWriter {
             self.sink = Some(ObjectSink::create(lake, self.key.clone(), rt)?);
         }
         self.buf.clear();
-        serde_json::to_writer(&mut self.buf, r).map_err(|source| Error::Json { what: format!("reject record for {}", self.key), source })?;
+        serde_json::to_writer(&mut self.buf, r).map_err(|source| Error::Json {
+            what: format!("reject record for {}", self.key),
+            source,
+        })?;
         self.buf.push(b'\n');
         if let Some(sink) = self.sink.as_mut() {
-            sink.write_all(&self.buf).map_err(|e| Error::Internal(format!("writing {}: {e}", self.key)))?;
+            sink.write_all(&self.buf)
+                .map_err(|e| Error::Internal(format!("writing {}: {e}", self.key)))?;
         }
         self.count += 1;
         Ok(())

@@ -23,7 +23,10 @@ pub struct Lake {
 
 impl std::fmt::Debug for Lake {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Lake").field("url", &self.url).field("prefix", &self.prefix).finish()
+        f.debug_struct("Lake")
+            .field("url", &self.url)
+            .field("prefix", &self.prefix)
+            .finish()
     }
 }
 
@@ -32,9 +35,16 @@ impl Lake {
     /// `memory://` (tests), or `s3://bucket/prefix` (configured from the standard `AWS_*`
     /// environment variables).
     pub fn open(url: &str) -> Result<Lake> {
-        let bad = |reason: String| Error::Destination { url: url.to_string(), reason };
+        let bad = |reason: String| Error::Destination {
+            url: url.to_string(),
+            reason,
+        };
         if let Some(rest) = url.strip_prefix("memory://") {
-            return Ok(Lake { store: Arc::new(InMemory::new()), prefix: Path::from(rest), url: url.into() });
+            return Ok(Lake {
+                store: Arc::new(InMemory::new()),
+                prefix: Path::from(rest),
+                url: url.into(),
+            });
         }
         if let Some(rest) = url.strip_prefix("s3://") {
             let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
@@ -45,15 +55,23 @@ impl Lake {
                 .with_bucket_name(bucket)
                 .build()
                 .map_err(|e| bad(e.to_string()))?;
-            return Ok(Lake { store: Arc::new(store), prefix: Path::from(prefix), url: url.into() });
+            return Ok(Lake {
+                store: Arc::new(store),
+                prefix: Path::from(prefix),
+                url: url.into(),
+            });
         }
         let local = if let Some(rest) = url.strip_prefix("file://") {
             if !rest.starts_with('/') {
-                return Err(bad("file:// URLs need an absolute path (file:///abs/path)".into()));
+                return Err(bad(
+                    "file:// URLs need an absolute path (file:///abs/path)".into()
+                ));
             }
             rest
         } else if url.contains("://") {
-            return Err(bad("unsupported scheme (use a path, file://, s3://, oss:// or memory://)".into()));
+            return Err(bad(
+                "unsupported scheme (use a path, file://, s3://, oss:// or memory://)".into(),
+            ));
         } else {
             url
         };
@@ -64,15 +82,27 @@ impl Lake {
         let store = object_store::local::LocalFileSystem::new_with_prefix(local)
             .map_err(|e| bad(e.to_string()))?
             .with_automatic_cleanup(true);
-        Ok(Lake { store: Arc::new(store), prefix: Path::default(), url: url.into() })
+        Ok(Lake {
+            store: Arc::new(store),
+            prefix: Path::default(),
+            url: url.into(),
+        })
     }
 
     /// Reads a whole (small) object; `None` when it does not exist.
     pub async fn get_opt(&self, key: &Path) -> Result<Option<bytes::Bytes>> {
         match self.store.get(key).await {
-            Ok(r) => r.bytes().await.map(Some).map_err(|source| Error::Store { op: "read", key: key.to_string(), source }),
+            Ok(r) => r.bytes().await.map(Some).map_err(|source| Error::Store {
+                op: "read",
+                key: key.to_string(),
+                source,
+            }),
             Err(object_store::Error::NotFound { .. }) => Ok(None),
-            Err(source) => Err(Error::Store { op: "read", key: key.to_string(), source }),
+            Err(source) => Err(Error::Store {
+                op: "read",
+                key: key.to_string(),
+                source,
+            }),
         }
     }
 
@@ -82,14 +112,22 @@ impl Lake {
             .put(key, PutPayload::from(data))
             .await
             .map(|_| ())
-            .map_err(|source| Error::Store { op: "write", key: key.to_string(), source })
+            .map_err(|source| Error::Store {
+                op: "write",
+                key: key.to_string(),
+                source,
+            })
     }
 
     /// Deletes an object; a missing object is not an error (deletes must be idempotent).
     pub async fn delete(&self, key: &Path) -> Result<()> {
         match self.store.delete(key).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-            Err(source) => Err(Error::Store { op: "delete", key: key.to_string(), source }),
+            Err(source) => Err(Error::Store {
+                op: "delete",
+                key: key.to_string(),
+                source,
+            }),
         }
     }
 }
@@ -118,7 +156,11 @@ impl ObjectSink {
     pub fn create(lake: &Lake, key: Path, rt: &Handle) -> Result<ObjectSink> {
         let upload = rt
             .block_on(lake.store.put_multipart(&key))
-            .map_err(|source| Error::Store { op: "start upload of", key: key.to_string(), source })?;
+            .map_err(|source| Error::Store {
+                op: "start upload of",
+                key: key.to_string(),
+                source,
+            })?;
         Ok(ObjectSink {
             upload: Some(WriteMultipart::new_with_chunk_size(upload, PART_SIZE)),
             rt: rt.clone(),
@@ -140,7 +182,11 @@ impl ObjectSink {
 
     fn store_error(&mut self, op: &'static str) -> Error {
         match self.error.take() {
-            Some(source) => Error::Store { op, key: self.key.to_string(), source },
+            Some(source) => Error::Store {
+                op,
+                key: self.key.to_string(),
+                source,
+            },
             None => Error::Internal(format!("upload of {} already finished", self.key)),
         }
     }
@@ -150,11 +196,18 @@ impl ObjectSink {
         if self.error.is_some() {
             return Err(self.store_error("upload"));
         }
-        let upload = self.upload.take().ok_or_else(|| Error::Internal("sink completed twice".into()))?;
+        let upload = self
+            .upload
+            .take()
+            .ok_or_else(|| Error::Internal("sink completed twice".into()))?;
         let _guard = self.rt.enter();
         self.rt
             .block_on(upload.finish())
-            .map_err(|source| Error::Store { op: "complete upload of", key: self.key.to_string(), source })?;
+            .map_err(|source| Error::Store {
+                op: "complete upload of",
+                key: self.key.to_string(),
+                source,
+            })?;
         Ok(self.written)
     }
 
@@ -180,7 +233,10 @@ impl Write for ObjectSink {
         self.unflushed += buf.len();
         if self.unflushed >= PART_SIZE {
             self.unflushed = 0;
-            if let Err(e) = self.rt.block_on(upload.wait_for_capacity(MAX_PARTS_IN_FLIGHT)) {
+            if let Err(e) = self
+                .rt
+                .block_on(upload.wait_for_capacity(MAX_PARTS_IN_FLIGHT))
+            {
                 let msg = e.to_string();
                 self.error = Some(e);
                 return Err(std::io::Error::other(msg));

@@ -33,6 +33,7 @@
 //! ```
 
 pub mod access;
+pub mod audit;
 pub mod ddl;
 pub mod error;
 pub mod event;

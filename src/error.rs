@@ -102,6 +102,14 @@ pub enum Error {
     #[error("refused {url}: {reason}")]
     Refused { url: String, reason: String },
 
+    /// Several events of one invocation failed.
+    #[error("{failed} of {total} events failed; first: {first}")]
+    EventsFailed {
+        failed: usize,
+        total: usize,
+        first: Box<Error>,
+    },
+
     /// A worker thread stopped unexpectedly (a bug, reported rather than propagated as a panic).
     #[error("internal error: {0}")]
     Internal(String),

@@ -38,6 +38,7 @@ pub mod ddl;
 pub mod error;
 pub mod event;
 pub mod gen;
+pub mod handler;
 pub mod http;
 pub mod lake;
 pub mod pipeline;

@@ -259,3 +259,40 @@ impl Drop for ObjectSink {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn oss_endpoints_hold_the_bucket() {
+        let o = OssOptions {
+            region: Some("cn-hangzhou".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            oss_endpoint("b", &o).unwrap(),
+            ("https://b.s3.oss-cn-hangzhou.aliyuncs.com".into(), false)
+        );
+        let o = OssOptions {
+            endpoint: Some("s3.oss-cn-beijing-internal.aliyuncs.com".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            oss_endpoint("b", &o).unwrap().0,
+            "https://b.s3.oss-cn-beijing-internal.aliyuncs.com"
+        );
+        assert_eq!(oss_region(&o).as_deref(), Some("cn-beijing"));
+        let o = OssOptions {
+            endpoint: Some("http://oss.test:9000/".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            oss_endpoint("b", &o).unwrap(),
+            ("http://b.oss.test:9000".into(), true)
+        );
+        assert!(oss_endpoint("b", &OssOptions::default()).is_err());
+        let e = Lake::open("oss://b/p").unwrap_err().to_string();
+        assert!(e.contains("endpoint or region"), "{e}");
+    }
+}

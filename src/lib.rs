@@ -42,6 +42,7 @@ pub mod handler;
 pub mod http;
 pub mod lake;
 pub mod pipeline;
+pub mod server;
 pub mod source;
 pub mod table;
 

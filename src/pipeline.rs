@@ -304,31 +304,16 @@ pub fn convert_reader(
     written?;
     let raw = raw.ok_or_else(|| Error::Internal("raw dump missing".into()))?;
 
-    // The input is complete and verified: commit everything, the manifest last.
-    let mut objects = Vec::new();
-    let raw_key = raw.key().clone();
-    let raw_bytes = raw.complete()?;
-    objects.push(ObjectEntry {
-        key: relative(&lake.prefix, &raw_key),
-        bytes: raw_bytes,
-        rows: None,
-    });
+    // The input is complete and verified. First finish every file (the steps that can still
+    // fail on our side), then commit the uploads, the manifest last.
+    let mut staged: Vec<(ObjectSink, Option<u64>)> = vec![(raw, None)];
     let mut partitions = Vec::new();
     let mut partition_names = Vec::new();
     for st in std::mem::take(&mut w.partitions).into_values() {
-        let mut files = st.done;
+        staged.extend(st.done.into_iter().map(|(sink, rows)| (sink, Some(rows))));
         if let Some(f) = st.current {
             let rows = f.rows;
-            files.push((f.finish()?, rows));
-        }
-        for (sink, rows) in files {
-            let key = sink.key().clone();
-            let bytes = sink.complete()?;
-            objects.push(ObjectEntry {
-                key: relative(&lake.prefix, &key),
-                bytes,
-                rows: Some(rows),
-            });
+            staged.push((f.finish()?, Some(rows)));
         }
         partition_names.push(format!("dt={}/hour={}", st.dt, st.hour));
         partitions.push(PartitionEntry {
@@ -339,13 +324,13 @@ pub fn convert_reader(
     }
     let rejected = w.rejects.count;
     if let Some(sink) = w.rejects.into_sink() {
-        let key = sink.key().clone();
+        staged.push((sink, Some(rejected)));
+    }
+    let mut objects = Vec::new();
+    for (sink, rows) in staged {
+        let key = relative(&lake.prefix, sink.key());
         let bytes = sink.complete()?;
-        objects.push(ObjectEntry {
-            key: relative(&lake.prefix, &key),
-            bytes,
-            rows: Some(rejected),
-        });
+        objects.push(ObjectEntry { key, bytes, rows });
     }
     let manifest = Manifest {
         manifest_version: MANIFEST_VERSION,

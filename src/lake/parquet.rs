@@ -99,12 +99,9 @@ impl PartFile {
     }
 
     /// Writes the footer and hands back the upload, still to be completed.
-    pub fn finish(mut self) -> Result<ObjectSink> {
+    pub fn finish(self) -> Result<ObjectSink> {
         let key = self.key.to_string();
-        self.writer.finish().map_err(|source| Error::Parquet {
-            key: key.clone(),
-            source,
-        })?;
+        // into_inner() flushes the open row group and writes the footer.
         self.writer
             .into_inner()
             .map_err(|source| Error::Parquet { key, source })

@@ -98,10 +98,13 @@ const NAME: &str = "www.example.com_2015_06_09_0100_0300.gz";
 /// `/ok/F`, `/drop/F` (first response cut after half the body), `/flaky/F` (503 twice),
 /// `/lie/F` (Content-Length 100 bytes too large, then close), `/redirect/F` (302 to
 /// `localhost`, another host name for the same server).
+/// (path, Range header) of a request.
+type Seen = (String, Option<String>);
+
 struct LogServer {
     addr: SocketAddr,
     /// (path, Range header) of every request.
-    seen: Arc<Mutex<Vec<(String, Option<String>)>>>,
+    seen: Arc<Mutex<Vec<Seen>>>,
 }
 
 async fn start_log_server(files: HashMap<String, Vec<u8>>) -> LogServer {
@@ -128,7 +131,7 @@ async fn serve_log(
     mut sock: TcpStream,
     addr: SocketAddr,
     files: &HashMap<String, Vec<u8>>,
-    seen: &Mutex<Vec<(String, Option<String>)>>,
+    seen: &Mutex<Vec<Seen>>,
 ) -> std::io::Result<()> {
     let mut head = Vec::new();
     let mut b = [0u8; 1];

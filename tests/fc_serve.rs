@@ -709,3 +709,55 @@ async fn bad_logs_and_refused_urls_get_404_and_no_manifest() {
     app.shutdown().await;
     assert_no_secrets("logs", &logs().lock().unwrap_or_else(|e| e.into_inner()));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn handle_and_serve_write_identical_lakes() {
+    let (data, _) = fixture();
+    let size = data.len();
+    let logsrv = start_log_server(HashMap::from([(NAME.to_string(), data)])).await;
+    let s3 = start_s3().await;
+    let app = start_cdnlake(s3.port).await;
+    let mut events = vec![log_event(
+        &format!("http://{}/ok/{NAME}", logsrv.addr),
+        Some(size),
+        "same-1",
+    )];
+    events.extend(other_events());
+    let strict = envelope(&events);
+    let r = invoke(app.addr, &strict).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    app.shutdown().await;
+
+    // What `cdnlake handle` does: the lenient parser (here fed comments and trailing commas).
+    let lenient = format!(
+        "// pasted from the docs\n{}",
+        strict.replace("]}", ", ] /* end */ , }")
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let lake = cdnlake::lake::store::Lake::open(dir.path().to_str().unwrap()).unwrap();
+    let rt = tokio::runtime::Handle::current();
+    let opts = HandlerOptions {
+        allow: AllowList::from_patterns(["127.0.0.1"]).unwrap(),
+        ..HandlerOptions::default()
+    };
+    let (report, result) = tokio::task::spawn_blocking(move || {
+        let events = cdnlake::event::parse_lenient(lenient.as_bytes()).unwrap();
+        cdnlake::handler::handle_events(&lake, &rt, &events, &opts)
+    })
+    .await
+    .unwrap();
+    result.unwrap();
+    assert_eq!(report.events, 9);
+    let local = tree(dir.path());
+    let remote: BTreeMap<String, Vec<u8>> = objects(&s3)
+        .into_iter()
+        .map(|(k, v)| (k.trim_start_matches("pre/").to_string(), v))
+        .collect();
+    assert_eq!(
+        local.keys().collect::<Vec<_>>(),
+        remote.keys().collect::<Vec<_>>()
+    );
+    for (k, v) in &local {
+        assert!(remote[k] == *v, "{k} differs");
+    }
+}

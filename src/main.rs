@@ -296,7 +296,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             } else {
                 print_invocation(&report);
             }
-            result?;
+            if let Err(e) = result {
+                // The library error already names its cause; anyhow's chain would repeat it.
+                eprintln!("cdnlake: error: {e}");
+                return Ok(ExitCode::FAILURE);
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Serve { listen, common } => {

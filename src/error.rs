@@ -86,9 +86,43 @@ pub enum Error {
         reason: String,
     },
 
+    /// A CDN event is malformed: which element of `events` (when known) and which field.
+    #[error("{}: {reason}", event_at(*index, field))]
+    Event {
+        index: Option<usize>,
+        field: String,
+        reason: String,
+    },
+
+    /// Fetching a log over HTTP failed. `url` never holds the signed query.
+    #[error("GET {url}: {reason}")]
+    Http { url: String, reason: String },
+
+    /// A URL was refused before any connection (scheme, host not on the allow-list, redirect).
+    #[error("refused {url}: {reason}")]
+    Refused { url: String, reason: String },
+
+    /// Several events of one invocation failed.
+    #[error("{failed} of {total} events failed; first: {first}")]
+    EventsFailed {
+        failed: usize,
+        total: usize,
+        first: Box<Error>,
+    },
+
     /// A worker thread stopped unexpectedly (a bug, reported rather than propagated as a panic).
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+/// `events[1].eventParameter.fileSize`, `events[0]`, `events`, or `event` for the whole body.
+fn event_at(index: Option<usize>, field: &str) -> String {
+    match (index, field.is_empty()) {
+        (Some(i), true) => format!("events[{i}]"),
+        (Some(i), false) => format!("events[{i}].{field}"),
+        (None, true) => "event".to_string(),
+        (None, false) => field.to_string(),
+    }
 }
 
 /// Shorthand for results of this crate.

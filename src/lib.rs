@@ -33,12 +33,17 @@
 //! ```
 
 pub mod access;
+pub mod audit;
 pub mod bench;
 pub mod ddl;
 pub mod error;
+pub mod event;
 pub mod gen;
+pub mod handler;
+pub mod http;
 pub mod lake;
 pub mod pipeline;
+pub mod server;
 pub mod source;
 pub mod table;
 

@@ -30,15 +30,138 @@ impl std::fmt::Debug for Lake {
     }
 }
 
+/// Access key credentials (possibly temporary, with an STS session token). `Debug` never shows
+/// them; they are passed in explicitly and never read from a cache.
+#[derive(Clone)]
+pub struct Credentials {
+    pub key_id: String,
+    pub secret: String,
+    pub token: Option<String>,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Credentials(<redacted>)")
+    }
+}
+
+/// How to reach OSS through its S3-compatible API.
+#[derive(Debug, Clone, Default)]
+pub struct OssOptions {
+    /// Endpoint host (`s3.oss-cn-hangzhou-internal.aliyuncs.com`), or a URL with a scheme and
+    /// port (`http://oss.test:9000`, for tests). Default `s3.oss-<region>.aliyuncs.com`.
+    pub endpoint: Option<String>,
+    /// Region id (`cn-hangzhou`), used for the default endpoint and for signing.
+    pub region: Option<String>,
+    pub credentials: Option<Credentials>,
+    /// HTTP client settings (timeouts, a DNS resolver for tests).
+    pub client: Option<object_store::ClientOptions>,
+}
+
+/// The endpoint with the bucket in the host name (OSS refuses path-style requests), and whether
+/// it is plain http.
+pub fn oss_endpoint(
+    bucket: &str,
+    opts: &OssOptions,
+) -> std::result::Result<(String, bool), String> {
+    let host = match (&opts.endpoint, &opts.region) {
+        (Some(e), _) if !e.trim().is_empty() => e.trim().trim_end_matches('/').to_string(),
+        (_, Some(r)) if !r.trim().is_empty() => format!("s3.oss-{}.aliyuncs.com", r.trim()),
+        _ => {
+            return Err(
+                "no OSS endpoint or region (set --oss-endpoint or CDNLAKE_OSS_REGION)".into(),
+            )
+        }
+    };
+    let (scheme, host) = match host.split_once("://") {
+        Some((s @ ("http" | "https"), h)) => (s.to_string(), h.to_string()),
+        Some((s, _)) => return Err(format!("OSS endpoint scheme {s:?} is not http or https")),
+        None => ("https".to_string(), host),
+    };
+    if host.is_empty() || host.contains('/') {
+        return Err(format!("OSS endpoint host {host:?} is not a host name"));
+    }
+    let host = if host.starts_with(&format!("{bucket}.")) {
+        host
+    } else {
+        format!("{bucket}.{host}")
+    };
+    Ok((format!("{scheme}://{host}"), scheme == "http"))
+}
+
+/// The signing region: the given one, else the one in a standard endpoint name.
+fn oss_region(opts: &OssOptions) -> Option<String> {
+    if let Some(r) = opts
+        .region
+        .as_deref()
+        .map(str::trim)
+        .filter(|r| !r.is_empty())
+    {
+        return Some(r.to_string());
+    }
+    let e = opts.endpoint.as_deref()?;
+    let i = e.find("oss-")? + 4;
+    let rest = &e[i..];
+    let end = rest.find(".aliyuncs.com")?;
+    Some(rest[..end].trim_end_matches("-internal").to_string())
+}
+
 impl Lake {
     /// Opens a destination URL: a plain path or `file:///abs/path` (created if missing),
     /// `memory://` (tests), or `s3://bucket/prefix` (configured from the standard `AWS_*`
-    /// environment variables).
+    /// environment variables). `oss://` needs [`Lake::open_with`].
     pub fn open(url: &str) -> Result<Lake> {
+        Lake::open_with(url, &OssOptions::default())
+    }
+
+    /// Opens a destination URL, with the settings `oss://bucket/prefix` needs.
+    ///
+    /// OSS is reached through its S3-compatible API: virtual-hosted requests to
+    /// `https://<bucket>.<endpoint host>`, SigV4 with the region id and the STS session token
+    /// when given; conditional put off (OSS answers 501), no checksum header (the builder's
+    /// default) and no tagging header (OSS has no tagging on that API), bulk delete off (this
+    /// code deletes single keys).
+    pub fn open_with(url: &str, oss: &OssOptions) -> Result<Lake> {
         let bad = |reason: String| Error::Destination {
             url: url.to_string(),
             reason,
         };
+        if let Some(rest) = url.strip_prefix("oss://") {
+            let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+            if bucket.is_empty() {
+                return Err(bad("no bucket name".into()));
+            }
+            let (endpoint, http) = oss_endpoint(bucket, oss).map_err(bad)?;
+            let creds = oss.credentials.as_ref().ok_or_else(|| {
+                bad("no credentials (ALIBABA_CLOUD_ACCESS_KEY_ID/SECRET, or the FC request headers)".into())
+            })?;
+            let region =
+                oss_region(oss).ok_or_else(|| bad("no region (set CDNLAKE_OSS_REGION)".into()))?;
+            let mut b = object_store::aws::AmazonS3Builder::new()
+                .with_bucket_name(bucket)
+                .with_region(region)
+                .with_endpoint(endpoint)
+                .with_virtual_hosted_style_request(true)
+                .with_access_key_id(&creds.key_id)
+                .with_secret_access_key(&creds.secret)
+                .with_conditional_put(object_store::aws::S3ConditionalPut::Disabled)
+                .with_disable_tagging(true)
+                .with_disable_bulk_delete(true);
+            if let Some(t) = creds.token.as_deref().filter(|t| !t.is_empty()) {
+                b = b.with_token(t);
+            }
+            if let Some(c) = &oss.client {
+                b = b.with_client_options(c.clone());
+            }
+            // After the client options, which would otherwise reset it.
+            b = b.with_allow_http(http);
+            let store = b.build().map_err(|e| bad(e.to_string()))?;
+            return Ok(Lake {
+                store: Arc::new(store),
+                prefix: Path::from(prefix),
+                url: url.into(),
+            });
+        }
         if let Some(rest) = url.strip_prefix("memory://") {
             return Ok(Lake {
                 store: Arc::new(InMemory::new()),
@@ -257,5 +380,42 @@ impl Drop for ObjectSink {
             let _guard = self.rt.enter();
             let _ = self.rt.block_on(upload.abort());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn oss_endpoints_hold_the_bucket() {
+        let o = OssOptions {
+            region: Some("cn-hangzhou".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            oss_endpoint("b", &o).unwrap(),
+            ("https://b.s3.oss-cn-hangzhou.aliyuncs.com".into(), false)
+        );
+        let o = OssOptions {
+            endpoint: Some("s3.oss-cn-beijing-internal.aliyuncs.com".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            oss_endpoint("b", &o).unwrap().0,
+            "https://b.s3.oss-cn-beijing-internal.aliyuncs.com"
+        );
+        assert_eq!(oss_region(&o).as_deref(), Some("cn-beijing"));
+        let o = OssOptions {
+            endpoint: Some("http://oss.test:9000/".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            oss_endpoint("b", &o).unwrap(),
+            ("http://b.oss.test:9000".into(), true)
+        );
+        assert!(oss_endpoint("b", &OssOptions::default()).is_err());
+        let e = Lake::open("oss://b/p").unwrap_err().to_string();
+        assert!(e.contains("endpoint or region"), "{e}");
     }
 }

@@ -1,0 +1,12 @@
+#!/bin/sh
+# Builds a static Linux binary for FC's custom runtime and stages ./code (bootstrap + binary).
+# Needs: rustup target add x86_64-unknown-linux-musl, and a musl C toolchain for aws-lc-rs
+# (apt-get install musl-tools cmake), or use `cargo zigbuild` with the same target instead.
+set -eu
+cd "$(dirname "$0")/.."
+cargo build --release --locked --target x86_64-unknown-linux-musl
+rm -rf deploy/code && mkdir -p deploy/code
+cp target/x86_64-unknown-linux-musl/release/cdnlake deploy/code/cdnlake
+cp deploy/bootstrap deploy/code/bootstrap
+chmod +x deploy/code/bootstrap deploy/code/cdnlake
+echo "staged deploy/code: $(ls -l deploy/code | tail -n +2 | wc -l) files"

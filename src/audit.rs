@@ -1,0 +1,340 @@
+//! Audit tables (DESIGN §2.2): cache events become one row per object path, domain events one
+//! row each, and every event (unknown ones too) is kept as received, signed query redacted.
+//!
+//! ```text
+//! audit/cache/event=<eventName>/dt=<YYYY-MM-DD>/<traceId>.parquet
+//! audit/domain/event=<eventName>/dt=<YYYY-MM-DD>/<traceId>.parquet
+//! audit/events/dt=<YYYY-MM-DD>/<traceId>.json
+//! ```
+//!
+//! `dt` is the date of `eventTime` in the partition time zone (`+08:00` by default). The files are
+//! tiny, so each is built in memory and written with one PUT; keys derive from the event (name,
+//! time, traceId), so a retried event rewrites the same objects.
+
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, RecordBatch, StringBuilder, TimestampMicrosecondBuilder};
+use object_store::path::{Path, PathPart};
+use parquet::arrow::ArrowWriter;
+
+use crate::access::time::PartitionTz;
+use crate::error::{Error, Result};
+use crate::event::{Event, Payload};
+use crate::lake::layout::relative;
+use crate::lake::parquet::{writer_properties, ParquetOptions};
+use crate::lake::store::Lake;
+use crate::table::{Column, Kind, Table};
+
+const fn col(
+    name: &'static str,
+    kind: Kind,
+    nullable: bool,
+    dictionary: bool,
+    doc: &'static str,
+) -> Column {
+    Column {
+        name,
+        kind,
+        nullable,
+        dictionary,
+        doc,
+    }
+}
+
+/// Cache audit: one row per object path of a `CachedObjects*` event.
+pub const CACHE_AUDIT: Table = Table {
+    name: "cache_audit",
+    folder: "audit/cache",
+    partitions: &["event", "dt"],
+    doc: "CDN cache refresh/push/block tasks, one row per object path",
+    columns: &[
+        col("event_name", Kind::Utf8, false, true, "eventName"),
+        col(
+            "event_time",
+            Kind::Timestamp,
+            false,
+            false,
+            "eventTime (UTC instant)",
+        ),
+        col(
+            "trace_id",
+            Kind::Utf8,
+            false,
+            false,
+            "traceId, or a hash of the event when missing",
+        ),
+        col("region", Kind::Utf8, true, true, "region of the event"),
+        col("ali_uid", Kind::Utf8, true, true, "userIdentity.aliUid"),
+        col("domain", Kind::Utf8, false, true, "CDN domain"),
+        col("task_id", Kind::Utf8, true, false, "CDN task id"),
+        col("object_type", Kind::Utf8, true, true, "File or Directory"),
+        col(
+            "object_path",
+            Kind::Utf8,
+            false,
+            false,
+            "one object path of the task",
+        ),
+        col(
+            "create_time",
+            Kind::Timestamp,
+            true,
+            false,
+            "when the task started",
+        ),
+        col(
+            "complete_time",
+            Kind::Timestamp,
+            true,
+            false,
+            "when the task ended",
+        ),
+    ],
+};
+
+/// Domain audit: one row per `CdnDomain*` event.
+pub const DOMAIN_AUDIT: Table = Table {
+    name: "domain_audit",
+    folder: "audit/domain",
+    partitions: &["event", "dt"],
+    doc: "CDN domain added/deleted/started/stopped",
+    columns: &[
+        col("event_name", Kind::Utf8, false, true, "eventName"),
+        col(
+            "event_time",
+            Kind::Timestamp,
+            false,
+            false,
+            "eventTime (UTC instant)",
+        ),
+        col(
+            "trace_id",
+            Kind::Utf8,
+            false,
+            false,
+            "traceId, or a hash of the event when missing",
+        ),
+        col("region", Kind::Utf8, true, true, "region of the event"),
+        col("ali_uid", Kind::Utf8, true, true, "userIdentity.aliUid"),
+        col("domain", Kind::Utf8, false, true, "CDN domain"),
+        col(
+            "status",
+            Kind::Utf8,
+            true,
+            true,
+            "domain status (Started/Stopped events)",
+        ),
+    ],
+};
+
+/// `YYYY-MM-DD` of the event time on `tz`'s wall clock; `undated` without a time.
+pub fn event_dt(ev: &Event, tz: PartitionTz) -> String {
+    match ev.time_micros {
+        Some(t) => tz.partition_values(tz.hour_bucket(t)).0,
+        None => "undated".to_string(),
+    }
+}
+
+fn key(prefix: &Path, parts: &[&str]) -> Path {
+    parts
+        .iter()
+        .fold(prefix.clone(), |p, part| p.join(PathPart::from(*part)))
+}
+
+/// `audit/events/dt=<dt>/<traceId>.json`
+pub fn event_key(prefix: &Path, ev: &Event, tz: PartitionTz) -> Path {
+    key(
+        prefix,
+        &[
+            "audit",
+            "events",
+            &format!("dt={}", event_dt(ev, tz)),
+            &format!("{}.json", ev.trace_id),
+        ],
+    )
+}
+
+/// `audit/<cache|domain>/event=<name>/dt=<dt>/<traceId>.parquet`, for cache and domain events.
+pub fn table_key(prefix: &Path, ev: &Event, tz: PartitionTz) -> Option<Path> {
+    let table = match ev.payload {
+        Payload::Cache(_) => "cache",
+        Payload::Domain(_) => "domain",
+        _ => return None,
+    };
+    Some(key(
+        prefix,
+        &[
+            "audit",
+            table,
+            &format!("event={}", ev.name),
+            &format!("dt={}", event_dt(ev, tz)),
+            &format!("{}.parquet", ev.trace_id),
+        ],
+    ))
+}
+
+fn micros(ev: &Event) -> Result<i64> {
+    ev.time_micros.ok_or_else(|| Error::Event {
+        index: Some(ev.index),
+        field: "eventTime".into(),
+        reason: "missing".into(),
+    })
+}
+
+fn secs_to_micros(s: Option<i64>) -> Option<i64> {
+    s.and_then(|s| s.checked_mul(1_000_000))
+}
+
+fn ts(values: impl IntoIterator<Item = Option<i64>>) -> ArrayRef {
+    let mut b = TimestampMicrosecondBuilder::new().with_timezone("UTC");
+    b.extend(values);
+    Arc::new(b.finish())
+}
+
+fn text<'a>(values: impl IntoIterator<Item = Option<&'a str>>) -> ArrayRef {
+    let mut b = StringBuilder::new();
+    b.extend(values);
+    Arc::new(b.finish())
+}
+
+/// The audit rows of a cache or domain event as one batch; `None` for other events.
+pub fn audit_batch(ev: &Event) -> Result<Option<(Table, RecordBatch)>> {
+    let common = |n: usize| -> Result<Vec<ArrayRef>> {
+        let t = micros(ev)?;
+        Ok(vec![
+            text(std::iter::repeat_n(Some(ev.name.as_str()), n)),
+            ts(std::iter::repeat_n(Some(t), n)),
+            text(std::iter::repeat_n(Some(ev.trace_id.as_str()), n)),
+            text(std::iter::repeat_n(ev.region.as_deref(), n)),
+            text(std::iter::repeat_n(ev.ali_uid.as_deref(), n)),
+        ])
+    };
+    let (table, columns) = match &ev.payload {
+        Payload::Cache(c) => {
+            let n = c.object_paths.len();
+            let mut cols = common(n)?;
+            cols.push(text(std::iter::repeat_n(Some(c.domain.as_str()), n)));
+            cols.push(text(std::iter::repeat_n(c.task_id.as_deref(), n)));
+            cols.push(text(std::iter::repeat_n(c.object_type.as_deref(), n)));
+            cols.push(text(c.object_paths.iter().map(|p| Some(p.as_str()))));
+            cols.push(ts(std::iter::repeat_n(secs_to_micros(c.create_time), n)));
+            cols.push(ts(std::iter::repeat_n(secs_to_micros(c.complete_time), n)));
+            (CACHE_AUDIT, cols)
+        }
+        Payload::Domain(d) => {
+            let mut cols = common(1)?;
+            cols.push(text([Some(d.domain.as_str())]));
+            cols.push(text([d.status.as_deref()]));
+            (DOMAIN_AUDIT, cols)
+        }
+        _ => return Ok(None),
+    };
+    let batch = RecordBatch::try_new(table.arrow_schema(), columns).map_err(|e| {
+        Error::Internal(format!(
+            "{} batch does not match its table: {e}",
+            table.name
+        ))
+    })?;
+    Ok(Some((table, batch)))
+}
+
+/// Encodes a batch as a whole Parquet file in memory.
+pub fn parquet_bytes(table: &Table, batch: &RecordBatch, key: &str) -> Result<Vec<u8>> {
+    let props = writer_properties(table, &ParquetOptions::default())?;
+    let mut w =
+        ArrowWriter::try_new(Vec::new(), batch.schema(), Some(props)).map_err(|source| {
+            Error::Parquet {
+                key: key.to_string(),
+                source,
+            }
+        })?;
+    w.write(batch).map_err(|source| Error::Parquet {
+        key: key.to_string(),
+        source,
+    })?;
+    w.into_inner().map_err(|source| Error::Parquet {
+        key: key.to_string(),
+        source,
+    })
+}
+
+/// Writes what the lake keeps of one event: the event itself (redacted) and, for cache and domain
+/// events, its audit rows. Returns the keys written, relative to the destination.
+pub async fn record_event(lake: &Lake, ev: &Event, tz: PartitionTz) -> Result<Vec<String>> {
+    let mut keys = Vec::new();
+    let k = event_key(&lake.prefix, ev, tz);
+    let body = serde_json::to_vec_pretty(&ev.redacted()).map_err(|source| Error::Json {
+        what: format!("event {}", ev.trace_id),
+        source,
+    })?;
+    lake.put(&k, body).await?;
+    keys.push(relative(&lake.prefix, &k));
+    if let (Some((table, batch)), Some(k)) = (audit_batch(ev)?, table_key(&lake.prefix, ev, tz)) {
+        let bytes = parquet_bytes(&table, &batch, k.as_ref())?;
+        lake.put(&k, bytes).await?;
+        keys.push(relative(&lake.prefix, &k));
+    }
+    Ok(keys)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::parse_strict;
+
+    const BODY: &str = r#"{"events":[
+      {"eventName":"CachedObjectsRefreshed","eventTime":"2018-03-16T23:19:55+08:00","traceId":"../x/y",
+       "region":"cn-hangzhou","userIdentity":{"aliUid":"1"},
+       "eventParameter":{"objectPath":["/a","/b"],"taskId":2089687230,"objectType":"File","createTime":1521180769,"domain":"d.com"}},
+      {"eventName":"CdnDomainStarted","eventTime":"2018-03-16T16:30:00Z","traceId":"t2",
+       "eventParameter":{"domain":"d.com","status":"online"}},
+      {"eventName":"Weird/..","traceId":"t3"}
+    ]}"#;
+
+    #[test]
+    fn keys_and_rows() {
+        let ev = parse_strict(BODY.as_bytes()).unwrap();
+        let p = Path::from("lake");
+        let tz = PartitionTz::default();
+        let k = table_key(&p, &ev[0], tz).unwrap();
+        assert_eq!(
+            k.as_ref(),
+            "lake/audit/cache/event=CachedObjectsRefreshed/dt=2018-03-16/..%2Fx%2Fy.parquet"
+        );
+        assert_eq!(k.parts().count(), 6);
+        // 16:30Z is 00:30 the next day at +08:00.
+        assert_eq!(
+            table_key(&p, &ev[1], tz).unwrap().as_ref(),
+            "lake/audit/domain/event=CdnDomainStarted/dt=2018-03-17/t2.parquet"
+        );
+        assert!(table_key(&p, &ev[2], tz).is_none());
+        let k = event_key(&p, &ev[2], tz);
+        assert_eq!(k.as_ref(), "lake/audit/events/dt=undated/t3.json");
+
+        let (t, b) = audit_batch(&ev[0]).unwrap().unwrap();
+        assert_eq!(t.name, "cache_audit");
+        assert_eq!(b.num_rows(), 2);
+        let (t, b) = audit_batch(&ev[1]).unwrap().unwrap();
+        assert_eq!(t.name, "domain_audit");
+        assert_eq!(b.num_rows(), 1);
+        let bytes = parquet_bytes(&t, &b, "k").unwrap();
+        assert_eq!(&bytes[..4], b"PAR1");
+    }
+
+    #[test]
+    fn writes_into_a_lake() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let lake = Lake::open("memory://").unwrap();
+        let ev = parse_strict(BODY.as_bytes()).unwrap();
+        let mut all = Vec::new();
+        for e in &ev {
+            all.extend(
+                rt.block_on(record_event(&lake, e, PartitionTz::default()))
+                    .unwrap(),
+            );
+        }
+        assert_eq!(all.len(), 5, "{all:?}");
+    }
+}

@@ -1,0 +1,559 @@
+//! Fetching a log over HTTP as a blocking [`Read`], for the synchronous pipeline.
+//!
+//! The body is streamed chunk by chunk from reqwest (async, driven on a tokio runtime through a
+//! [`Handle`]); nothing holds the whole file. Transient failures (connection errors, timeouts,
+//! 5xx/429/408, a body cut short) are retried with exponential backoff and resumed with
+//! `Range: bytes=N-` from the last byte received. A resumed response must continue the same
+//! object: it must be a 206 whose `Content-Range` starts at N with the same total, and its
+//! `ETag`/`Last-Modified` must match the first response's when those were given. Anything else
+//! fails the read: the bytes already passed on (to the raw dump and the decoder) cannot be taken
+//! back, so restarting silently is not an option.
+//!
+//! Before any connection the URL is checked: `http`/`https` only, no credentials in it, and a
+//! host on the allow-list. Redirects are followed only to the same host. The signed query of a
+//! URL (`OSSAccessKeyId`, `Signature`, `Expires`, `security-token`) never appears in an error or a
+//! log line: messages use [`redact_url`] and reqwest errors are stripped of their URL.
+
+use std::io::Read;
+use std::time::Duration;
+
+use bytes::Bytes;
+use reqwest::header::{
+    HeaderMap, HeaderValue, CONTENT_LENGTH, CONTENT_RANGE, ETAG, LAST_MODIFIED, RANGE,
+};
+use reqwest::{StatusCode, Url};
+use tokio::runtime::Handle;
+
+use crate::error::{Error, Result};
+use crate::event::redact_url;
+
+/// The hosts CDN delivers logs from.
+pub const DEFAULT_ALLOWED_HOSTS: &str = "*.aliyuncs.com,*.aliyun-inc.com";
+
+/// Hosts a log may be fetched from: exact names (or IP addresses) and `*.suffix` patterns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AllowList {
+    patterns: Vec<String>,
+}
+
+impl Default for AllowList {
+    fn default() -> Self {
+        AllowList::parse(DEFAULT_ALLOWED_HOSTS).unwrap_or(AllowList {
+            patterns: Vec::new(),
+        })
+    }
+}
+
+impl AllowList {
+    /// Parses comma-separated patterns (`*.aliyuncs.com,127.0.0.1`). A bare `*` or a pattern with
+    /// a `*` elsewhere than a leading `*.` is refused: the list exists to be narrow.
+    pub fn parse(s: &str) -> Result<AllowList> {
+        AllowList::from_patterns(s.split(','))
+    }
+
+    /// Builds the list from patterns, each possibly comma-separated itself.
+    pub fn from_patterns<'a>(patterns: impl IntoIterator<Item = &'a str>) -> Result<AllowList> {
+        let mut out = Vec::new();
+        for p in patterns.into_iter().flat_map(|p| p.split(',')) {
+            let p = p.trim().to_ascii_lowercase();
+            if p.is_empty() {
+                continue;
+            }
+            let body = p.strip_prefix("*.").unwrap_or(&p);
+            if body.is_empty() || body.contains('*') || body.contains('/') || body.starts_with('.')
+            {
+                return Err(Error::Config {
+                    setting: "allowed host",
+                    value: p.clone(),
+                    reason: "expected a host name, an IP address, or *.suffix".into(),
+                });
+            }
+            out.push(p);
+        }
+        if out.is_empty() {
+            return Err(Error::Config {
+                setting: "allowed hosts",
+                value: String::new(),
+                reason: "the allow-list is empty".into(),
+            });
+        }
+        Ok(AllowList { patterns: out })
+    }
+
+    /// Whether `host` (a name or an IP address, without port) is allowed. `*.suffix` matches any
+    /// name ending in `.suffix` (not the bare suffix, and never an IP address).
+    pub fn allows(&self, host: &str) -> bool {
+        let host = host.trim_end_matches('.').to_ascii_lowercase();
+        let is_ip = host.parse::<std::net::IpAddr>().is_ok() || host.starts_with('[');
+        self.patterns.iter().any(|p| match p.strip_prefix("*.") {
+            Some(suffix) => {
+                !is_ip && host.len() > suffix.len() + 1 && host.ends_with(&format!(".{suffix}"))
+            }
+            None => host == *p,
+        })
+    }
+
+    pub fn patterns(&self) -> &[String] {
+        &self.patterns
+    }
+}
+
+/// Checks a URL before any connection: scheme, no credentials, host on the list.
+pub fn check_url(url: &str, allow: &AllowList) -> Result<Url> {
+    let shown = redact_url(url);
+    let refuse = |reason: String| Error::Refused {
+        url: shown.clone(),
+        reason,
+    };
+    let u = Url::parse(url).map_err(|e| refuse(format!("not a valid URL: {e}")))?;
+    if !matches!(u.scheme(), "http" | "https") {
+        return Err(refuse(format!(
+            "scheme {:?} is not allowed (only http and https)",
+            u.scheme()
+        )));
+    }
+    if !u.username().is_empty() || u.password().is_some() {
+        return Err(refuse("credentials in the URL are not allowed".into()));
+    }
+    let host = u.host_str().ok_or_else(|| refuse("no host".into()))?;
+    if !allow.allows(host) {
+        return Err(refuse(format!(
+            "host {host} is not on the allow-list ({})",
+            allow.patterns.join(",")
+        )));
+    }
+    Ok(u)
+}
+
+/// Retry and timeout settings of a download.
+#[derive(Debug, Clone)]
+pub struct HttpOptions {
+    /// Consecutive failed attempts (without progress) before giving up.
+    pub max_attempts: u32,
+    /// First backoff; doubles after each failure, up to `max_backoff`.
+    pub backoff: Duration,
+    pub max_backoff: Duration,
+    pub connect_timeout: Duration,
+    /// Longest wait for the next bytes of a body.
+    pub read_timeout: Duration,
+}
+
+impl Default for HttpOptions {
+    fn default() -> Self {
+        HttpOptions {
+            max_attempts: 6,
+            backoff: Duration::from_millis(500),
+            max_backoff: Duration::from_secs(10),
+            connect_timeout: Duration::from_secs(10),
+            read_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// An HTTP client for log downloads: redirects only to the same host, timeouts set, no
+/// automatic decompression (the raw dump must get the bytes as delivered).
+pub fn client(opts: &HttpOptions) -> Result<reqwest::Client> {
+    let policy = reqwest::redirect::Policy::custom(|attempt| {
+        let same_host =
+            attempt.previous().first().map(|u| u.host_str()) == Some(attempt.url().host_str());
+        if attempt.previous().len() > 5 {
+            attempt.error("too many redirects")
+        } else if !same_host {
+            attempt.error("redirect to another host refused")
+        } else if !matches!(attempt.url().scheme(), "http" | "https") {
+            attempt.error("redirect to a scheme other than http/https refused")
+        } else {
+            attempt.follow()
+        }
+    });
+    reqwest::Client::builder()
+        .redirect(policy)
+        .connect_timeout(opts.connect_timeout)
+        .read_timeout(opts.read_timeout)
+        .user_agent(concat!("cdnlake/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| Error::Internal(format!("cannot build the HTTP client: {}", describe(e))))
+}
+
+/// A reqwest error as text, without the URL (it may carry the signature) but with its causes.
+fn describe(e: reqwest::Error) -> String {
+    let e = e.without_url();
+    let mut msg = e.to_string();
+    let mut src = std::error::Error::source(&e);
+    while let Some(s) = src {
+        let t = s.to_string();
+        if !msg.contains(&t) {
+            msg.push_str(": ");
+            msg.push_str(&t);
+        }
+        src = s.source();
+    }
+    msg
+}
+
+/// What identifies the object, to detect a change between attempts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Validator {
+    etag: Option<HeaderValue>,
+    last_modified: Option<HeaderValue>,
+}
+
+impl Validator {
+    fn of(h: &HeaderMap) -> Validator {
+        Validator {
+            etag: h.get(ETAG).cloned(),
+            last_modified: h.get(LAST_MODIFIED).cloned(),
+        }
+    }
+
+    /// Same object, judging by the validators both responses carry.
+    fn matches(&self, other: &Validator) -> bool {
+        let same = |a: &Option<HeaderValue>, b: &Option<HeaderValue>| match (a, b) {
+            (Some(a), Some(b)) => a == b,
+            _ => true,
+        };
+        same(&self.etag, &other.etag) && same(&self.last_modified, &other.last_modified)
+    }
+}
+
+/// Why an attempt failed.
+enum Failure {
+    /// Worth another attempt (resumed from the last byte received).
+    Transient(String),
+    /// Retrying would not help or would be unsafe.
+    Fatal(Error),
+}
+
+/// A blocking reader over an HTTP GET, resuming after transient failures.
+pub struct HttpReader {
+    rt: Handle,
+    client: reqwest::Client,
+    url: Url,
+    /// The URL without its query, for messages.
+    shown: String,
+    opts: HttpOptions,
+    expected: Option<u64>,
+    response: Option<reqwest::Response>,
+    chunk: Bytes,
+    received: u64,
+    /// Total size from the first response (`Content-Length`), when given.
+    total: Option<u64>,
+    validator: Option<Validator>,
+    /// Consecutive failures since the last progress.
+    failures: u32,
+    /// Every retry, for the report.
+    pub retries: u32,
+    done: bool,
+}
+
+impl HttpReader {
+    /// Prepares a download of `url`; checks it against `allow` now, before any connection.
+    /// `expected` is the size the event announced (`fileSize`), checked at the end.
+    pub fn new(
+        rt: Handle,
+        client: reqwest::Client,
+        url: &str,
+        allow: &AllowList,
+        expected: Option<u64>,
+        opts: HttpOptions,
+    ) -> Result<HttpReader> {
+        let url = check_url(url, allow)?;
+        Ok(HttpReader {
+            rt,
+            client,
+            shown: redact_url(url.as_str()),
+            url,
+            opts,
+            expected,
+            response: None,
+            chunk: Bytes::new(),
+            received: 0,
+            total: None,
+            validator: None,
+            failures: 0,
+            retries: 0,
+            done: false,
+        })
+    }
+
+    fn error(&self, reason: String) -> Error {
+        Error::Http {
+            url: self.shown.clone(),
+            reason,
+        }
+    }
+
+    /// Sends the request (ranged after the first bytes) and checks the response.
+    async fn open(&self) -> std::result::Result<reqwest::Response, Failure> {
+        let mut req = self.client.get(self.url.clone());
+        if self.received > 0 {
+            req = req.header(RANGE, format!("bytes={}-", self.received));
+        }
+        let resp = req.send().await.map_err(|e| {
+            if e.is_redirect() {
+                Failure::Fatal(Error::Refused {
+                    url: self.shown.clone(),
+                    reason: describe(e),
+                })
+            } else {
+                Failure::Transient(describe(e))
+            }
+        })?;
+        let status = resp.status();
+        if status.is_server_error()
+            || status == StatusCode::TOO_MANY_REQUESTS
+            || status == StatusCode::REQUEST_TIMEOUT
+        {
+            return Err(Failure::Transient(format!("HTTP {status}")));
+        }
+        if status.is_redirection() {
+            return Err(Failure::Fatal(Error::Refused {
+                url: self.shown.clone(),
+                reason: format!("HTTP {status} redirect not followed"),
+            }));
+        }
+        let validator = Validator::of(resp.headers());
+        if self.received == 0 {
+            if status != StatusCode::OK {
+                return Err(Failure::Fatal(self.error(format!("HTTP {status}"))));
+            }
+            return Ok(resp);
+        }
+        // A resumed request must continue the same object where we stopped.
+        if status == StatusCode::OK {
+            return Err(Failure::Fatal(self.error(format!(
+                "the server ignored the Range request after {} bytes (HTTP 200); cannot resume without restarting",
+                self.received
+            ))));
+        }
+        if status != StatusCode::PARTIAL_CONTENT {
+            return Err(Failure::Fatal(self.error(format!(
+                "HTTP {status} when resuming at byte {}",
+                self.received
+            ))));
+        }
+        let range = resp
+            .headers()
+            .get(CONTENT_RANGE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(parse_content_range);
+        let Some((start, total)) = range else {
+            return Err(Failure::Fatal(
+                self.error("206 response without a valid Content-Range".into()),
+            ));
+        };
+        if start != self.received {
+            return Err(Failure::Fatal(self.error(format!(
+                "resumed at byte {start} instead of {} (Content-Range)",
+                self.received
+            ))));
+        }
+        if let (Some(a), Some(b)) = (self.total, total) {
+            if a != b {
+                return Err(Failure::Fatal(self.error(format!(
+                    "object changed while downloading: size {a} became {b}"
+                ))));
+            }
+        }
+        if let Some(v) = &self.validator {
+            if !v.matches(&validator) {
+                return Err(Failure::Fatal(self.error(
+                    "object changed while downloading (ETag/Last-Modified differ)".into(),
+                )));
+            }
+        }
+        Ok(resp)
+    }
+
+    /// Gets the next non-empty chunk, or `None` at the verified end of the body.
+    fn next_chunk(&mut self) -> Result<Option<Bytes>> {
+        loop {
+            if self.done {
+                return Ok(None);
+            }
+            let outcome = match self.response.as_mut() {
+                None => {
+                    let opened = self.rt.block_on(self.open());
+                    match opened {
+                        Ok(resp) => {
+                            if self.received == 0 {
+                                self.total = resp
+                                    .headers()
+                                    .get(CONTENT_LENGTH)
+                                    .and_then(|v| v.to_str().ok())
+                                    .and_then(|v| v.parse().ok());
+                                self.validator = Some(Validator::of(resp.headers()));
+                                if let (Some(t), Some(e)) = (self.total, self.expected) {
+                                    if t != e {
+                                        return Err(self.error(format!(
+                                            "Content-Length {t} differs from the announced fileSize {e}"
+                                        )));
+                                    }
+                                }
+                            }
+                            self.response = Some(resp);
+                            continue;
+                        }
+                        Err(f) => Err(f),
+                    }
+                }
+                Some(resp) => match self.rt.block_on(resp.chunk()) {
+                    Ok(Some(b)) => Ok(Some(b)),
+                    Ok(None) => Ok(None),
+                    Err(e) => Err(Failure::Transient(describe(e))),
+                },
+            };
+            match outcome {
+                Ok(Some(b)) if b.is_empty() => continue,
+                Ok(Some(b)) => {
+                    self.received += b.len() as u64;
+                    self.failures = 0;
+                    if let Some(t) = self.total.or(self.expected) {
+                        if self.received > t {
+                            return Err(self.error(format!(
+                                "received {} bytes, more than the {t} announced",
+                                self.received
+                            )));
+                        }
+                    }
+                    return Ok(Some(b));
+                }
+                Ok(None) => {
+                    self.response = None;
+                    let want = self.total.or(self.expected);
+                    match want {
+                        Some(t) if self.received < t => {
+                            self.retry(format!("body ended after {} of {t} bytes", self.received))?;
+                        }
+                        _ => {
+                            if let Some(e) = self.expected {
+                                if self.received != e {
+                                    return Err(self.error(format!(
+                                        "received {} bytes but the event announced fileSize {e}",
+                                        self.received
+                                    )));
+                                }
+                            }
+                            self.done = true;
+                            return Ok(None);
+                        }
+                    }
+                }
+                Err(Failure::Transient(reason)) => {
+                    self.response = None;
+                    self.retry(reason)?;
+                }
+                Err(Failure::Fatal(e)) => return Err(e),
+            }
+        }
+    }
+
+    /// Waits before the next attempt, or gives up after too many failures without progress.
+    fn retry(&mut self, reason: String) -> Result<()> {
+        self.failures += 1;
+        if self.failures >= self.opts.max_attempts {
+            return Err(self.error(format!(
+                "{reason} (gave up after {} attempts)",
+                self.failures
+            )));
+        }
+        self.retries += 1;
+        let wait = self
+            .opts
+            .backoff
+            .saturating_mul(1u32 << (self.failures - 1).min(16))
+            .min(self.opts.max_backoff);
+        tracing::warn!(url = %self.shown, received = self.received, attempt = self.failures, ?wait, %reason, "download interrupted, retrying");
+        std::thread::sleep(wait);
+        Ok(())
+    }
+
+    /// Bytes received so far.
+    pub fn received(&self) -> u64 {
+        self.received
+    }
+}
+
+impl Read for HttpReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        if self.chunk.is_empty() {
+            match self.next_chunk() {
+                Ok(Some(b)) => self.chunk = b,
+                Ok(None) => return Ok(0),
+                // The message is already redacted; the pipeline reports it as a read failure.
+                Err(e) => return Err(std::io::Error::other(e.to_string())),
+            }
+        }
+        let n = buf.len().min(self.chunk.len());
+        buf[..n].copy_from_slice(&self.chunk.split_to(n));
+        Ok(n)
+    }
+}
+
+/// `bytes START-END/TOTAL` (TOTAL may be `*`) → (START, TOTAL).
+fn parse_content_range(v: &str) -> Option<(u64, Option<u64>)> {
+    let rest = v.trim().strip_prefix("bytes ")?;
+    let (range, total) = rest.split_once('/')?;
+    let (start, _end) = range.split_once('-')?;
+    let total = if total.trim() == "*" {
+        None
+    } else {
+        Some(total.trim().parse().ok()?)
+    };
+    Some((start.trim().parse().ok()?, total))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn allow_list() {
+        let a = AllowList::default();
+        assert!(a.allows("cdnlog.cn-hangzhou.oss.aliyun-inc.com"));
+        assert!(a.allows("x.aliyuncs.com"));
+        assert!(a.allows("X.AliyunCS.com."));
+        assert!(!a.allows("aliyuncs.com"));
+        assert!(!a.allows("evilaliyuncs.com"));
+        assert!(!a.allows("aliyuncs.com.evil.net"));
+        assert!(!a.allows("127.0.0.1"));
+        let t = AllowList::from_patterns(["127.0.0.1", "*.example.com"]).unwrap();
+        assert!(t.allows("127.0.0.1"));
+        assert!(!t.allows("127.0.0.2"));
+        assert!(AllowList::parse("*").is_err());
+        assert!(AllowList::parse("a.*.com").is_err());
+        assert!(AllowList::parse(" , ").is_err());
+    }
+
+    #[test]
+    fn urls_are_checked_before_connecting() {
+        let a = AllowList::from_patterns(["127.0.0.1", "*.aliyuncs.com"]).unwrap();
+        assert!(check_url("http://127.0.0.1:8080/a.gz?Signature=s", &a).is_ok());
+        for bad in [
+            "http://169.254.169.254/latest/meta-data/",
+            "file:///etc/passwd",
+            "ftp://x.aliyuncs.com/a",
+            "http://user:pw@x.aliyuncs.com/a",
+            "http://evil.com/a.gz?Signature=SECRET",
+            "http://[::1]/a",
+            "not a url",
+        ] {
+            let e = check_url(bad, &a).unwrap_err().to_string();
+            assert!(e.starts_with("refused"), "{bad}: {e}");
+            assert!(!e.contains("SECRET") && !e.contains("pw"), "{e}");
+        }
+    }
+
+    #[test]
+    fn content_range() {
+        assert_eq!(
+            parse_content_range("bytes 100-199/200"),
+            Some((100, Some(200)))
+        );
+        assert_eq!(parse_content_range("bytes 5-9/*"), Some((5, None)));
+        assert_eq!(parse_content_range("items 1-2/3"), None);
+    }
+}

@@ -1,0 +1,763 @@
+//! `cdnlake serve` end to end against real servers on loopback, started here:
+//!
+//! - an S3-compatible server (s3s-fs, in process, over HTTP) that verifies SigV4; a wrapper in
+//!   front of it also checks that every request is virtual-hosted (bucket in the Host header)
+//!   and carries the session token among the signed headers;
+//! - a hand-written HTTP/1.1 log server that can drop the connection mid-body, answer 503 first,
+//!   serve a truncated gzip, lie in `Content-Length`, or redirect to another host.
+//!
+//! The OSS destination is configured exactly as in production (`oss://bucket/prefix`, endpoint
+//! host, region, credentials from the FC headers); only DNS is replaced, inside the HTTP client,
+//! so that `<bucket>.oss.test` reaches 127.0.0.1.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::Write;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use cdnlake::handler::HandlerOptions;
+use cdnlake::http::{AllowList, HttpOptions};
+use cdnlake::lake::store::OssOptions;
+use cdnlake::server::{serve, ServerOptions, MAX_BODY};
+use object_store::client::{DnsFuture, DnsResolver};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+const AK: &str = "AKIDTEST";
+const SK: &str = "SECRETKEYVALUE-do-not-leak";
+const TOKEN: &str = "SESSIONTOKEN-do-not-leak";
+const SIG: &str = "SIGNATUREVALUE-do-not-leak";
+const BUCKET: &str = "lake";
+
+// ---------------------------------------------------------------- captured logs
+
+fn logs() -> &'static Arc<Mutex<Vec<u8>>> {
+    static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
+    LOGS.get_or_init(|| {
+        let buf = Arc::new(Mutex::new(Vec::new()));
+        let w = buf.clone();
+        let _ = tracing_subscriber::fmt()
+            // Everything but the test's own S3 server (s3s logs request headers at debug).
+            .with_env_filter("debug,s3s=off,s3s_fs=off")
+            .with_ansi(false)
+            .with_writer(move || Capture(w.clone()))
+            .try_init();
+        buf
+    })
+}
+
+struct Capture(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Capture {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+// ---------------------------------------------------------------- test log
+
+fn gz(data: &[u8]) -> Vec<u8> {
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    e.write_all(data).unwrap();
+    e.finish().unwrap()
+}
+
+/// `n` lines of the DESIGN §1.3 format across two hours, every 7th one malformed.
+fn log_text(n: usize) -> Vec<u8> {
+    let mut s = String::new();
+    for i in 0..n {
+        if i % 7 == 3 {
+            s.push_str("this line is not an access line\n");
+            continue;
+        }
+        let (h, m, sec) = (1 + (i * 2 / n), (i / 60) % 60, i % 60);
+        s.push_str(&format!(
+            "[9/Jun/2015:{h:02}:{m:02}:{sec:02} +0800] 192.0.2.{} - {} \"-\" \"GET http://www.example.com/p/{i}.html?x={i}\" 200 191 {} MISS \"Mozilla/5.0 (X)\" \"text/html\"\n",
+            i % 250,
+            i % 1000,
+            1000 + i
+        ));
+    }
+    s.into_bytes()
+}
+
+const NAME: &str = "www.example.com_2015_06_09_0100_0300.gz";
+
+// ---------------------------------------------------------------- log server
+
+/// A minimal HTTP/1.1 server (one request per connection) with fault injection by path:
+/// `/ok/F`, `/drop/F` (first response cut after half the body), `/flaky/F` (503 twice),
+/// `/lie/F` (Content-Length 100 bytes too large, then close), `/redirect/F` (302 to
+/// `localhost`, another host name for the same server).
+/// (path, Range header) of a request.
+type Seen = (String, Option<String>);
+
+struct LogServer {
+    addr: SocketAddr,
+    /// (path, Range header) of every request.
+    seen: Arc<Mutex<Vec<Seen>>>,
+}
+
+async fn start_log_server(files: HashMap<String, Vec<u8>>) -> LogServer {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let files = Arc::new(files);
+    let seen2 = seen.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((sock, _)) = listener.accept().await else {
+                continue;
+            };
+            let (files, seen) = (files.clone(), seen2.clone());
+            tokio::spawn(async move {
+                let _ = serve_log(sock, addr, &files, &seen).await;
+            });
+        }
+    });
+    LogServer { addr, seen }
+}
+
+async fn serve_log(
+    mut sock: TcpStream,
+    addr: SocketAddr,
+    files: &HashMap<String, Vec<u8>>,
+    seen: &Mutex<Vec<Seen>>,
+) -> std::io::Result<()> {
+    let mut head = Vec::new();
+    let mut b = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        if sock.read(&mut b).await? == 0 {
+            return Ok(());
+        }
+        head.push(b[0]);
+    }
+    let head = String::from_utf8_lossy(&head).to_string();
+    let target = head.split_whitespace().nth(1).unwrap_or("/").to_string();
+    let path = target.split('?').next().unwrap_or("").to_string();
+    let range = head
+        .lines()
+        .find(|l| l.to_ascii_lowercase().starts_with("range:"))
+        .map(|l| l[6..].trim().to_string());
+    let count = {
+        let mut s = seen.lock().unwrap();
+        s.push((path.clone(), range.clone()));
+        s.iter().filter(|(p, _)| *p == path).count()
+    };
+    let mut parts = path.trim_start_matches('/').splitn(2, '/');
+    let (mode, file) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+    let Some(data) = files.get(file) else {
+        sock.write_all(b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+            .await?;
+        return Ok(());
+    };
+    let start: usize = range
+        .as_deref()
+        .and_then(|r| r.strip_prefix("bytes="))
+        .and_then(|r| r.trim_end_matches('-').parse().ok())
+        .unwrap_or(0);
+    let etag = "\"v1\"";
+    if mode == "flaky" && count <= 2 {
+        sock.write_all(
+            b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+        )
+        .await?;
+        return Ok(());
+    }
+    if mode == "redirect" {
+        let to = format!("http://localhost:{}/ok/{file}", addr.port());
+        sock.write_all(format!("HTTP/1.1 302 Found\r\nlocation: {to}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n").as_bytes()).await?;
+        return Ok(());
+    }
+    if start >= data.len() && start > 0 {
+        sock.write_all(
+            b"HTTP/1.1 416 Range Not Satisfiable\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+        )
+        .await?;
+        return Ok(());
+    }
+    let body = &data[start..];
+    let (status, extra) = if start > 0 {
+        (
+            "206 Partial Content",
+            format!(
+                "content-range: bytes {start}-{}/{}\r\n",
+                data.len() - 1,
+                data.len()
+            ),
+        )
+    } else {
+        ("200 OK", String::new())
+    };
+    let declared = if mode == "lie" {
+        body.len() + 100
+    } else {
+        body.len()
+    };
+    sock.write_all(
+        format!("HTTP/1.1 {status}\r\ncontent-length: {declared}\r\netag: {etag}\r\naccept-ranges: bytes\r\n{extra}connection: close\r\n\r\n")
+            .as_bytes(),
+    )
+    .await?;
+    if mode == "drop" && count == 1 {
+        sock.write_all(&body[..body.len() / 2]).await?;
+        sock.flush().await?;
+        return Ok(()); // connection closed mid-body
+    }
+    sock.write_all(body).await?;
+    sock.flush().await?;
+    Ok(())
+}
+
+// ---------------------------------------------------------------- S3 server
+
+#[derive(Debug)]
+struct Loopback;
+
+impl DnsResolver for Loopback {
+    fn resolve(&self, _host: &str) -> DnsFuture {
+        Box::pin(async { Ok(vec![IpAddr::V4(Ipv4Addr::LOCALHOST)]) })
+    }
+}
+
+struct S3 {
+    port: u16,
+    root: tempfile::TempDir,
+    /// Requests that were not virtual-hosted or lacked the signed session token.
+    violations: Arc<Mutex<Vec<String>>>,
+    requests: Arc<Mutex<usize>>,
+}
+
+impl S3 {
+    fn bucket_dir(&self) -> PathBuf {
+        self.root.path().join(BUCKET)
+    }
+}
+
+async fn start_s3() -> S3 {
+    let root = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(root.path().join(BUCKET)).unwrap();
+    let fs = s3s_fs::FileSystem::new(root.path()).unwrap();
+    let mut b = s3s::service::S3ServiceBuilder::new(fs);
+    b.set_auth(s3s::auth::SimpleAuth::from_single(AK, SK));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    // The Host header carries the port; s3s matches the base domain with it.
+    b.set_host(s3s::host::SingleDomain::new(&format!("oss.test:{port}")).unwrap());
+    let service = b.build();
+    let violations = Arc::new(Mutex::new(Vec::new()));
+    let requests = Arc::new(Mutex::new(0usize));
+    let (v2, r2) = (violations.clone(), requests.clone());
+    tokio::spawn(async move {
+        loop {
+            let Ok((sock, _)) = listener.accept().await else {
+                continue;
+            };
+            let (service, v, r) = (service.clone(), v2.clone(), r2.clone());
+            let svc =
+                hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                    *r.lock().unwrap() += 1;
+                    let host = req
+                        .headers()
+                        .get("host")
+                        .and_then(|h| h.to_str().ok())
+                        .unwrap_or("")
+                        .to_string();
+                    if !host.starts_with(&format!("{BUCKET}.oss.test")) {
+                        v.lock()
+                            .unwrap()
+                            .push(format!("not virtual-hosted: host {host}"));
+                    }
+                    let token = req
+                        .headers()
+                        .get("x-amz-security-token")
+                        .and_then(|h| h.to_str().ok());
+                    let auth = req
+                        .headers()
+                        .get("authorization")
+                        .and_then(|h| h.to_str().ok())
+                        .unwrap_or("");
+                    if token != Some(TOKEN) || !auth.contains("x-amz-security-token") {
+                        v.lock().unwrap().push(format!(
+                            "{} {}: session token missing or unsigned",
+                            req.method(),
+                            req.uri().path()
+                        ));
+                    }
+                    for bad in [
+                        "x-amz-tagging",
+                        "if-match",
+                        "if-none-match",
+                        "x-amz-checksum-sha256",
+                        "x-amz-checksum-crc32",
+                    ] {
+                        if req.headers().contains_key(bad) {
+                            v.lock().unwrap().push(format!("header {bad} sent"));
+                        }
+                    }
+                    let (service, req) = (service.clone(), req.map(s3s::Body::from));
+                    async move { service.call(req).await }
+                });
+            tokio::spawn(async move {
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(sock), svc)
+                    .await;
+            });
+        }
+    });
+    S3 {
+        port,
+        root,
+        violations,
+        requests,
+    }
+}
+
+// ---------------------------------------------------------------- cdnlake serve
+
+struct Cdnlake {
+    addr: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Cdnlake {
+    async fn shutdown(mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        self.task.await.unwrap();
+    }
+}
+
+async fn start_cdnlake(s3_port: u16) -> Cdnlake {
+    logs();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let client = object_store::ClientOptions::new().with_dns_resolver(Arc::new(Loopback));
+    let opts = ServerOptions {
+        dest: format!("oss://{BUCKET}/pre"),
+        handler: HandlerOptions {
+            allow: AllowList::from_patterns(["127.0.0.1", "localhost"]).unwrap(),
+            http: HttpOptions {
+                backoff: Duration::from_millis(20),
+                max_attempts: 4,
+                read_timeout: Duration::from_secs(10),
+                ..HttpOptions::default()
+            },
+            ..HandlerOptions::default()
+        },
+        oss: OssOptions {
+            endpoint: Some(format!("http://oss.test:{s3_port}")),
+            region: None,
+            credentials: None,
+            client: Some(client),
+        },
+        max_body: MAX_BODY,
+    };
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        serve(listener, opts, async {
+            let _ = rx.await;
+        })
+        .await
+        .unwrap();
+    });
+    Cdnlake {
+        addr,
+        stop: Some(tx),
+        task,
+    }
+}
+
+struct Reply {
+    status: u16,
+    fc_status: Option<String>,
+    body: String,
+}
+
+async fn invoke(addr: SocketAddr, body: &str) -> Reply {
+    let r = reqwest::Client::new()
+        .post(format!("http://{addr}/invoke"))
+        .header("content-type", "application/octet-stream")
+        .header("x-fc-request-id", "req-test")
+        .header("x-fc-access-key-id", AK)
+        .header("x-fc-access-key-secret", SK)
+        .header("x-fc-security-token", TOKEN)
+        .header("x-fc-region", "cn-hangzhou")
+        .header("x-fc-function-name", "cdnlake")
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    let fc_status = r
+        .headers()
+        .get("x-fc-status")
+        .map(|v| v.to_str().unwrap().to_string());
+    Reply {
+        status,
+        fc_status,
+        body: r.text().await.unwrap(),
+    }
+}
+
+fn log_event(url: &str, size: Option<usize>, trace: &str) -> String {
+    let size = size
+        .map(|s| format!(",\"fileSize\":\"{s}\""))
+        .unwrap_or_default();
+    format!(
+        r#"{{"eventName":"LogFileCreated","eventSource":"cdn","region":"cn-hangzhou","eventVersion":"1.0.0","eventTime":"2018-06-14T15:31:49+08:00","traceId":"{trace}","userIdentity":{{"aliUid":"1234"}},"resource":{{"domain":"www.example.com"}},"eventParameter":{{"domain":"www.example.com","filePath":"{url}?OSSAccessKeyId={AK}&Expires=1528963509&Signature={SIG}","startTime":1528959600,"endTime":1528963200{size}}}}}"#
+    )
+}
+
+fn other_events() -> Vec<String> {
+    let mut v = Vec::new();
+    for (i, name) in [
+        "CachedObjectsRefreshed",
+        "CachedObjectsPushed",
+        "CachedObjectsBlocked",
+    ]
+    .iter()
+    .enumerate()
+    {
+        v.push(format!(
+            r#"{{"eventName":"{name}","eventVersion":"1.0.0","eventSource":"cdn","region":"cn-hangzhou","eventTime":"2018-03-16T14:19:55+08:00","traceId":"cache-{i}","resource":{{"domain":"example.com"}},"eventParameter":{{"objectPath":["/2018/03/16/13/33b430c57e7.mp4","/2018/03/16/14/4ff6b9bd54d.mp4"],"createTime":1521180769,"domain":"example.com","completeTime":"1521180777","objectType":"File","taskId":2089687230}},"userIdentity":{{"aliUid":"1xxxxxxxxxx"}}}}"#
+        ));
+    }
+    for (i, name) in ["CdnDomainStarted", "CdnDomainStopped"].iter().enumerate() {
+        v.push(format!(
+            r#"{{"eventName":"{name}","eventVersion":"1.0.0","eventSource":"cdn","region":"cn-hangzhou","eventTime":"2018-03-16T14:19:55+08:00","traceId":"dom-{i}","resource":{{"domain":"chongshi.alicdn.com"}},"eventParameter":{{"domain":"chongshi.alicdn.com","status":"online"}},"userIdentity":{{"aliUid":"12345678"}}}}"#
+        ));
+    }
+    for (i, name) in ["CdnDomainAdded", "CdnDomainDeleted"].iter().enumerate() {
+        v.push(format!(
+            r#"{{"eventName":"{name}","eventVersion":"1.0.0","eventSource":"cdn","region":"cn-hangzhou","eventTime":"2018-03-16T14:19:55+08:00","traceId":"dom-add-{i}","resource":{{"domain":"chongshi.alicdn.com"}},"eventParameter":{{"domain":"chongshi.alicdn.com"}},"userIdentity":{{"aliUid":"12345678"}}}}"#
+        ));
+    }
+    v.push(r#"{"eventName":"CdnSomethingNew","eventVersion":"2.0.0","eventTime":"2018-03-16T14:19:55+08:00","eventParameter":{"url":"https://x.aliyuncs.com/a?Signature=SIGNATUREVALUE-do-not-leak"}}"#.to_string());
+    v
+}
+
+fn envelope(events: &[String]) -> String {
+    format!("{{\"events\":[{}]}}", events.join(","))
+}
+
+/// Every file under `dir`, by relative path, with its bytes.
+fn tree(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                let rel = p.strip_prefix(dir).unwrap().to_string_lossy().to_string();
+                out.insert(rel, std::fs::read(&p).unwrap());
+            }
+        }
+    }
+    out
+}
+
+/// Objects only (s3s-fs keeps some bookkeeping files of its own next to them).
+fn objects(s3: &S3) -> BTreeMap<String, Vec<u8>> {
+    tree(&s3.bucket_dir())
+        .into_iter()
+        .filter(|(k, _)| k.starts_with("pre/"))
+        .collect()
+}
+
+fn assert_no_secrets(what: &str, bytes: &[u8]) {
+    let s = String::from_utf8_lossy(bytes);
+    for secret in [SK, TOKEN, SIG, "OSSAccessKeyId"] {
+        let line = s.lines().find(|l| l.contains(secret));
+        assert!(line.is_none(), "{what} contains {secret}: {line:?}");
+    }
+}
+
+fn fixture() -> (Vec<u8>, usize) {
+    let text = log_text(5000);
+    let mut data = gz(&text[..text.len() / 2]);
+    data.extend(gz(&text[text.len() / 2..])); // two gzip members
+    (data, 5000)
+}
+
+// ---------------------------------------------------------------- tests
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_event_type_through_serve_into_oss_and_retries_are_idempotent() {
+    let (data, lines) = fixture();
+    let size = data.len();
+    let logsrv = start_log_server(HashMap::from([(NAME.to_string(), data)])).await;
+    let s3 = start_s3().await;
+    let app = start_cdnlake(s3.port).await;
+
+    let mut events = vec![log_event(
+        &format!("http://{}/ok/{NAME}", logsrv.addr),
+        Some(size),
+        "log-1",
+    )];
+    events.extend(other_events());
+    let body = envelope(&events);
+    let r = invoke(app.addr, &body).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.fc_status.as_deref(), Some("200"));
+    let report: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+    assert_eq!(report["events"], 9);
+    assert_eq!(report["unknown"], 1);
+    let log = &report["reports"][0]["log"];
+    assert_eq!(log["lines"], lines as u64);
+    let rejected = (0..lines).filter(|i| i % 7 == 3).count() as u64;
+    assert_eq!(log["rejected"], rejected);
+    assert_eq!(log["rows"], lines as u64 - rejected);
+    assert_eq!(log["bytes_in"], size as u64);
+
+    let first = objects(&s3);
+    let keys: Vec<&String> = first.keys().collect();
+    for want in [
+        format!(
+            "pre/_manifests/www.example.com/2015_06_09/{}.json",
+            NAME.trim_end_matches(".gz")
+        ),
+        format!("pre/raw/www.example.com/2015_06_09/{NAME}"),
+        "pre/audit/cache/event=CachedObjectsRefreshed/dt=2018-03-16/cache-0.parquet".into(),
+        "pre/audit/cache/event=CachedObjectsPushed/dt=2018-03-16/cache-1.parquet".into(),
+        "pre/audit/cache/event=CachedObjectsBlocked/dt=2018-03-16/cache-2.parquet".into(),
+        "pre/audit/domain/event=CdnDomainStarted/dt=2018-03-16/dom-0.parquet".into(),
+        "pre/audit/domain/event=CdnDomainStopped/dt=2018-03-16/dom-1.parquet".into(),
+        "pre/audit/domain/event=CdnDomainAdded/dt=2018-03-16/dom-add-0.parquet".into(),
+        "pre/audit/domain/event=CdnDomainDeleted/dt=2018-03-16/dom-add-1.parquet".into(),
+        "pre/audit/events/dt=2018-06-14/log-1.json".into(),
+        "pre/audit/events/dt=2018-03-16/cache-0.json".into(),
+    ] {
+        assert!(first.contains_key(&want), "missing {want} in {keys:#?}");
+    }
+    assert!(keys
+        .iter()
+        .any(|k| k.starts_with("pre/access/domain=www.example.com/dt=2015-06-09/hour=01/")));
+    assert!(keys
+        .iter()
+        .any(|k| k.starts_with("pre/access/domain=www.example.com/dt=2015-06-09/hour=02/")));
+    assert_eq!(
+        keys.iter()
+            .filter(|k| k.starts_with("pre/audit/events/"))
+            .count(),
+        9,
+        "{keys:#?}"
+    );
+    assert_eq!(
+        first[&format!("pre/raw/www.example.com/2015_06_09/{NAME}")].len(),
+        size
+    );
+    assert!(*s3.requests.lock().unwrap() > 0);
+    assert_eq!(*s3.violations.lock().unwrap(), Vec::<String>::new());
+
+    // The same invocation again (FC retries): identical objects, identical counts.
+    let r2 = invoke(app.addr, &body).await;
+    assert_eq!(r2.status, 200, "{}", r2.body);
+    let report2: serde_json::Value = serde_json::from_str(&r2.body).unwrap();
+    for k in ["lines", "rows", "rejected", "bytes_in", "keys"] {
+        assert_eq!(report2["reports"][0]["log"][k], log[k], "{k}");
+    }
+    assert_eq!(objects(&s3), first);
+
+    for (k, v) in &first {
+        assert_no_secrets(k, v);
+    }
+    assert_no_secrets("report", r.body.as_bytes());
+    app.shutdown().await;
+    assert_no_secrets("logs", &logs().lock().unwrap_or_else(|e| e.into_inner()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropped_connection_and_503_are_retried_with_exact_counts() {
+    let (data, lines) = fixture();
+    let size = data.len();
+    let logsrv = start_log_server(HashMap::from([(NAME.to_string(), data)])).await;
+    let s3 = start_s3().await;
+    let app = start_cdnlake(s3.port).await;
+    let rejected = (0..lines).filter(|i| i % 7 == 3).count() as u64;
+    for mode in ["drop", "flaky"] {
+        let body = envelope(&[log_event(
+            &format!("http://{}/{mode}/{NAME}", logsrv.addr),
+            Some(size),
+            mode,
+        )]);
+        let r = invoke(app.addr, &body).await;
+        assert_eq!(
+            (r.status, r.fc_status.as_deref()),
+            (200, Some("200")),
+            "{mode}: {}",
+            r.body
+        );
+        let report: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+        let log = &report["reports"][0]["log"];
+        assert_eq!(log["lines"], lines as u64, "{mode}");
+        assert_eq!(log["rejected"], rejected, "{mode}");
+        assert_eq!(log["bytes_in"], size as u64, "{mode}");
+    }
+    let seen = logsrv.seen.lock().unwrap().clone();
+    let drop_requests: Vec<_> = seen
+        .iter()
+        .filter(|(p, _)| p.starts_with("/drop/"))
+        .collect();
+    assert_eq!(drop_requests.len(), 2, "{seen:?}");
+    assert_eq!(
+        drop_requests[1].1.as_deref(),
+        Some(format!("bytes={}-", size / 2).as_str())
+    );
+    assert_eq!(
+        seen.iter()
+            .filter(|(p, _)| p.starts_with("/flaky/"))
+            .count(),
+        3
+    );
+    let raw = objects(&s3)[&format!("pre/raw/www.example.com/2015_06_09/{NAME}")].clone();
+    assert_eq!(raw, fixture().0, "raw dump is byte for byte");
+    app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_logs_and_refused_urls_get_404_and_no_manifest() {
+    let (data, _) = fixture();
+    let truncated = data[..data.len() - 10].to_vec();
+    let logsrv = start_log_server(HashMap::from([
+        (NAME.to_string(), data.clone()),
+        (
+            "www.example.com_2015_06_09_0100_0300_trunc.gz".to_string(),
+            truncated,
+        ),
+    ]))
+    .await;
+    let s3 = start_s3().await;
+    let app = start_cdnlake(s3.port).await;
+    let a = logsrv.addr;
+    let cases = [
+        (
+            format!("http://{a}/ok/www.example.com_2015_06_09_0100_0300_trunc.gz"),
+            "gzip",
+        ),
+        (format!("http://{a}/lie/{NAME}"), ""),
+        (format!("http://{a}/redirect/{NAME}"), "refused"),
+        (
+            "http://169.254.169.254/latest/meta-data/x.gz".to_string(),
+            "refused",
+        ),
+        ("file:///etc/passwd".to_string(), "refused"),
+        ("http://evil.example.net/x.gz".to_string(), "refused"),
+    ];
+    for (i, (url, want)) in cases.iter().enumerate() {
+        let r = invoke(
+            app.addr,
+            &envelope(&[log_event(url, None, &format!("bad-{i}"))]),
+        )
+        .await;
+        assert_eq!(
+            (r.status, r.fc_status.as_deref()),
+            (404, Some("404")),
+            "{url}: {}",
+            r.body
+        );
+        assert_eq!(r.body.trim_end().lines().count(), 1, "{}", r.body);
+        assert!(r.body.contains(want), "{url}: {}", r.body);
+        assert_no_secrets(url, r.body.as_bytes());
+    }
+    // Malformed events: 404 with a reason naming the place.
+    let r = invoke(app.addr, r#"{"events":[{"eventName":"LogFileCreated","eventTime":"2018-06-14T15:31:49+08:00","eventParameter":{"domain":"d","filePath":"http://x/y.gz","fileSize":"12a"}}]}"#).await;
+    assert_eq!((r.status, r.fc_status.as_deref()), (404, Some("404")));
+    assert!(
+        r.body.contains("events[0].eventParameter.fileSize"),
+        "{}",
+        r.body
+    );
+    let r = invoke(app.addr, "{\"events\": [ // comment\n]}").await;
+    assert_eq!(r.status, 404, "serve is strict");
+
+    let objs = objects(&s3);
+    assert!(
+        !objs.keys().any(|k| k.contains("_manifests")),
+        "{:#?}",
+        objs.keys()
+    );
+    assert!(
+        !objs.keys().any(|k| k.starts_with("pre/access/")),
+        "{:#?}",
+        objs.keys()
+    );
+    // The refused hosts were never contacted; the redirect target was not followed.
+    let seen = logsrv.seen.lock().unwrap().clone();
+    assert!(
+        !seen
+            .iter()
+            .any(|(p, _)| p.starts_with("/ok/www.example.com_2015_06_09_0100_0300.gz")),
+        "{seen:?}"
+    );
+    app.shutdown().await;
+    assert_no_secrets("logs", &logs().lock().unwrap_or_else(|e| e.into_inner()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn handle_and_serve_write_identical_lakes() {
+    let (data, _) = fixture();
+    let size = data.len();
+    let logsrv = start_log_server(HashMap::from([(NAME.to_string(), data)])).await;
+    let s3 = start_s3().await;
+    let app = start_cdnlake(s3.port).await;
+    let mut events = vec![log_event(
+        &format!("http://{}/ok/{NAME}", logsrv.addr),
+        Some(size),
+        "same-1",
+    )];
+    events.extend(other_events());
+    let strict = envelope(&events);
+    let r = invoke(app.addr, &strict).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    app.shutdown().await;
+
+    // What `cdnlake handle` does: the lenient parser (here fed comments and trailing commas).
+    let lenient = format!(
+        "// pasted from the docs\n{}",
+        strict.replace("]}", ", ] /* end */ , }")
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let lake = cdnlake::lake::store::Lake::open(dir.path().to_str().unwrap()).unwrap();
+    let rt = tokio::runtime::Handle::current();
+    let opts = HandlerOptions {
+        allow: AllowList::from_patterns(["127.0.0.1"]).unwrap(),
+        ..HandlerOptions::default()
+    };
+    let (report, result) = tokio::task::spawn_blocking(move || {
+        let events = cdnlake::event::parse_lenient(lenient.as_bytes()).unwrap();
+        cdnlake::handler::handle_events(&lake, &rt, &events, &opts)
+    })
+    .await
+    .unwrap();
+    result.unwrap();
+    assert_eq!(report.events, 9);
+    let local = tree(dir.path());
+    let remote: BTreeMap<String, Vec<u8>> = objects(&s3)
+        .into_iter()
+        .map(|(k, v)| (k.trim_start_matches("pre/").to_string(), v))
+        .collect();
+    assert_eq!(
+        local.keys().collect::<Vec<_>>(),
+        remote.keys().collect::<Vec<_>>()
+    );
+    for (k, v) in &local {
+        assert!(remote[k] == *v, "{k} differs");
+    }
+}

@@ -86,6 +86,14 @@ pub enum Error {
         reason: String,
     },
 
+    /// An access batch handed to the traffic rollup does not fit it (a programming error between
+    /// the access schema and the rollup, reported rather than panicking).
+    #[error("traffic rollup: column {column}: {reason}")]
+    Rollup {
+        column: &'static str,
+        reason: &'static str,
+    },
+
     /// A worker thread stopped unexpectedly (a bug, reported rather than propagated as a panic).
     #[error("internal error: {0}")]
     Internal(String),

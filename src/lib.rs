@@ -40,5 +40,6 @@ pub mod lake;
 pub mod pipeline;
 pub mod source;
 pub mod table;
+pub mod traffic;
 
 pub use error::{Error, Result};

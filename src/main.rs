@@ -242,18 +242,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 let lake = Lake::open(&dest)?;
                 let rt = runtime()?;
                 let manifests = rt.block_on(cdnlake::lake::manifest::list_manifests(&lake))?;
-                let mut seen = std::collections::BTreeSet::new();
-                for m in &manifests {
-                    for p in &m.partitions {
-                        seen.insert((m.domain.clone(), p.dt.clone(), p.hour.clone()));
-                    }
-                }
-                let table = cdnlake::access::schema::ACCESS.name;
                 print!(
                     "{}",
-                    ddl::maxcompute_partitions(seen.into_iter().map(|(d, dt, h)| {
-                        (table, vec![("domain", d), ("dt", dt), ("hour", h)])
-                    }))
+                    ddl::maxcompute_partitions(ddl::manifest_partitions(&manifests))
                 );
                 return Ok(ExitCode::SUCCESS);
             }

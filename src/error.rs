@@ -70,6 +70,10 @@ pub enum Error {
         source: parquet::errors::ParquetError,
     },
 
+    /// A Parquet file of the lake could not be read back (by `report`).
+    #[error("reading {key}: {reason}")]
+    ReadParquet { key: String, reason: String },
+
     /// A JSON document (manifest, event) could not be read or written.
     #[error("{what}: {source}")]
     Json {

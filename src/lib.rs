@@ -38,6 +38,7 @@ pub mod error;
 pub mod gen;
 pub mod lake;
 pub mod pipeline;
+pub mod report;
 pub mod source;
 pub mod table;
 pub mod traffic;

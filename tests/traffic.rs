@@ -121,6 +121,70 @@ fn traffic_equals_access_per_minute_across_files() {
         .collect();
     assert_eq!(cols, want);
 
+    // `report --json` (which reads only the rollups) agrees with SQL over the access rows.
+    let o = cdnlake(tmp.path(), &["report", "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let r: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let t = &d["totals"];
+    assert_eq!(
+        [
+            &r["requests"],
+            &r["request_bytes"],
+            &r["response_bytes"],
+            &r["hits"],
+            &r["misses"],
+            &r["status"]["5xx"],
+            &r["response_time_ms_max"],
+        ],
+        [&t[0], &t[1], &t[2], &t[3], &t[4], &t[5], &t[6]]
+    );
+    let (hits, misses) = (t[3].as_f64().unwrap(), t[4].as_f64().unwrap());
+    assert!((r["hit_ratio"].as_f64().unwrap() - hits / (hits + misses)).abs() < 1e-12);
+    assert_eq!(r["minutes"], 90);
+    let hourly: i64 = r["per_hour"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["requests"].as_i64().unwrap())
+        .sum();
+    assert_eq!(hourly, t[0].as_i64().unwrap());
+    // Each estimated quantile's stated bucket holds the exact quantile DuckDB computes.
+    for (q, exact) in r["quantiles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(d["quantiles"].as_array().unwrap())
+    {
+        let exact = exact.as_i64().unwrap();
+        let (lo, hi) = (
+            q["lower_ms"].as_i64().unwrap(),
+            q["upper_ms"].as_i64().unwrap(),
+        );
+        assert!(lo <= exact && exact <= hi, "{q} vs exact {exact}");
+    }
+    // A time window and a domain filter.
+    let o = cdnlake(
+        tmp.path(),
+        &[
+            "report",
+            "--json",
+            "--domain",
+            "cdn.example.com",
+            "--from",
+            "2024-03-05T09:00:00+08:00",
+            "--to",
+            "2024-03-05T09:30:00+08:00",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let w: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(w["minutes"], 30);
+    let want: u64 = access[30..60].iter().map(|m| m[1].as_u64().unwrap()).sum();
+    assert_eq!(w["requests"], want);
+    let o = cdnlake(tmp.path(), &["report", "--domain", "other.example.com"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("requests:       0"), "{}", stdout(&o));
+
     // A re-run rewrites identical rollups (and everything else).
     let traffic_of = |root: &Path| {
         let mut s = snapshot(root);

@@ -55,6 +55,12 @@ out = {
         SELECT count(*) FROM traffic
         WHERE strftime(make_timestamp(epoch_us(minute) + 28800000000), '%Y-%m-%d') <> dt
            OR strftime(make_timestamp(epoch_us(minute) + 28800000000), '%H') <> hour""").fetchone()[0],
+    "quantiles": list(con.execute(
+        "SELECT quantile_disc(response_time_ms, [0.5, 0.95, 0.99]) FROM access").fetchone()[0]),
+    "totals": list(con.execute("""
+        SELECT count(*), sum(request_bytes)::BIGINT, sum(response_bytes)::BIGINT,
+          count_if(cache_status = 'HIT'), count_if(cache_status = 'MISS'),
+          count_if(status BETWEEN 500 AND 599), max(response_time_ms) FROM access""").fetchone()),
     "columns": [d[0] for d in con.execute("SELECT * FROM traffic LIMIT 0").description],
 }
 print(json.dumps(out))

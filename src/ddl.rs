@@ -8,8 +8,12 @@
 
 use std::fmt::Write;
 
+use std::collections::BTreeSet;
+
 use crate::access::schema::ACCESS;
+use crate::lake::manifest::Manifest;
 use crate::table::Table;
+use crate::traffic::TRAFFIC;
 
 /// SQL dialects we generate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,7 +24,7 @@ pub enum Dialect {
 
 /// Tables of the lake that have DDL.
 pub fn tables() -> Vec<&'static Table> {
-    vec![&ACCESS]
+    vec![&ACCESS, &TRAFFIC]
 }
 
 fn sql_str(s: &str) -> String {
@@ -161,6 +165,41 @@ pub fn maxcompute_partitions<'a>(
     out
 }
 
+/// The (table, domain, dt, hour) partitions the manifests record, sorted and deduplicated, in the
+/// shape [`maxcompute_partitions`] takes. Access partitions come from the manifest's partition
+/// list; traffic partitions from the `traffic/` keys it lists, so lakes written before the rollups
+/// existed register no traffic partitions that hold no files.
+pub fn manifest_partitions(
+    manifests: &[Manifest],
+) -> Vec<(&'static str, Vec<(&'static str, String)>)> {
+    let mut seen: BTreeSet<(&'static str, String, String, String)> = BTreeSet::new();
+    for m in manifests {
+        for p in &m.partitions {
+            seen.insert((ACCESS.name, m.domain.clone(), p.dt.clone(), p.hour.clone()));
+        }
+        for key in m.keys() {
+            let mut parts = key.split('/');
+            if parts.next() != Some(TRAFFIC.folder) {
+                continue;
+            }
+            let (mut dt, mut hour) = (None, None);
+            for part in parts {
+                if let Some(v) = part.strip_prefix("dt=") {
+                    dt = Some(v);
+                } else if let Some(v) = part.strip_prefix("hour=") {
+                    hour = Some(v);
+                }
+            }
+            if let (Some(dt), Some(hour)) = (dt, hour) {
+                seen.insert((TRAFFIC.name, m.domain.clone(), dt.into(), hour.into()));
+            }
+        }
+    }
+    seen.into_iter()
+        .map(|(t, d, dt, h)| (t, vec![("domain", d), ("dt", dt), ("hour", h)]))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -183,5 +222,51 @@ mod tests {
             vec![("domain", "a'b".to_string()), ("dt", "2024-03-05".into())],
         )]);
         assert_eq!(s, "ALTER TABLE access ADD IF NOT EXISTS PARTITION (`domain`='a''b', `dt`='2024-03-05');\n");
+    }
+
+    #[test]
+    fn partitions_of_both_tables_from_manifests() {
+        use crate::lake::manifest::{ObjectEntry, PartitionEntry, SourceEntry};
+        let obj = |key: &str| ObjectEntry {
+            key: key.into(),
+            bytes: 1,
+            rows: Some(1),
+        };
+        let m = Manifest {
+            manifest_version: 1,
+            schema_version: 1,
+            tool: "t".into(),
+            domain: "a.example.com".into(),
+            partition_tz: "+08:00".into(),
+            source: SourceEntry {
+                name: "f.gz".into(),
+                location: "f.gz".into(),
+                bytes: 1,
+                sha256: String::new(),
+                gzip: true,
+                bytes_decompressed: 1,
+            },
+            lines: 2,
+            rows: 2,
+            rejected: 0,
+            empty: 0,
+            invalid_utf8: 0,
+            partitions: vec![PartitionEntry {
+                dt: "2024-03-05".into(),
+                hour: "08".into(),
+                rows: 2,
+            }],
+            objects: vec![
+                obj("raw/a.example.com/2024_03_05/f.gz"),
+                obj("access/domain=a.example.com/dt=2024-03-05/hour=08/f.parquet"),
+                obj("traffic/domain=a.example.com/dt=2024-03-05/hour=08/f.parquet"),
+            ],
+        };
+        let got = maxcompute_partitions(manifest_partitions(&[m.clone(), m]));
+        assert_eq!(
+            got,
+            "ALTER TABLE access ADD IF NOT EXISTS PARTITION (`domain`='a.example.com', `dt`='2024-03-05', `hour`='08');\n\
+             ALTER TABLE traffic ADD IF NOT EXISTS PARTITION (`domain`='a.example.com', `dt`='2024-03-05', `hour`='08');\n"
+        );
     }
 }

@@ -70,6 +70,10 @@ pub enum Error {
         source: parquet::errors::ParquetError,
     },
 
+    /// A Parquet file of the lake could not be read back (by `report`).
+    #[error("reading {key}: {reason}")]
+    ReadParquet { key: String, reason: String },
+
     /// A JSON document (manifest, event) could not be read or written.
     #[error("{what}: {source}")]
     Json {
@@ -108,6 +112,14 @@ pub enum Error {
         failed: usize,
         total: usize,
         first: Box<Error>,
+    },
+
+    /// An access batch handed to the traffic rollup does not fit it (a programming error between
+    /// the access schema and the rollup, reported rather than panicking).
+    #[error("traffic rollup: column {column}: {reason}")]
+    Rollup {
+        column: &'static str,
+        reason: &'static str,
     },
 
     /// A worker thread stopped unexpectedly (a bug, reported rather than propagated as a panic).

@@ -43,8 +43,10 @@ pub mod handler;
 pub mod http;
 pub mod lake;
 pub mod pipeline;
+pub mod report;
 pub mod server;
 pub mod source;
 pub mod table;
+pub mod traffic;
 
 pub use error::{Error, Result};

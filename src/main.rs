@@ -117,6 +117,27 @@ enum Command {
         #[command(flatten)]
         common: EventArgs,
     },
+    /// Summarise the traffic rollups: totals, hit ratio, status mix, response-time quantiles,
+    /// requests and bytes per hour.
+    Report {
+        #[arg(long, env = "CDNLAKE_DEST", default_value = "./lake")]
+        dest: String,
+        /// Only this domain.
+        #[arg(long)]
+        domain: Option<String>,
+        /// Minutes from this instant on, RFC 3339 (e.g. 2024-03-05T09:00:00+08:00).
+        #[arg(long)]
+        from: Option<String>,
+        /// Minutes before this instant, RFC 3339.
+        #[arg(long)]
+        to: Option<String>,
+        /// Wall clock of the per-hour rows, a fixed offset.
+        #[arg(long, env = "CDNLAKE_PARTITION_TZ", default_value = "+08:00")]
+        partition_tz: String,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// Settings shared by `handle` and `serve`.
@@ -286,8 +307,44 @@ fn print_summary(r: &RunReport) {
     );
 }
 
+fn parse_instant(flag: &str, s: Option<&str>) -> anyhow::Result<Option<i64>> {
+    s.map(|s| {
+        chrono::DateTime::parse_from_rfc3339(s)
+            .map(|t| t.timestamp_micros())
+            .with_context(|| {
+                format!("invalid {flag} {s:?}: expected RFC 3339 like 2024-03-05T09:00:00+08:00")
+            })
+    })
+    .transpose()
+}
+
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
+        Command::Report {
+            dest,
+            domain,
+            from,
+            to,
+            partition_tz,
+            json,
+        } => {
+            let filter = cdnlake::report::ReportFilter {
+                domain,
+                from_micros: parse_instant("--from", from.as_deref())?,
+                to_micros: parse_instant("--to", to.as_deref())?,
+            };
+            let tz = parse_tz(&partition_tz)?;
+            let lake = Lake::open(&dest)?;
+            let rt = runtime()?;
+            let rows = rt.block_on(cdnlake::report::read_rollups(&lake, &filter))?;
+            let report = cdnlake::report::summarise(&rows, &filter, tz);
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", cdnlake::report::render_text(&report));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Gen {
             lines,
             seed,
@@ -414,18 +471,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 let lake = Lake::open(&dest)?;
                 let rt = runtime()?;
                 let manifests = rt.block_on(cdnlake::lake::manifest::list_manifests(&lake))?;
-                let mut seen = std::collections::BTreeSet::new();
-                for m in &manifests {
-                    for p in &m.partitions {
-                        seen.insert((m.domain.clone(), p.dt.clone(), p.hour.clone()));
-                    }
-                }
-                let table = cdnlake::access::schema::ACCESS.name;
                 print!(
                     "{}",
-                    ddl::maxcompute_partitions(seen.into_iter().map(|(d, dt, h)| {
-                        (table, vec![("domain", d), ("dt", dt), ("hour", h)])
-                    }))
+                    ddl::maxcompute_partitions(ddl::manifest_partitions(&manifests))
                 );
                 return Ok(ExitCode::SUCCESS);
             }

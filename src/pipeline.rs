@@ -34,6 +34,7 @@ use crate::lake::parquet::{writer_properties, ParquetOptions, PartFile};
 use crate::lake::rejects::RejectWriter;
 use crate::lake::store::{Lake, ObjectSink};
 use crate::source::{decode_and_split, open_local, DecodeOptions, DecodeStats};
+use crate::traffic::{self, TrafficAccumulator};
 
 /// Settings of a conversion.
 #[derive(Debug, Clone, Default)]
@@ -139,6 +140,8 @@ struct Writers<'a> {
     schema: arrow::datatypes::SchemaRef,
     partitions: BTreeMap<i64, PartitionState>,
     rejects: RejectWriter,
+    /// Per-minute rollups of every row written (issue 5), staged with the access files.
+    traffic: TrafficAccumulator,
     lines: u64,
     rows: u64,
     empty: u64,
@@ -152,6 +155,7 @@ impl Writers<'_> {
         self.empty += pb.empty;
         self.invalid_utf8 += pb.invalid_utf8;
         for part in pb.parts {
+            self.traffic.add(part.bucket, &part.batch)?;
             let tz = self.opts.tz;
             let st = self.partitions.entry(part.bucket).or_insert_with(|| {
                 let (dt, hour) = tz.partition_values(part.bucket);
@@ -233,6 +237,7 @@ pub fn convert_reader(
         schema: schema.clone(),
         partitions: BTreeMap::new(),
         rejects: RejectWriter::new(layout.rejects()),
+        traffic: TrafficAccumulator::new(opts.tz),
         lines: 0,
         rows: 0,
         empty: 0,
@@ -327,6 +332,10 @@ pub fn convert_reader(
             hour: st.hour,
             rows: st.rows,
         });
+    }
+    // Traffic rollups: one small file per partition hour, committed with the access files.
+    for (sink, rows) in traffic::stage_files(&w.traffic, lake, rt, layout, &opts.parquet)? {
+        staged.push((sink, Some(rows)));
     }
     let rejected = w.rejects.count;
     if let Some(sink) = w.rejects.into_sink() {

@@ -34,6 +34,8 @@ fn convert_writes_the_design_layout_and_manifest() {
             format!("access/domain=cdn.example.com/dt=2024-03-05/hour=09/{stem}.parquet"),
             format!("raw/cdn.example.com/2024_03_05/{stem}.gz"),
             format!("rejects/cdn.example.com/2024_03_05/{stem}.jsonl"),
+            format!("traffic/domain=cdn.example.com/dt=2024-03-05/hour=08/{stem}.parquet"),
+            format!("traffic/domain=cdn.example.com/dt=2024-03-05/hour=09/{stem}.parquet"),
         ]
     );
     // The raw dump is the delivered file, byte for byte.
@@ -59,7 +61,8 @@ fn convert_writes_the_design_layout_and_manifest() {
             + m["empty"].as_u64().unwrap()
     );
     assert_eq!(m["source"]["bytes"].as_u64().unwrap(), raw.len() as u64);
-    assert_eq!(m["objects"].as_array().unwrap().len(), 4);
+    // raw, two access files, two traffic files, rejects.
+    assert_eq!(m["objects"].as_array().unwrap().len(), 6);
     assert_eq!(m["partitions"].as_array().unwrap().len(), 2);
 
     // Rejects: one JSON record per malformed line, with the line number the generator knows.
@@ -117,11 +120,16 @@ fn rerun_is_idempotent_and_removes_stale_keys() {
         .iter()
         .map(|v| v.as_str().unwrap())
         .collect();
-    assert_eq!(removed.len(), 2, "{removed:?}");
-    assert!(removed.iter().any(|k| k.contains("hour=09")));
+    assert_eq!(removed.len(), 3, "{removed:?}");
+    assert!(removed
+        .iter()
+        .any(|k| k.starts_with("access/") && k.contains("hour=09")));
+    assert!(removed
+        .iter()
+        .any(|k| k.starts_with("traffic/") && k.contains("hour=09")));
     assert!(removed.iter().any(|k| k.starts_with("rejects/")));
     let now: Vec<String> = snapshot(&tmp.path().join("lake")).into_keys().collect();
-    assert_eq!(now.len(), 3, "{now:?}");
+    assert_eq!(now.len(), 4, "raw, access, traffic, manifest: {now:?}");
     assert!(now
         .iter()
         .all(|k| !k.contains("hour=09") && !k.starts_with("rejects/")));

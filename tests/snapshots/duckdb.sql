@@ -25,3 +25,32 @@
 CREATE OR REPLACE VIEW access AS
 SELECT "time", "unixtime", "client_ip", "proxy_ip", "response_time_ms", "referer", "method", "url", "scheme", "host", "path", "query", "status", "request_bytes", "response_bytes", "cache_status", "user_agent", "content_type", "extra", "source_file", "line_number", "domain", "dt", "hour"
 FROM read_parquet('/data/lake/access/**/*.parquet', hive_partitioning = true, hive_types = {'domain': VARCHAR, 'dt': VARCHAR, 'hour': VARCHAR}, union_by_name = true);
+
+-- traffic: Per-minute traffic rollups of the access table; sum rows of the same minute (max for response_time_ms_max)
+--   minute             TIMESTAMP WITH TIME ZONE   start of the minute (UTC instant)
+--   requests           BIGINT                     accepted log lines
+--   request_bytes      BIGINT                     sum of request_bytes
+--   response_bytes     BIGINT                     sum of response_bytes
+--   hits               BIGINT                     requests with cache_status HIT
+--   misses             BIGINT                     requests with cache_status MISS
+--   status_2xx         BIGINT                     requests with status 200-299
+--   status_3xx         BIGINT                     requests with status 300-399
+--   status_4xx         BIGINT                     requests with status 400-499
+--   status_5xx         BIGINT                     requests with status 500-599
+--   status_other       BIGINT                     requests with any other status
+--   response_time_ms_sum BIGINT                     sum of response_time_ms
+--   response_time_ms_max BIGINT                     max of response_time_ms (merge with MAX, not SUM)
+--   rt_le_10           BIGINT                     requests with response_time_ms <= 10
+--   rt_le_25           BIGINT                     requests with response_time_ms in (10, 25]
+--   rt_le_50           BIGINT                     requests with response_time_ms in (25, 50]
+--   rt_le_100          BIGINT                     requests with response_time_ms in (50, 100]
+--   rt_le_250          BIGINT                     requests with response_time_ms in (100, 250]
+--   rt_le_500          BIGINT                     requests with response_time_ms in (250, 500]
+--   rt_le_1000         BIGINT                     requests with response_time_ms in (500, 1000]
+--   rt_le_2500         BIGINT                     requests with response_time_ms in (1000, 2500]
+--   rt_le_5000         BIGINT                     requests with response_time_ms in (2500, 5000]
+--   rt_le_10000        BIGINT                     requests with response_time_ms in (5000, 10000]
+--   rt_gt_10000        BIGINT                     requests with response_time_ms > 10000
+CREATE OR REPLACE VIEW traffic AS
+SELECT "minute", "requests", "request_bytes", "response_bytes", "hits", "misses", "status_2xx", "status_3xx", "status_4xx", "status_5xx", "status_other", "response_time_ms_sum", "response_time_ms_max", "rt_le_10", "rt_le_25", "rt_le_50", "rt_le_100", "rt_le_250", "rt_le_500", "rt_le_1000", "rt_le_2500", "rt_le_5000", "rt_le_10000", "rt_gt_10000", "domain", "dt", "hour"
+FROM read_parquet('/data/lake/traffic/**/*.parquet', hive_partitioning = true, hive_types = {'domain': VARCHAR, 'dt': VARCHAR, 'hour': VARCHAR}, union_by_name = true);

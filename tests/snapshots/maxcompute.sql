@@ -28,3 +28,34 @@ COMMENT 'One row per CDN access log line'
 PARTITIONED BY (`domain` STRING, `dt` STRING, `hour` STRING)
 STORED AS PARQUET
 LOCATION 'oss://oss-cn-shanghai-internal.aliyuncs.com/my-bucket/cdn/lake/access/';
+
+CREATE EXTERNAL TABLE IF NOT EXISTS traffic (
+  `minute` TIMESTAMP COMMENT 'start of the minute (UTC instant)',
+  `requests` BIGINT COMMENT 'accepted log lines',
+  `request_bytes` BIGINT COMMENT 'sum of request_bytes',
+  `response_bytes` BIGINT COMMENT 'sum of response_bytes',
+  `hits` BIGINT COMMENT 'requests with cache_status HIT',
+  `misses` BIGINT COMMENT 'requests with cache_status MISS',
+  `status_2xx` BIGINT COMMENT 'requests with status 200-299',
+  `status_3xx` BIGINT COMMENT 'requests with status 300-399',
+  `status_4xx` BIGINT COMMENT 'requests with status 400-499',
+  `status_5xx` BIGINT COMMENT 'requests with status 500-599',
+  `status_other` BIGINT COMMENT 'requests with any other status',
+  `response_time_ms_sum` BIGINT COMMENT 'sum of response_time_ms',
+  `response_time_ms_max` BIGINT COMMENT 'max of response_time_ms (merge with MAX, not SUM)',
+  `rt_le_10` BIGINT COMMENT 'requests with response_time_ms <= 10',
+  `rt_le_25` BIGINT COMMENT 'requests with response_time_ms in (10, 25]',
+  `rt_le_50` BIGINT COMMENT 'requests with response_time_ms in (25, 50]',
+  `rt_le_100` BIGINT COMMENT 'requests with response_time_ms in (50, 100]',
+  `rt_le_250` BIGINT COMMENT 'requests with response_time_ms in (100, 250]',
+  `rt_le_500` BIGINT COMMENT 'requests with response_time_ms in (250, 500]',
+  `rt_le_1000` BIGINT COMMENT 'requests with response_time_ms in (500, 1000]',
+  `rt_le_2500` BIGINT COMMENT 'requests with response_time_ms in (1000, 2500]',
+  `rt_le_5000` BIGINT COMMENT 'requests with response_time_ms in (2500, 5000]',
+  `rt_le_10000` BIGINT COMMENT 'requests with response_time_ms in (5000, 10000]',
+  `rt_gt_10000` BIGINT COMMENT 'requests with response_time_ms > 10000'
+)
+COMMENT 'Per-minute traffic rollups of the access table; sum rows of the same minute (max for response_time_ms_max)'
+PARTITIONED BY (`domain` STRING, `dt` STRING, `hour` STRING)
+STORED AS PARQUET
+LOCATION 'oss://oss-cn-shanghai-internal.aliyuncs.com/my-bucket/cdn/lake/traffic/';

@@ -8,7 +8,7 @@ use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use serde::Serialize;
 
-use super::parse::{parse_line, LineError, RejectKind};
+use super::parse::{LineError, LineParser, RejectKind};
 use super::schema::AccessBuilder;
 use super::time::PartitionTz;
 
@@ -91,6 +91,7 @@ pub fn parse_block(
     let block_str = simdutf8::basic::from_utf8(data).ok();
     let body_len = data.strip_suffix(b"\n").map_or(data.len(), <[u8]>::len);
     let mut line_number = first_line;
+    let mut parser = LineParser::default();
     let mut start = 0;
     while start <= body_len {
         let end = memchr::memchr(b'\n', &data[start..body_len]).map_or(body_len, |i| start + i);
@@ -132,7 +133,7 @@ pub fn parse_block(
                 }
             },
         };
-        match parse_line(text) {
+        match parser.parse(text) {
             Ok(rec) => {
                 let bucket = opts.tz.hour_bucket(rec.time_micros);
                 let b = match builders.iter_mut().position(|(k, _)| *k == bucket) {

@@ -233,9 +233,15 @@ impl<'a> Cursor<'a> {
         let start = self.pos + 1;
         let mut from = start;
         loop {
-            let q = match memchr::memchr(b'"', &b[from..]) {
+            // Short values ("-", a status word) are common: look at a few bytes by hand before
+            // paying for memchr's setup.
+            let near = b.len().min(from + 8);
+            let q = match b[from..near].iter().position(|&c| c == b'"') {
                 Some(i) => from + i,
-                None => return Err(err(field, RejectKind::UnclosedQuote)),
+                None => match memchr::memchr(b'"', &b[near..]) {
+                    Some(i) => near + i,
+                    None => return Err(err(field, RejectKind::UnclosedQuote)),
+                },
             };
             // Escaped when preceded by an odd number of backslashes.
             let mut bs = 0;
@@ -296,13 +302,52 @@ pub fn split_url(url: &str) -> (Option<&str>, Option<&str>, &str, Option<&str>) 
 
 /// Parses one access line (without its line terminator; a trailing `\r` is tolerated).
 pub fn parse_line(line: &str) -> Result<AccessLine<'_>, LineError> {
+    LineParser::default().parse(line)
+}
+
+/// A line parser that remembers the last time field it decoded: consecutive lines of a log
+/// mostly share their second, so the date arithmetic runs once per second of log, not per line.
+#[derive(Debug, Default, Clone)]
+pub struct LineParser {
+    last_time: [u8; 32],
+    last_len: usize,
+    last_micros: i64,
+}
+
+impl LineParser {
+    #[inline]
+    fn time(&mut self, t: &[u8]) -> Option<i64> {
+        if t.len() == self.last_len && t == &self.last_time[..t.len()] {
+            return Some(self.last_micros);
+        }
+        let micros = parse_log_time(t)?;
+        if t.len() <= self.last_time.len() {
+            self.last_time[..t.len()].copy_from_slice(t);
+            self.last_len = t.len();
+            self.last_micros = micros;
+        }
+        Some(micros)
+    }
+
+    /// Parses one access line (see [`parse_line`]).
+    pub fn parse<'a>(&mut self, line: &'a str) -> Result<AccessLine<'a>, LineError> {
+        parse_with(self, line)
+    }
+}
+
+fn parse_with<'a>(p: &mut LineParser, line: &'a str) -> Result<AccessLine<'a>, LineError> {
     let line = line.strip_suffix('\r').unwrap_or(line);
     let b = line.as_bytes();
     if b.first() != Some(&b'[') {
         return Err(err(1, RejectKind::MissingBracket));
     }
-    let close = memchr::memchr(b']', b).ok_or(err(1, RejectKind::UnclosedTime))?;
-    let time_micros = parse_log_time(&b[1..close]).ok_or(err(1, RejectKind::BadTime))?;
+    // The time field is 25 or 26 bytes; look there before searching.
+    let close = match (b.get(26), b.get(27)) {
+        (Some(b']'), _) => 26,
+        (_, Some(b']')) => 27,
+        _ => memchr::memchr(b']', b).ok_or(err(1, RejectKind::UnclosedTime))?,
+    };
+    let time_micros = p.time(&b[1..close]).ok_or(err(1, RejectKind::BadTime))?;
     let mut c = Cursor {
         s: line,
         pos: close + 1,
@@ -318,10 +363,12 @@ pub fn parse_line(line: &str) -> Result<AccessLine<'_>, LineError> {
     let referer = dash_none(c.quoted(5)?);
     c.separator(6)?;
     let request = c.quoted(6)?;
-    let (method, url) = request
-        .split_once(' ')
-        .filter(|(m, _)| !m.is_empty())
+    let sp = request
+        .bytes()
+        .position(|c| c == b' ')
+        .filter(|&i| i > 0)
         .ok_or(err(6, RejectKind::BadRequest))?;
+    let (method, url) = (&request[..sp], &request[sp + 1..]);
     c.separator(7)?;
     let status = c.int(7)?;
     let status = i32::try_from(status).map_err(|_| err(7, RejectKind::BadNumber))?;

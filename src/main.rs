@@ -17,6 +17,8 @@ use cdnlake::http::{AllowList, HttpOptions};
 use cdnlake::lake::store::{Credentials, Lake, OssOptions};
 use cdnlake::pipeline::{convert_path, ConvertOptions, RunReport};
 use cdnlake::server::{serve, ServerOptions, MAX_BODY};
+use cdnlake::source::Progress;
+use std::sync::Arc;
 
 #[derive(Parser)]
 #[command(
@@ -161,6 +163,37 @@ struct EventArgs {
     partition_tz: String,
 }
 
+/// OSS settings for the CLI: endpoint and region from flags (or their variables), credentials
+/// from the `ALIBABA_CLOUD_*` variables (never flags, so they do not show in `ps`).
+fn oss_from_env(endpoint: Option<String>, region: Option<String>) -> OssOptions {
+    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    let credentials = match (
+        env("ALIBABA_CLOUD_ACCESS_KEY_ID"),
+        env("ALIBABA_CLOUD_ACCESS_KEY_SECRET"),
+    ) {
+        (Some(key_id), Some(secret)) => Some(Credentials {
+            key_id,
+            secret,
+            token: env("ALIBABA_CLOUD_SECURITY_TOKEN"),
+        }),
+        _ => None,
+    };
+    OssOptions {
+        endpoint,
+        region: region.or_else(|| env("CDNLAKE_OSS_REGION")),
+        credentials,
+        client: None,
+    }
+}
+
+/// Opens a destination from the CLI (oss:// configured from the environment).
+fn open_lake(dest: &str) -> anyhow::Result<Lake> {
+    let endpoint = std::env::var("CDNLAKE_OSS_ENDPOINT")
+        .ok()
+        .filter(|v| !v.is_empty());
+    Ok(Lake::open_with(dest, &oss_from_env(endpoint, None))?)
+}
+
 impl EventArgs {
     /// Handler settings and OSS settings; OSS credentials from the `ALIBABA_CLOUD_*` variables
     /// (read here, never taken as flags, so they do not show in `ps`).
@@ -170,24 +203,7 @@ impl EventArgs {
             tz: parse_tz(&self.partition_tz)?,
             ..ConvertOptions::default()
         };
-        let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
-        let credentials = match (
-            env("ALIBABA_CLOUD_ACCESS_KEY_ID"),
-            env("ALIBABA_CLOUD_ACCESS_KEY_SECRET"),
-        ) {
-            (Some(key_id), Some(secret)) => Some(Credentials {
-                key_id,
-                secret,
-                token: env("ALIBABA_CLOUD_SECURITY_TOKEN"),
-            }),
-            _ => None,
-        };
-        let oss = OssOptions {
-            endpoint: self.oss_endpoint.clone(),
-            region: self.oss_region.clone(),
-            credentials,
-            client: None,
-        };
+        let oss = oss_from_env(self.oss_endpoint.clone(), self.oss_region.clone());
         Ok((
             HandlerOptions {
                 allow,
@@ -291,8 +307,27 @@ fn expand_inputs(inputs: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
     Ok(out)
 }
 
-fn print_summary(r: &RunReport) {
-    eprintln!(
+/// A progress bar over the inputs' bytes, only on a terminal and only for long work.
+fn progress_bar(files: &[PathBuf]) -> Option<indicatif::ProgressBar> {
+    let total: u64 = files
+        .iter()
+        .filter_map(|f| std::fs::metadata(f).ok())
+        .map(|m| m.len())
+        .sum();
+    if !std::io::stderr().is_terminal() || total < (16 << 20) {
+        return None;
+    }
+    let pb = indicatif::ProgressBar::new(total);
+    if let Ok(style) = indicatif::ProgressStyle::with_template(
+        "{bar:40} {binary_bytes}/{binary_total_bytes} {binary_bytes_per_sec} eta {eta}",
+    ) {
+        pb.set_style(style);
+    }
+    Some(pb)
+}
+
+fn summary(r: &RunReport) -> String {
+    format!(
         "{}: {} lines -> {} rows, {} rejected, {} empty ({} partitions, {:.1} MB in, {:.1} MB decompressed, {:.1} MB out) in {:.2}s",
         r.location,
         r.lines,
@@ -304,7 +339,7 @@ fn print_summary(r: &RunReport) {
         r.bytes_decompressed as f64 / 1e6,
         r.bytes_out as f64 / 1e6,
         r.seconds
-    );
+    )
 }
 
 fn parse_instant(flag: &str, s: Option<&str>) -> anyhow::Result<Option<i64>> {
@@ -334,7 +369,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 to_micros: parse_instant("--to", to.as_deref())?,
             };
             let tz = parse_tz(&partition_tz)?;
-            let lake = Lake::open(&dest)?;
+            let lake = open_lake(&dest)?;
             let rt = runtime()?;
             let rows = rt.block_on(cdnlake::report::read_rollups(&lake, &filter))?;
             let report = cdnlake::report::summarise(&rows, &filter, tz);
@@ -468,7 +503,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             oss_endpoint,
         } => {
             if partitions {
-                let lake = Lake::open(&dest)?;
+                let lake = open_lake(&dest)?;
                 let rt = runtime()?;
                 let manifests = rt.block_on(cdnlake::lake::manifest::list_manifests(&lake))?;
                 print!(
@@ -498,23 +533,40 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 ..ConvertOptions::default()
             };
             let files = expand_inputs(&inputs)?;
-            let lake = Lake::open(&dest)?;
+            let lake = open_lake(&dest)?;
             let rt = runtime()?;
+            let bar = progress_bar(&files);
             let mut failed = 0;
+            let mut done = 0;
             for f in &files {
-                match convert_path(&lake, rt.handle(), f, &opts) {
+                let mut opts = opts.clone();
+                if let Some(pb) = &bar {
+                    let (pb, base) = (pb.clone(), done);
+                    opts.decode.progress =
+                        Some(Progress(Arc::new(move |n| pb.set_position(base + n))));
+                }
+                let res = convert_path(&lake, rt.handle(), f, &opts);
+                done += std::fs::metadata(f).map_or(0, |m| m.len());
+                let say = |line: String| match &bar {
+                    Some(pb) => pb.suspend(|| eprintln!("{line}")),
+                    None => eprintln!("{line}"),
+                };
+                match res {
                     Ok(r) => {
                         if json {
                             println!("{}", serde_json::to_string(&r)?);
                         } else {
-                            print_summary(&r);
+                            say(summary(&r));
                         }
                     }
                     Err(e) => {
                         failed += 1;
-                        eprintln!("cdnlake: error: {e}");
+                        say(format!("cdnlake: error: {e}"));
                     }
                 }
+            }
+            if let Some(pb) = bar {
+                pb.finish_and_clear();
             }
             if failed > 0 {
                 if files.len() > 1 {
@@ -589,7 +641,7 @@ fn print_invocation(r: &InvocationReport) {
                 "events[{}] {} {}: failed: {err}",
                 e.index, e.event_name, e.trace_id
             ),
-            (Some(log), None) => print_summary(log),
+            (Some(log), None) => eprintln!("{}", summary(log)),
             (None, None) => eprintln!(
                 "events[{}] {} {}: {} ({} keys)",
                 e.index,

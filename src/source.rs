@@ -31,6 +31,18 @@ pub struct DecodeOptions {
     pub max_line: usize,
     /// Stop with an error past this many decompressed bytes.
     pub max_decompressed: u64,
+    /// Told the number of source bytes read so far (for a progress bar).
+    pub progress: Option<Progress>,
+}
+
+/// A callback given the source bytes read so far. Called from the decoder thread.
+#[derive(Clone)]
+pub struct Progress(pub std::sync::Arc<dyn Fn(u64) + Send + Sync>);
+
+impl std::fmt::Debug for Progress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Progress(..)")
+    }
 }
 
 impl Default for DecodeOptions {
@@ -39,6 +51,7 @@ impl Default for DecodeOptions {
             block_size: 2 * 1024 * 1024,
             max_line: 64 * 1024,
             max_decompressed: 1 << 40,
+            progress: None,
         }
     }
 }
@@ -76,6 +89,7 @@ struct Tee<R> {
     hasher: Sha256,
     bytes: u64,
     raw: Option<ObjectSink>,
+    progress: Option<Progress>,
     /// Set when the failure came from the source or the raw dump rather than the gzip data.
     failure: Option<Error>,
     file: String,
@@ -99,6 +113,9 @@ impl<R: Read> Read for Tee<R> {
         let data = &buf[..n];
         self.hasher.update(data);
         self.bytes += n as u64;
+        if let Some(p) = &self.progress {
+            (p.0)(self.bytes);
+        }
         if let Some(raw) = self.raw.as_mut() {
             if let Err(e) = raw.write_all(data) {
                 let msg = e.to_string();
@@ -154,6 +171,7 @@ pub fn decode_and_split(
         hasher: Sha256::new(),
         bytes: 0,
         raw,
+        progress: opts.progress.clone(),
         failure: None,
         file: file.to_string(),
     };

@@ -47,6 +47,7 @@ pub mod report;
 pub mod server;
 pub mod source;
 pub mod table;
+pub mod top;
 pub mod traffic;
 
 pub use error::{Error, Result};

@@ -118,7 +118,8 @@ enum Command {
         common: EventArgs,
     },
     /// Summarise the traffic rollups: totals, hit ratio, status mix, response-time quantiles,
-    /// requests and bytes per hour.
+    /// requests and bytes per hour; and the access rows: top 10 paths, client IPs, referers and
+    /// user agents by requests and by bytes.
     Report {
         #[arg(long, env = "CDNLAKE_DEST", default_value = "./lake")]
         dest: String,
@@ -337,7 +338,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let lake = Lake::open(&dest)?;
             let rt = runtime()?;
             let rows = rt.block_on(cdnlake::report::read_rollups(&lake, &filter))?;
-            let report = cdnlake::report::summarise(&rows, &filter, tz);
+            let mut report = cdnlake::report::summarise(&rows, &filter, tz);
+            report.top = rt.block_on(cdnlake::top::read_top(&lake, &filter))?.lists();
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {

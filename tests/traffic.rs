@@ -162,6 +162,19 @@ fn traffic_equals_access_per_minute_across_files() {
         );
         assert!(lo <= exact && exact <= hi, "{q} vs exact {exact}");
     }
+    // The top-10 lists (read from the access files) equal SQL over `access`, ties included.
+    for dim in cdnlake::top::DIMENSIONS {
+        for by in ["by_requests", "by_bytes"] {
+            let got: Vec<Value> = r["top"][dim][by]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| serde_json::json!([e["value"], e["requests"], e["bytes"]]))
+                .collect();
+            assert_eq!(got.len(), 10, "{dim} {by}");
+            assert_eq!(&Value::Array(got), &d["top"][dim][by], "{dim} {by}");
+        }
+    }
     // A time window and a domain filter.
     let o = cdnlake(
         tmp.path(),

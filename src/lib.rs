@@ -40,6 +40,7 @@ pub mod error;
 pub mod event;
 pub mod gen;
 pub mod handler;
+pub mod html;
 pub mod http;
 pub mod lake;
 pub mod pipeline;

@@ -138,6 +138,9 @@ enum Command {
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
+        /// Also write a self-contained HTML page with charts to this file.
+        #[arg(long)]
+        html: Option<PathBuf>,
     },
 }
 
@@ -328,6 +331,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             to,
             partition_tz,
             json,
+            html,
         } => {
             let filter = cdnlake::report::ReportFilter {
                 domain,
@@ -340,6 +344,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let rows = rt.block_on(cdnlake::report::read_rollups(&lake, &filter))?;
             let mut report = cdnlake::report::summarise(&rows, &filter, tz);
             report.top = rt.block_on(cdnlake::top::read_top(&lake, &filter))?.lists();
+            if let Some(path) = html {
+                let minutes = cdnlake::report::per_minute(&rows, &filter);
+                std::fs::write(&path, cdnlake::html::render(&report, &minutes, tz))
+                    .with_context(|| format!("{}: cannot write", path.display()))?;
+            }
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {

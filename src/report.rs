@@ -194,6 +194,19 @@ pub fn summarise(rows: &[MinuteRow], filter: &ReportFilter, tz: PartitionTz) -> 
     }
 }
 
+/// The rows the filter keeps, merged per minute across domains and files (the series the HTML
+/// charts draw).
+pub fn per_minute(rows: &[MinuteRow], filter: &ReportFilter) -> BTreeMap<i64, MinuteStats> {
+    let mut out: BTreeMap<i64, MinuteStats> = BTreeMap::new();
+    for r in rows.iter().filter(|r| {
+        filter.keeps_minute(r.minute_micros)
+            && filter.domain.as_deref().is_none_or(|d| d == r.domain)
+    }) {
+        merge(out.entry(r.minute_micros).or_default(), &r.stats);
+    }
+    out
+}
+
 fn read_error(key: &Path, reason: impl ToString) -> Error {
     Error::ReadParquet {
         key: key.to_string(),

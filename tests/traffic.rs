@@ -194,6 +194,17 @@ fn traffic_equals_access_per_minute_across_files() {
     assert_eq!(w["minutes"], 30);
     let want: u64 = access[30..60].iter().map(|m| m[1].as_u64().unwrap()).sum();
     assert_eq!(w["requests"], want);
+    let top: Vec<Value> = w["top"]["path"]["by_requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| serde_json::json!([e["value"], e["requests"], e["bytes"]]))
+        .collect();
+    assert_eq!(
+        Value::Array(top),
+        d["top_window"],
+        "top-10 within the window"
+    );
     let o = cdnlake(tmp.path(), &["report", "--domain", "other.example.com"]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stdout(&o).contains("requests:       0"), "{}", stdout(&o));

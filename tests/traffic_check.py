@@ -71,6 +71,11 @@ out = {
         }
         for d in ["path", "client_ip", "referer", "user_agent"]
     },
+    # The same for path by requests within 09:00-09:30 +08:00 (the report's --from/--to test).
+    "top_window": rows("""
+        SELECT path, count(*), sum(response_bytes)::BIGINT FROM access
+        WHERE path IS NOT NULL AND epoch_us(time) >= 1709600400000000 AND epoch_us(time) < 1709602200000000
+        GROUP BY 1 ORDER BY 2 DESC, encode(path) ASC LIMIT 10"""),
     "columns": [d[0] for d in con.execute("SELECT * FROM traffic LIMIT 0").description],
 }
 print(json.dumps(out))

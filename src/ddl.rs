@@ -2,6 +2,10 @@
 //!
 //! - DuckDB: one view per table over `read_parquet(..., hive_partitioning = true)`, with the
 //!   columns listed explicitly so a schema drift fails loudly instead of returning nulls.
+//!   DuckDB binds a view when it is created, and a glob that matches no file is an error ("No
+//!   files found that match the pattern") that would stop the whole script; a table without files
+//!   yet (no CDN event received, so no `audit/cache/`) gets an empty view with the same columns
+//!   instead, and the script says to run `cdnlake ddl` again once files exist.
 //! - MaxCompute: `CREATE EXTERNAL TABLE ... PARTITIONED BY (...) STORED AS PARQUET LOCATION ...`,
 //!   signed types only, plus `ALTER TABLE ... ADD IF NOT EXISTS PARTITION` statements for the
 //!   partitions the manifests record (MaxCompute needs partitions registered).
@@ -10,8 +14,15 @@ use std::fmt::Write;
 
 use std::collections::BTreeSet;
 
+use futures::TryStreamExt;
+use object_store::path::Path;
+
 use crate::access::schema::ACCESS;
+use crate::audit::{CACHE_AUDIT, DOMAIN_AUDIT};
+use crate::error::{Error, Result};
+use crate::lake::layout::relative;
 use crate::lake::manifest::Manifest;
+use crate::lake::store::Lake;
 use crate::table::Table;
 use crate::traffic::TRAFFIC;
 
@@ -24,7 +35,7 @@ pub enum Dialect {
 
 /// Tables of the lake that have DDL.
 pub fn tables() -> Vec<&'static Table> {
-    vec![&ACCESS, &TRAFFIC]
+    vec![&ACCESS, &TRAFFIC, &CACHE_AUDIT, &DOMAIN_AUDIT]
 }
 
 fn sql_str(s: &str) -> String {
@@ -55,8 +66,14 @@ pub fn duckdb_location(dest: &str) -> String {
     s.strip_suffix("/.").unwrap_or(&s).to_string()
 }
 
-/// DuckDB: `CREATE OR REPLACE VIEW` for each table.
+/// DuckDB: `CREATE OR REPLACE VIEW` for each table, all assumed to hold files.
 pub fn duckdb(dest: &str) -> String {
+    duckdb_views(dest, |_| true)
+}
+
+/// DuckDB views; tables for which `has_files` is false get an empty view with the same columns
+/// (see the module doc).
+pub fn duckdb_views(dest: &str, has_files: impl Fn(&Table) -> bool) -> String {
     let base = duckdb_location(dest);
     let mut out = String::new();
     let _ = writeln!(out, "-- cdnlake views over {base}");
@@ -70,6 +87,28 @@ pub fn duckdb(dest: &str) -> String {
         let _ = writeln!(out, "\n-- {}: {}", t.name, t.doc);
         for c in t.columns {
             let _ = writeln!(out, "--   {:<18} {:<26} {}", c.name, c.kind.duckdb(), c.doc);
+        }
+        let glob = format!("{base}/{}/**/*.parquet", t.folder);
+        if !has_files(t) {
+            let cols: Vec<String> = t
+                .columns
+                .iter()
+                .map(|c| format!("NULL::{} AS \"{}\"", c.kind.duckdb(), c.name))
+                .chain(
+                    t.partitions
+                        .iter()
+                        .map(|p| format!("NULL::VARCHAR AS \"{p}\"")),
+                )
+                .collect();
+            let _ = writeln!(
+                out,
+                "-- No files match {glob} yet (DuckDB refuses a view over an empty glob):\n\
+                 -- an empty view with the same columns. Run cdnlake ddl again once there are files.\n\
+                 CREATE OR REPLACE VIEW {} AS\nSELECT {}\nWHERE false;",
+                t.name,
+                cols.join(", ")
+            );
+            continue;
         }
         let cols: Vec<String> = t
             .columns
@@ -87,7 +126,7 @@ pub fn duckdb(dest: &str) -> String {
             "CREATE OR REPLACE VIEW {} AS\nSELECT {}\nFROM read_parquet({}, hive_partitioning = true, hive_types = {{{}}}, union_by_name = true);",
             t.name,
             cols.join(", "),
-            sql_str(&format!("{base}/{}/**/*.parquet", t.folder)),
+            sql_str(&glob),
             hive_types.join(", "),
         );
     }
@@ -165,13 +204,98 @@ pub fn maxcompute_partitions<'a>(
     out
 }
 
+/// A partition of one table: the table name and its (key, value) pairs, outermost first.
+pub type PartitionSpec = (&'static str, Vec<(&'static str, String)>);
+
+/// Whether a table holds at least one Parquet file: lists its folder and stops at the first one.
+/// (I/O: the one call here that reads the lake besides listing audit keys.)
+pub async fn has_files(lake: &Lake, table: &Table) -> Result<bool> {
+    let prefix = Path::from_iter(lake.prefix.parts().chain(Path::from(table.folder).parts()));
+    let mut list = lake.store.list(Some(&prefix));
+    while let Some(meta) = list.try_next().await.map_err(|source| Error::Store {
+        op: "list",
+        key: prefix.to_string(),
+        source,
+    })? {
+        if meta.location.as_ref().ends_with(".parquet") {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// Keys (relative to the destination) of the audit tables' files. Audit files have no manifest
+/// (each event is written whole with one PUT), so listing their folders is how their partitions
+/// are found.
+pub async fn audit_keys(lake: &Lake) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    for t in [&CACHE_AUDIT, &DOMAIN_AUDIT] {
+        let prefix = Path::from_iter(lake.prefix.parts().chain(Path::from(t.folder).parts()));
+        let metas: Vec<object_store::ObjectMeta> = lake
+            .store
+            .list(Some(&prefix))
+            .try_collect()
+            .await
+            .map_err(|source| Error::Store {
+                op: "list",
+                key: prefix.to_string(),
+                source,
+            })?;
+        out.extend(metas.iter().map(|m| relative(&lake.prefix, &m.location)));
+    }
+    Ok(out)
+}
+
+/// The (table, event, dt) partitions of audit keys like
+/// `audit/cache/event=CachedObjectsRefreshed/dt=2024-03-05/<traceId>.parquet`.
+pub fn audit_partitions<'a>(keys: impl IntoIterator<Item = &'a str>) -> Vec<PartitionSpec> {
+    let mut seen: BTreeSet<(&'static str, String, String)> = BTreeSet::new();
+    for key in keys {
+        if !key.ends_with(".parquet") {
+            continue;
+        }
+        let Some(table) = [&CACHE_AUDIT, &DOMAIN_AUDIT]
+            .into_iter()
+            .find(|t| key.starts_with(&format!("{}/", t.folder)))
+        else {
+            continue;
+        };
+        let rest = &key[table.folder.len() + 1..];
+        let mut parts = rest.split('/');
+        if let (Some(ev), Some(dt), Some(_file), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        {
+            if let (Some(ev), Some(dt)) = (ev.strip_prefix("event="), dt.strip_prefix("dt=")) {
+                seen.insert((table.name, ev.to_string(), dt.to_string()));
+            }
+        }
+    }
+    seen.into_iter()
+        .map(|(t, ev, dt)| (t, vec![("event", ev), ("dt", dt)]))
+        .collect()
+}
+
+/// Keeps the partitions whose `dt` is `since_dt` (`YYYY-MM-DD`) or later, and sorts all by table
+/// then values. Dates compare as strings, which `YYYY-MM-DD` makes chronological.
+pub fn since(mut parts: Vec<PartitionSpec>, since_dt: Option<&str>) -> Vec<PartitionSpec> {
+    if let Some(s) = since_dt {
+        parts.retain(|(_, values)| {
+            values
+                .iter()
+                .find(|(k, _)| *k == "dt")
+                .is_none_or(|(_, dt)| dt.as_str() >= s)
+        });
+    }
+    parts.sort();
+    parts.dedup();
+    parts
+}
+
 /// The (table, domain, dt, hour) partitions the manifests record, sorted and deduplicated, in the
 /// shape [`maxcompute_partitions`] takes. Access partitions come from the manifest's partition
 /// list; traffic partitions from the `traffic/` keys it lists, so lakes written before the rollups
 /// existed register no traffic partitions that hold no files.
-pub fn manifest_partitions(
-    manifests: &[Manifest],
-) -> Vec<(&'static str, Vec<(&'static str, String)>)> {
+pub fn manifest_partitions(manifests: &[Manifest]) -> Vec<PartitionSpec> {
     let mut seen: BTreeSet<(&'static str, String, String, String)> = BTreeSet::new();
     for m in manifests {
         for p in &m.partitions {
@@ -213,6 +337,34 @@ mod tests {
         ));
         assert!(!sql.to_lowercase().contains("unsigned"));
         assert!(!sql.contains("TIMESTAMP_NTZ"));
+    }
+
+    #[test]
+    fn audit_partitions_from_keys_and_since() {
+        let keys = [
+            "audit/cache/event=CachedObjectsRefreshed/dt=2024-03-05/t1.parquet",
+            "audit/cache/event=CachedObjectsRefreshed/dt=2024-03-05/t2.parquet",
+            "audit/cache/event=CachedObjectsPushed/dt=2024-03-04/t3.parquet",
+            "audit/domain/event=CdnDomainStarted/dt=2024-03-06/t4.parquet",
+            "audit/events/dt=2024-03-05/t1.json",
+            "audit/cache/stray.parquet",
+        ];
+        let p = audit_partitions(keys);
+        assert_eq!(p.len(), 3);
+        let got = maxcompute_partitions(since(p, Some("2024-03-05")));
+        assert_eq!(
+            got,
+            "ALTER TABLE cache_audit ADD IF NOT EXISTS PARTITION (`event`='CachedObjectsRefreshed', `dt`='2024-03-05');\n\
+             ALTER TABLE domain_audit ADD IF NOT EXISTS PARTITION (`event`='CdnDomainStarted', `dt`='2024-03-06');\n"
+        );
+    }
+
+    #[test]
+    fn empty_tables_get_an_empty_view() {
+        let sql = duckdb_views("/l", |t| t.name != "domain_audit");
+        assert!(sql.contains("FROM read_parquet('/l/audit/cache/**/*.parquet'"));
+        assert!(sql.contains("CREATE OR REPLACE VIEW domain_audit AS\nSELECT NULL::VARCHAR AS \"event_name\", NULL::TIMESTAMP WITH TIME ZONE AS \"event_time\""));
+        assert!(!sql.contains("read_parquet('/l/audit/domain/"));
     }
 
     #[test]

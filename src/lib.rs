@@ -40,6 +40,7 @@ pub mod error;
 pub mod event;
 pub mod gen;
 pub mod handler;
+pub mod html;
 pub mod http;
 pub mod lake;
 pub mod pipeline;
@@ -47,6 +48,7 @@ pub mod report;
 pub mod server;
 pub mod source;
 pub mod table;
+pub mod top;
 pub mod traffic;
 
 pub use error::{Error, Result};

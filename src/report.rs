@@ -15,6 +15,7 @@ use crate::access::time::{civil_from_days, PartitionTz};
 use crate::error::{Error, Result};
 use crate::lake::manifest::list_manifests;
 use crate::lake::store::Lake;
+use crate::top::{TopLists, DIMENSIONS};
 use crate::traffic::{idx, merge, MinuteStats, COUNTERS, RT_BOUNDS_MS, RT_BUCKETS, TRAFFIC};
 
 /// Which rollup rows a report covers.
@@ -28,7 +29,8 @@ pub struct ReportFilter {
 }
 
 impl ReportFilter {
-    fn keeps_minute(&self, minute: i64) -> bool {
+    /// Whether the minute starting at `minute` (micros) is in `[from, to)`.
+    pub fn keeps_minute(&self, minute: i64) -> bool {
         self.from_micros.is_none_or(|f| minute >= f) && self.to_micros.is_none_or(|t| minute < t)
     }
 }
@@ -85,6 +87,9 @@ pub struct Report {
     /// Histogram bucket bounds (ms) the quantiles come from.
     pub bucket_bounds_ms: Vec<i64>,
     pub per_hour: Vec<HourRow>,
+    /// Top 10 per access column (`path`, `client_ip`, `referer`, `user_agent`), by requests and
+    /// by bytes; read from the access files, so empty until [`crate::top::read_top`] fills it.
+    pub top: BTreeMap<&'static str, TopLists>,
 }
 
 /// Estimates quantile `q` from histogram `hist` (counts per [`RT_BOUNDS_MS`] bucket, the last one
@@ -185,7 +190,21 @@ pub fn summarise(rows: &[MinuteRow], filter: &ReportFilter, tz: PartitionTz) -> 
                 response_bytes,
             })
             .collect(),
+        top: BTreeMap::new(),
     }
+}
+
+/// The rows the filter keeps, merged per minute across domains and files (the series the HTML
+/// charts draw).
+pub fn per_minute(rows: &[MinuteRow], filter: &ReportFilter) -> BTreeMap<i64, MinuteStats> {
+    let mut out: BTreeMap<i64, MinuteStats> = BTreeMap::new();
+    for r in rows.iter().filter(|r| {
+        filter.keeps_minute(r.minute_micros)
+            && filter.domain.as_deref().is_none_or(|d| d == r.domain)
+    }) {
+        merge(out.entry(r.minute_micros).or_default(), &r.stats);
+    }
+    out
 }
 
 fn read_error(key: &Path, reason: impl ToString) -> Error {
@@ -328,7 +347,43 @@ pub fn render_text(r: &Report) -> String {
             h.hour, h.requests, h.response_bytes, h.request_bytes
         );
     }
+    for name in DIMENSIONS {
+        let Some(t) = r.top.get(name) else { continue };
+        for (by, list) in [("requests", &t.by_requests), ("bytes", &t.by_bytes)] {
+            let _ = writeln!(s, "\ntop {name} by {by}:");
+            let _ = writeln!(s, "  {:>10} {:>16}  value", "requests", "bytes");
+            if list.is_empty() {
+                let _ = writeln!(s, "  (none)");
+            }
+            for e in list {
+                let _ = writeln!(
+                    s,
+                    "  {:>10} {:>16}  {}",
+                    e.requests,
+                    e.bytes,
+                    terminal_safe(&e.value, 100)
+                );
+            }
+        }
+    }
     s
+}
+
+/// Log values are untrusted: control characters (an escape sequence in a user agent) are shown
+/// escaped rather than sent to the terminal, and long values are cut.
+fn terminal_safe(v: &str, max_chars: usize) -> String {
+    let mut out = String::new();
+    for c in v.chars().take(max_chars) {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    if v.chars().count() > max_chars {
+        out.push('…');
+    }
+    out
 }
 
 #[cfg(test)]

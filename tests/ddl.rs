@@ -57,3 +57,13 @@ fn maxcompute_partitions() {
         ]),
     );
 }
+
+#[test]
+fn duckdb_views_without_files() {
+    check(
+        "duckdb_without_audit.sql",
+        &ddl::duckdb_views("/data/lake", |t| {
+            !matches!(t.name, "cache_audit" | "domain_audit")
+        }),
+    );
+}

@@ -162,6 +162,19 @@ fn traffic_equals_access_per_minute_across_files() {
         );
         assert!(lo <= exact && exact <= hi, "{q} vs exact {exact}");
     }
+    // The top-10 lists (read from the access files) equal SQL over `access`, ties included.
+    for dim in cdnlake::top::DIMENSIONS {
+        for by in ["by_requests", "by_bytes"] {
+            let got: Vec<Value> = r["top"][dim][by]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| serde_json::json!([e["value"], e["requests"], e["bytes"]]))
+                .collect();
+            assert_eq!(got.len(), 10, "{dim} {by}");
+            assert_eq!(&Value::Array(got), &d["top"][dim][by], "{dim} {by}");
+        }
+    }
     // A time window and a domain filter.
     let o = cdnlake(
         tmp.path(),
@@ -181,6 +194,17 @@ fn traffic_equals_access_per_minute_across_files() {
     assert_eq!(w["minutes"], 30);
     let want: u64 = access[30..60].iter().map(|m| m[1].as_u64().unwrap()).sum();
     assert_eq!(w["requests"], want);
+    let top: Vec<Value> = w["top"]["path"]["by_requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| serde_json::json!([e["value"], e["requests"], e["bytes"]]))
+        .collect();
+    assert_eq!(
+        Value::Array(top),
+        d["top_window"],
+        "top-10 within the window"
+    );
     let o = cdnlake(tmp.path(), &["report", "--domain", "other.example.com"]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stdout(&o).contains("requests:       0"), "{}", stdout(&o));

@@ -61,6 +61,21 @@ out = {
         SELECT count(*), sum(request_bytes)::BIGINT, sum(response_bytes)::BIGINT,
           count_if(cache_status = 'HIT'), count_if(cache_status = 'MISS'),
           count_if(status BETWEEN 500 AND 599), max(response_time_ms) FROM access""").fetchone()),
+    # Top 10 per column, nulls left out, ties broken on the value's bytes ascending.
+    "top": {
+        d: {
+            by: rows(f"""
+                SELECT {d}, count(*) AS requests, sum(response_bytes)::BIGINT AS bytes FROM access
+                WHERE {d} IS NOT NULL GROUP BY 1 ORDER BY {by[3:]} DESC, encode({d}) ASC LIMIT 10""")
+            for by in ["by_requests", "by_bytes"]
+        }
+        for d in ["path", "client_ip", "referer", "user_agent"]
+    },
+    # The same for path by requests within 09:00-09:30 +08:00 (the report's --from/--to test).
+    "top_window": rows("""
+        SELECT path, count(*), sum(response_bytes)::BIGINT FROM access
+        WHERE path IS NOT NULL AND epoch_us(time) >= 1709600400000000 AND epoch_us(time) < 1709602200000000
+        GROUP BY 1 ORDER BY 2 DESC, encode(path) ASC LIMIT 10"""),
     "columns": [d[0] for d in con.execute("SELECT * FROM traffic LIMIT 0").description],
 }
 print(json.dumps(out))

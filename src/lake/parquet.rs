@@ -242,10 +242,20 @@ mod tests {
         let rt = tokio::runtime::Runtime::new().unwrap();
         let lake = Lake::open("memory://").unwrap();
         let mut text = Vec::new();
-        generate(&GenOptions { lines: 20_000, ..GenOptions::default() }, &mut text).unwrap();
+        generate(
+            &GenOptions {
+                lines: 20_000,
+                ..GenOptions::default()
+            },
+            &mut text,
+        )
+        .unwrap();
         let schema = ACCESS.arrow_schema();
         let parsed = parse_block(&text, 1, "f.gz", &schema, &BlockOptions::default());
-        let opts = ParquetOptions { no_statistics: FREE_TEXT, ..ParquetOptions::default() };
+        let opts = ParquetOptions {
+            no_statistics: FREE_TEXT,
+            ..ParquetOptions::default()
+        };
         let props = writer_properties(&ACCESS, &opts).unwrap();
         let key = Path::from("t.parquet");
         let mut f = PartFile::create(&lake, key.clone(), schema, props, rt.handle()).unwrap();
@@ -253,17 +263,30 @@ mod tests {
             f.write(&p.batch).unwrap();
         }
         f.finish().unwrap().complete().unwrap();
-        let bytes = rt.block_on(async { lake.store.get(&key).await.unwrap().bytes().await.unwrap() });
+        let bytes =
+            rt.block_on(async { lake.store.get(&key).await.unwrap().bytes().await.unwrap() });
         let reader = SerializedFileReader::new(bytes).unwrap();
         let rg = reader.metadata().row_group(0);
         for (i, c) in ACCESS.columns.iter().enumerate() {
             let encodings: Vec<Encoding> = rg.column(i).encodings().collect();
-            let dict = encodings.contains(&Encoding::RLE_DICTIONARY) || encodings.contains(&Encoding::PLAIN_DICTIONARY);
-            if matches!(c.name, "user_agent" | "path" | "referer" | "time" | "status" | "source_file") {
-                assert!(dict, "{} should be dictionary-encoded: {encodings:?}", c.name);
+            let dict = encodings.contains(&Encoding::RLE_DICTIONARY)
+                || encodings.contains(&Encoding::PLAIN_DICTIONARY);
+            if matches!(
+                c.name,
+                "user_agent" | "path" | "referer" | "time" | "status" | "source_file"
+            ) {
+                assert!(
+                    dict,
+                    "{} should be dictionary-encoded: {encodings:?}",
+                    c.name
+                );
             }
             if !c.dictionary {
-                assert!(!dict, "{} should not be dictionary-encoded: {encodings:?}", c.name);
+                assert!(
+                    !dict,
+                    "{} should not be dictionary-encoded: {encodings:?}",
+                    c.name
+                );
             }
         }
     }

@@ -54,3 +54,31 @@ FROM read_parquet('/data/lake/access/**/*.parquet', hive_partitioning = true, hi
 CREATE OR REPLACE VIEW traffic AS
 SELECT "minute", "requests", "request_bytes", "response_bytes", "hits", "misses", "status_2xx", "status_3xx", "status_4xx", "status_5xx", "status_other", "response_time_ms_sum", "response_time_ms_max", "rt_le_10", "rt_le_25", "rt_le_50", "rt_le_100", "rt_le_250", "rt_le_500", "rt_le_1000", "rt_le_2500", "rt_le_5000", "rt_le_10000", "rt_gt_10000", "domain", "dt", "hour"
 FROM read_parquet('/data/lake/traffic/**/*.parquet', hive_partitioning = true, hive_types = {'domain': VARCHAR, 'dt': VARCHAR, 'hour': VARCHAR}, union_by_name = true);
+
+-- cache_audit: CDN cache refresh/push/block tasks, one row per object path
+--   event_name         VARCHAR                    eventName
+--   event_time         TIMESTAMP WITH TIME ZONE   eventTime (UTC instant)
+--   trace_id           VARCHAR                    traceId, or a hash of the event when missing
+--   region             VARCHAR                    region of the event
+--   ali_uid            VARCHAR                    userIdentity.aliUid
+--   domain             VARCHAR                    CDN domain
+--   task_id            VARCHAR                    CDN task id
+--   object_type        VARCHAR                    File or Directory
+--   object_path        VARCHAR                    one object path of the task
+--   create_time        TIMESTAMP WITH TIME ZONE   when the task started
+--   complete_time      TIMESTAMP WITH TIME ZONE   when the task ended
+CREATE OR REPLACE VIEW cache_audit AS
+SELECT "event_name", "event_time", "trace_id", "region", "ali_uid", "domain", "task_id", "object_type", "object_path", "create_time", "complete_time", "event", "dt"
+FROM read_parquet('/data/lake/audit/cache/**/*.parquet', hive_partitioning = true, hive_types = {'event': VARCHAR, 'dt': VARCHAR}, union_by_name = true);
+
+-- domain_audit: CDN domain added/deleted/started/stopped
+--   event_name         VARCHAR                    eventName
+--   event_time         TIMESTAMP WITH TIME ZONE   eventTime (UTC instant)
+--   trace_id           VARCHAR                    traceId, or a hash of the event when missing
+--   region             VARCHAR                    region of the event
+--   ali_uid            VARCHAR                    userIdentity.aliUid
+--   domain             VARCHAR                    CDN domain
+--   status             VARCHAR                    domain status (Started/Stopped events)
+CREATE OR REPLACE VIEW domain_audit AS
+SELECT "event_name", "event_time", "trace_id", "region", "ali_uid", "domain", "status", "event", "dt"
+FROM read_parquet('/data/lake/audit/domain/**/*.parquet', hive_partitioning = true, hive_types = {'event': VARCHAR, 'dt': VARCHAR}, union_by_name = true);

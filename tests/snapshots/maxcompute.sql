@@ -59,3 +59,35 @@ COMMENT 'Per-minute traffic rollups of the access table; sum rows of the same mi
 PARTITIONED BY (`domain` STRING, `dt` STRING, `hour` STRING)
 STORED AS PARQUET
 LOCATION 'oss://oss-cn-shanghai-internal.aliyuncs.com/my-bucket/cdn/lake/traffic/';
+
+CREATE EXTERNAL TABLE IF NOT EXISTS cache_audit (
+  `event_name` STRING COMMENT 'eventName',
+  `event_time` TIMESTAMP COMMENT 'eventTime (UTC instant)',
+  `trace_id` STRING COMMENT 'traceId, or a hash of the event when missing',
+  `region` STRING COMMENT 'region of the event',
+  `ali_uid` STRING COMMENT 'userIdentity.aliUid',
+  `domain` STRING COMMENT 'CDN domain',
+  `task_id` STRING COMMENT 'CDN task id',
+  `object_type` STRING COMMENT 'File or Directory',
+  `object_path` STRING COMMENT 'one object path of the task',
+  `create_time` TIMESTAMP COMMENT 'when the task started',
+  `complete_time` TIMESTAMP COMMENT 'when the task ended'
+)
+COMMENT 'CDN cache refresh/push/block tasks, one row per object path'
+PARTITIONED BY (`event` STRING, `dt` STRING)
+STORED AS PARQUET
+LOCATION 'oss://oss-cn-shanghai-internal.aliyuncs.com/my-bucket/cdn/lake/audit/cache/';
+
+CREATE EXTERNAL TABLE IF NOT EXISTS domain_audit (
+  `event_name` STRING COMMENT 'eventName',
+  `event_time` TIMESTAMP COMMENT 'eventTime (UTC instant)',
+  `trace_id` STRING COMMENT 'traceId, or a hash of the event when missing',
+  `region` STRING COMMENT 'region of the event',
+  `ali_uid` STRING COMMENT 'userIdentity.aliUid',
+  `domain` STRING COMMENT 'CDN domain',
+  `status` STRING COMMENT 'domain status (Started/Stopped events)'
+)
+COMMENT 'CDN domain added/deleted/started/stopped'
+PARTITIONED BY (`event` STRING, `dt` STRING)
+STORED AS PARQUET
+LOCATION 'oss://oss-cn-shanghai-internal.aliyuncs.com/my-bucket/cdn/lake/audit/domain/';

@@ -38,6 +38,8 @@ const NAME: &str = "www.example.com_2015_06_09_0100_0300.gz";
 struct Weed {
     child: Child,
     s3_port: u16,
+    /// (component, gRPC port), for the sockets left in /tmp.
+    grpc_ports: Vec<(&'static str, u16)>,
     dir: tempfile::TempDir,
 }
 
@@ -45,6 +47,10 @@ impl Drop for Weed {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        // weed puts its gRPC sockets in /tmp whatever TMPDIR says, named after our ports.
+        for (kind, port) in &self.grpc_ports {
+            let _ = std::fs::remove_file(format!("/tmp/seaweedfs-{kind}-grpc-{port}.sock"));
+        }
     }
 }
 
@@ -104,11 +110,20 @@ fn start_weed() -> Weed {
         format!("-s3.config={}", config.display()),
         "-s3.domainName=oss.test".into(),
         format!("-bucket={BUCKET}"),
+        // Unix sockets in the temp dir, not in /tmp (TMPDIR covers the others).
+        format!("-s3.localSocket={}", dir.path().join("s3.sock").display()),
+        format!(
+            "-filer.localSocket={}",
+            dir.path().join("filer.sock").display()
+        ),
     ];
     let child = match Command::new("weed")
+        // glog files in the temp dir too (a global flag: before the command).
+        .arg(format!("-logdir={}", dir.path().display()))
         .arg("mini")
         .args(&args)
         .current_dir(dir.path())
+        .env("TMPDIR", dir.path())
         .stdin(Stdio::null())
         .stdout(log.try_clone().unwrap())
         .stderr(log)
@@ -124,6 +139,13 @@ fn start_weed() -> Weed {
     Weed {
         child,
         s3_port: p[6],
+        grpc_ports: vec![
+            ("master", p[1]),
+            ("volume", p[3]),
+            ("filer", p[5]),
+            ("s3", p[7]),
+            ("admin", p[9]),
+        ],
         dir,
     }
 }

@@ -9,7 +9,9 @@
 //!
 //! `dt` is the date of `eventTime` in the partition time zone (`+08:00` by default). The files are
 //! tiny, so each is built in memory and written with one PUT; keys derive from the event (name,
-//! time, traceId), so a retried event rewrites the same objects.
+//! time, traceId), so a retried event rewrites the same objects. When different events of one
+//! invocation share a traceId, each key gets a hash of its event after the traceId
+//! (`<traceId>-<12 hex>`) so that none overwrites another.
 
 use std::sync::Arc;
 
@@ -141,7 +143,7 @@ fn key(prefix: &Path, parts: &[&str]) -> Path {
         .fold(prefix.clone(), |p, part| p.join(PathPart::from(*part)))
 }
 
-/// `audit/events/dt=<dt>/<traceId>.json`
+/// `audit/events/dt=<dt>/<traceId>.json` (the traceId made unique: [`Event::key_id`])
 pub fn event_key(prefix: &Path, ev: &Event, tz: PartitionTz) -> Path {
     key(
         prefix,
@@ -149,12 +151,13 @@ pub fn event_key(prefix: &Path, ev: &Event, tz: PartitionTz) -> Path {
             "audit",
             "events",
             &format!("dt={}", event_dt(ev, tz)),
-            &format!("{}.json", ev.trace_id),
+            &format!("{}.json", ev.key_id),
         ],
     )
 }
 
-/// `audit/<cache|domain>/event=<name>/dt=<dt>/<traceId>.parquet`, for cache and domain events.
+/// `audit/<cache|domain>/event=<name>/dt=<dt>/<traceId>.parquet` (the traceId made unique:
+/// [`Event::key_id`]), for cache and domain events.
 pub fn table_key(prefix: &Path, ev: &Event, tz: PartitionTz) -> Option<Path> {
     let table = match ev.payload {
         Payload::Cache(_) => "cache",
@@ -168,7 +171,7 @@ pub fn table_key(prefix: &Path, ev: &Event, tz: PartitionTz) -> Option<Path> {
             table,
             &format!("event={}", ev.name),
             &format!("dt={}", event_dt(ev, tz)),
-            &format!("{}.parquet", ev.trace_id),
+            &format!("{}.parquet", ev.key_id),
         ],
     ))
 }
@@ -336,5 +339,83 @@ mod tests {
             );
         }
         assert_eq!(all.len(), 5, "{all:?}");
+    }
+
+    /// Two different events with one traceId and eventName, plus an identical copy of one.
+    const DUPLICATES: [&str; 3] = [
+        r#"{"eventName":"CachedObjectsRefreshed","eventTime":"2018-03-16T14:19:55+08:00","traceId":"same","eventParameter":{"objectPath":["/a"],"domain":"d.com"}}"#,
+        r#"{"eventName":"CachedObjectsRefreshed","eventTime":"2018-03-16T14:19:55+08:00","traceId":"same","eventParameter":{"objectPath":["/b","/c"],"domain":"d.com"}}"#,
+        r#"{"eventName":"CachedObjectsRefreshed","eventTime":"2018-03-16T14:19:55+08:00","traceId":"same","eventParameter":{"objectPath":["/a"],"domain":"d.com"}}"#,
+    ];
+
+    /// Writes the events of one invocation; returns every object of the lake with its rows.
+    fn run(rt: &tokio::runtime::Runtime, lake: &Lake, events: &[&str]) -> Vec<(String, usize)> {
+        let body = format!("{{\"events\":[{}]}}", events.join(","));
+        for e in parse_strict(body.as_bytes()).unwrap() {
+            assert_eq!(e.trace_id, "same");
+            rt.block_on(record_event(lake, &e, PartitionTz::default()))
+                .unwrap();
+        }
+        let mut out = Vec::new();
+        for m in rt
+            .block_on(futures::TryStreamExt::try_collect::<Vec<_>>(
+                lake.store.list(None),
+            ))
+            .unwrap()
+        {
+            let bytes = rt.block_on(lake.get_opt(&m.location)).unwrap().unwrap();
+            let rows = if m.location.as_ref().ends_with(".parquet") {
+                parquet::file::reader::FileReader::metadata(
+                    &parquet::file::serialized_reader::SerializedFileReader::new(bytes).unwrap(),
+                )
+                .file_metadata()
+                .num_rows() as usize
+            } else {
+                0
+            };
+            out.push((m.location.to_string(), rows));
+        }
+        out.sort();
+        out
+    }
+
+    #[test]
+    fn same_trace_id_does_not_overwrite_and_retries_rewrite_the_same_keys() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let lake = Lake::open("memory://").unwrap();
+        let first = run(&rt, &lake, &DUPLICATES);
+        let parquet: Vec<_> = first
+            .iter()
+            .filter(|(k, _)| k.ends_with(".parquet"))
+            .collect();
+        let json: Vec<_> = first.iter().filter(|(k, _)| k.ends_with(".json")).collect();
+        // Two different events: two objects each; the identical copy shares its twin's.
+        assert_eq!(parquet.len(), 2, "{first:?}");
+        assert_eq!(json.len(), 2, "{first:?}");
+        let mut rows: Vec<usize> = parquet.iter().map(|(_, r)| *r).collect();
+        rows.sort();
+        assert_eq!(rows, [1, 2]);
+        for (k, _) in &first {
+            let name = k.rsplit('/').next().unwrap();
+            let stem = name.split('.').next().unwrap();
+            let hash = stem.strip_prefix("same-").unwrap_or_else(|| panic!("{k}"));
+            assert!(
+                hash.len() == 12 && hash.bytes().all(|b| b.is_ascii_hexdigit()),
+                "{k}"
+            );
+        }
+        // A retry, in another order: the same keys, nothing more.
+        let again = run(&rt, &lake, &[DUPLICATES[1], DUPLICATES[2], DUPLICATES[0]]);
+        assert_eq!(again, first);
+        // A traceId used once keeps the plain name.
+        let lake = Lake::open("memory://").unwrap();
+        let single = run(&rt, &lake, &DUPLICATES[..1]);
+        assert!(
+            single.iter().all(|(k, _)| k.contains("/same.")),
+            "{single:?}"
+        );
     }
 }

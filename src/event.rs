@@ -10,6 +10,8 @@
 //! An event name or version this code does not know is not an error: it becomes
 //! [`Payload::Unknown`], is kept verbatim under `audit/events/` and is reported.
 
+use std::collections::{BTreeSet, HashMap};
+
 use serde::Serialize;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
@@ -121,6 +123,10 @@ pub struct Event {
     /// `traceId`, or a hash of the event's bytes when missing (see [`Event::trace_id_generated`]).
     pub trace_id: String,
     pub trace_id_generated: bool,
+    /// The name of the event's objects under `audit/`: the `traceId`, unless different events of
+    /// the same invocation share that `traceId`; then each of them gets
+    /// `<traceId>-<12 hex digits of its hash>` (see [`assign_key_ids`]).
+    pub key_id: String,
     pub ali_uid: Option<String>,
     /// `resource.domain`.
     pub resource_domain: Option<String>,
@@ -198,11 +204,36 @@ pub fn parse_value(value: Value) -> Result<Vec<Event>> {
             "empty array: no event to handle".into(),
         ));
     }
-    events
+    let mut events = events
         .into_iter()
         .enumerate()
         .map(|(i, v)| parse_event(i, v))
-        .collect()
+        .collect::<Result<Vec<_>>>()?;
+    assign_key_ids(&mut events);
+    Ok(events)
+}
+
+/// Gives events that share a `traceId` but differ distinct object names, so that none overwrites
+/// another's audit objects: each becomes `<traceId>-<first 12 hex digits of hash_id>`. The name
+/// depends only on the events themselves (not on their order), so a retried invocation rewrites
+/// the same keys; identical copies of one event keep one name (and one set of objects). Events
+/// with a `traceId` of their own keep it as is.
+pub fn assign_key_ids(events: &mut [Event]) {
+    let mut hashes: HashMap<String, BTreeSet<String>> = HashMap::new();
+    let hashed: Vec<String> = events.iter().map(|e| hash_id(&e.raw)).collect();
+    for (e, h) in events.iter().zip(&hashed) {
+        hashes
+            .entry(e.trace_id.clone())
+            .or_default()
+            .insert(h.clone());
+    }
+    for (e, h) in events.iter_mut().zip(&hashed) {
+        e.key_id = if hashes[&e.trace_id].len() > 1 {
+            format!("{}-{}", e.trace_id, &h[..12])
+        } else {
+            e.trace_id.clone()
+        };
+    }
 }
 
 fn parse_event(index: usize, raw: Value) -> Result<Event> {
@@ -294,6 +325,7 @@ fn parse_event(index: usize, raw: Value) -> Result<Event> {
         version,
         time,
         time_micros,
+        key_id: trace_id.clone(),
         trace_id,
         trace_id_generated,
         ali_uid,

@@ -92,12 +92,16 @@ fn log_text(n: usize) -> Vec<u8> {
 
 const NAME: &str = "www.example.com_2015_06_09_0100_0300.gz";
 
+const SLOW_PIECES: usize = 12;
+const SLOW_PAUSE: Duration = Duration::from_millis(150);
+
 // ---------------------------------------------------------------- log server
 
 /// A minimal HTTP/1.1 server (one request per connection) with fault injection by path:
 /// `/ok/F`, `/drop/F` (first response cut after half the body), `/flaky/F` (503 twice),
 /// `/lie/F` (Content-Length 100 bytes too large, then close), `/redirect/F` (302 to
-/// `localhost`, another host name for the same server).
+/// `localhost`, another host name for the same server), `/slow/F` (the body trickled in
+/// [`SLOW_PIECES`] pieces, [`SLOW_PAUSE`] apart).
 /// (path, Range header) of a request.
 type Seen = (String, Option<String>);
 
@@ -208,6 +212,15 @@ async fn serve_log(
             .as_bytes(),
     )
     .await?;
+    if mode == "slow" {
+        // Trickled: SLOW_PIECES pieces, each after a pause shorter than the read timeout.
+        for piece in body.chunks(body.len().div_ceil(SLOW_PIECES)) {
+            tokio::time::sleep(SLOW_PAUSE).await;
+            sock.write_all(piece).await?;
+            sock.flush().await?;
+        }
+        return Ok(());
+    }
     if mode == "drop" && count == 1 {
         sock.write_all(&body[..body.len() / 2]).await?;
         sock.flush().await?;
@@ -340,6 +353,19 @@ impl Cdnlake {
 }
 
 async fn start_cdnlake(s3_port: u16) -> Cdnlake {
+    start_cdnlake_with(
+        s3_port,
+        HttpOptions {
+            backoff: Duration::from_millis(20),
+            max_attempts: 4,
+            read_timeout: Duration::from_secs(10),
+            ..HttpOptions::default()
+        },
+    )
+    .await
+}
+
+async fn start_cdnlake_with(s3_port: u16, http: HttpOptions) -> Cdnlake {
     logs();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -348,12 +374,7 @@ async fn start_cdnlake(s3_port: u16) -> Cdnlake {
         dest: format!("oss://{BUCKET}/pre"),
         handler: HandlerOptions {
             allow: AllowList::from_patterns(["127.0.0.1", "localhost"]).unwrap(),
-            http: HttpOptions {
-                backoff: Duration::from_millis(20),
-                max_attempts: 4,
-                read_timeout: Duration::from_secs(10),
-                ..HttpOptions::default()
-            },
+            http,
             ..HandlerOptions::default()
         },
         oss: OssOptions {
@@ -628,6 +649,54 @@ async fn dropped_connection_and_503_are_retried_with_exact_counts() {
     );
     let raw = objects(&s3)[&format!("pre/raw/www.example.com/2015_06_09/{NAME}")].clone();
     assert_eq!(raw, fixture().0, "raw dump is byte for byte");
+    app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_body_within_the_read_timeout_converts_exactly() {
+    let (data, lines) = fixture();
+    let size = data.len();
+    let logsrv = start_log_server(HashMap::from([(NAME.to_string(), data.clone())])).await;
+    let s3 = start_s3().await;
+    // Every pause is shorter than the read timeout; the whole body takes several times longer.
+    let read_timeout = SLOW_PAUSE * 4;
+    let app = start_cdnlake_with(
+        s3.port,
+        HttpOptions {
+            backoff: Duration::from_millis(20),
+            max_attempts: 2,
+            read_timeout,
+            ..HttpOptions::default()
+        },
+    )
+    .await;
+    let started = std::time::Instant::now();
+    let body = envelope(&[log_event(
+        &format!("http://{}/slow/{NAME}", logsrv.addr),
+        Some(size),
+        "slow",
+    )]);
+    let r = invoke(app.addr, &body).await;
+    let took = started.elapsed();
+    assert_eq!(
+        (r.status, r.fc_status.as_deref()),
+        (200, Some("200")),
+        "{}",
+        r.body
+    );
+    assert!(took > read_timeout * 2, "the body was not slow: {took:?}");
+    let report: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+    let log = &report["reports"][0]["log"];
+    let rejected = (0..lines).filter(|i| i % 7 == 3).count() as u64;
+    assert_eq!(log["lines"], lines as u64);
+    assert_eq!(log["rejected"], rejected);
+    assert_eq!(log["rows"], lines as u64 - rejected);
+    assert_eq!(log["bytes_in"], size as u64);
+    // One request: no timeout fired, nothing was resumed.
+    let seen = logsrv.seen.lock().unwrap().clone();
+    assert_eq!(seen, vec![(format!("/slow/{NAME}"), None)]);
+    let raw = objects(&s3)[&format!("pre/raw/www.example.com/2015_06_09/{NAME}")].clone();
+    assert_eq!(raw, data, "raw dump is byte for byte");
     app.shutdown().await;
 }
 

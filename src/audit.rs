@@ -16,7 +16,7 @@
 use std::sync::Arc;
 
 use arrow::array::{ArrayRef, RecordBatch, StringBuilder, TimestampMicrosecondBuilder};
-use object_store::path::{Path, PathPart};
+use object_store::path::Path;
 use parquet::arrow::ArrowWriter;
 
 use crate::access::time::PartitionTz;
@@ -27,22 +27,6 @@ use crate::lake::parquet::{writer_properties, ParquetOptions};
 use crate::lake::store::Lake;
 use crate::table::{Column, Kind, Table};
 
-const fn col(
-    name: &'static str,
-    kind: Kind,
-    nullable: bool,
-    dictionary: bool,
-    doc: &'static str,
-) -> Column {
-    Column {
-        name,
-        kind,
-        nullable,
-        dictionary,
-        doc,
-    }
-}
-
 /// Cache audit: one row per object path of a `CachedObjects*` event.
 pub const CACHE_AUDIT: Table = Table {
     name: "cache_audit",
@@ -50,41 +34,41 @@ pub const CACHE_AUDIT: Table = Table {
     partitions: &["event", "dt"],
     doc: "CDN cache refresh/push/block tasks, one row per object path",
     columns: &[
-        col("event_name", Kind::Utf8, false, true, "eventName"),
-        col(
+        Column::new("event_name", Kind::Utf8, false, true, "eventName"),
+        Column::new(
             "event_time",
             Kind::Timestamp,
             false,
             false,
             "eventTime (UTC instant)",
         ),
-        col(
+        Column::new(
             "trace_id",
             Kind::Utf8,
             false,
             false,
             "traceId, or a hash of the event when missing",
         ),
-        col("region", Kind::Utf8, true, true, "region of the event"),
-        col("ali_uid", Kind::Utf8, true, true, "userIdentity.aliUid"),
-        col("domain", Kind::Utf8, false, true, "CDN domain"),
-        col("task_id", Kind::Utf8, true, false, "CDN task id"),
-        col("object_type", Kind::Utf8, true, true, "File or Directory"),
-        col(
+        Column::new("region", Kind::Utf8, true, true, "region of the event"),
+        Column::new("ali_uid", Kind::Utf8, true, true, "userIdentity.aliUid"),
+        Column::new("domain", Kind::Utf8, false, true, "CDN domain"),
+        Column::new("task_id", Kind::Utf8, true, false, "CDN task id"),
+        Column::new("object_type", Kind::Utf8, true, true, "File or Directory"),
+        Column::new(
             "object_path",
             Kind::Utf8,
             false,
             false,
             "one object path of the task",
         ),
-        col(
+        Column::new(
             "create_time",
             Kind::Timestamp,
             true,
             false,
             "when the task started",
         ),
-        col(
+        Column::new(
             "complete_time",
             Kind::Timestamp,
             true,
@@ -101,25 +85,25 @@ pub const DOMAIN_AUDIT: Table = Table {
     partitions: &["event", "dt"],
     doc: "CDN domain added/deleted/started/stopped",
     columns: &[
-        col("event_name", Kind::Utf8, false, true, "eventName"),
-        col(
+        Column::new("event_name", Kind::Utf8, false, true, "eventName"),
+        Column::new(
             "event_time",
             Kind::Timestamp,
             false,
             false,
             "eventTime (UTC instant)",
         ),
-        col(
+        Column::new(
             "trace_id",
             Kind::Utf8,
             false,
             false,
             "traceId, or a hash of the event when missing",
         ),
-        col("region", Kind::Utf8, true, true, "region of the event"),
-        col("ali_uid", Kind::Utf8, true, true, "userIdentity.aliUid"),
-        col("domain", Kind::Utf8, false, true, "CDN domain"),
-        col(
+        Column::new("region", Kind::Utf8, true, true, "region of the event"),
+        Column::new("ali_uid", Kind::Utf8, true, true, "userIdentity.aliUid"),
+        Column::new("domain", Kind::Utf8, false, true, "CDN domain"),
+        Column::new(
             "status",
             Kind::Utf8,
             true,
@@ -137,11 +121,7 @@ pub fn event_dt(ev: &Event, tz: PartitionTz) -> String {
     }
 }
 
-fn key(prefix: &Path, parts: &[&str]) -> Path {
-    parts
-        .iter()
-        .fold(prefix.clone(), |p, part| p.join(PathPart::from(*part)))
-}
+use crate::lake::layout::key;
 
 /// `audit/events/dt=<dt>/<traceId>.json` (the traceId made unique: [`Event::key_id`])
 pub fn event_key(prefix: &Path, ev: &Event, tz: PartitionTz) -> Path {

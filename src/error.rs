@@ -122,6 +122,11 @@ pub enum Error {
         reason: &'static str,
     },
 
+    /// Reading stopped because a later stage (parsing, writing) failed; that stage's error is the
+    /// one reported.
+    #[error("{file}: reading stopped because a later stage failed")]
+    Cancelled { file: String },
+
     /// A worker thread stopped unexpectedly (a bug, reported rather than propagated as a panic).
     #[error("internal error: {0}")]
     Internal(String),

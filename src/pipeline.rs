@@ -251,7 +251,7 @@ pub fn convert_reader(
                 decode_and_split(input, location, Some(raw), &opts.decode, &block_tx)
             });
             let written = (|| -> Result<()> {
-                let (res_tx, res_rx) = channel::<(u64, ParsedBlock)>();
+                let (res_tx, res_rx) = channel::<(u64, Result<ParsedBlock>)>();
                 let mut pending: BTreeMap<u64, ParsedBlock> = BTreeMap::new();
                 let mut next = 0u64;
                 let mut in_flight = 0usize;
@@ -259,7 +259,7 @@ pub fn convert_reader(
                 loop {
                     while let Ok((seq, pb)) = res_rx.try_recv() {
                         in_flight -= 1;
-                        pending.insert(seq, pb);
+                        pending.insert(seq, pb?);
                     }
                     while let Some(pb) = pending.remove(&next) {
                         w.write_block(pb)?;
@@ -273,13 +273,26 @@ pub fn convert_reader(
                                 let (schema, bo, sf) =
                                     (schema.clone(), block_opts.clone(), source_file.clone());
                                 rayon::spawn(move || {
-                                    let pb = parse_block(
-                                        &block.data,
-                                        block.first_line,
-                                        &sf,
-                                        &schema,
-                                        &bo,
-                                    );
+                                    // A panic in a rayon task would abort the process (and every
+                                    // invocation in flight in `serve`): report it as this file's
+                                    // error instead.
+                                    let pb = std::panic::catch_unwind(
+                                        std::panic::AssertUnwindSafe(|| {
+                                            parse_block(
+                                                &block.data,
+                                                block.first_line,
+                                                &sf,
+                                                &schema,
+                                                &bo,
+                                            )
+                                        }),
+                                    )
+                                    .map_err(|_| {
+                                        Error::Internal(format!(
+                                            "parsing the block at line {} panicked",
+                                            block.first_line
+                                        ))
+                                    });
                                     let _ = tx.send((block.seq, pb));
                                 });
                             }
@@ -288,19 +301,19 @@ pub fn convert_reader(
                         continue;
                     }
                     if in_flight == 0 {
+                        // Here the source is done or the window is full of blocks that cannot
+                        // be written: either everything is written or a block went missing.
                         if source_done && pending.is_empty() {
                             return Ok(());
                         }
-                        if pending.is_empty() {
-                            continue;
-                        }
                         return Err(Error::Internal(format!("block {next} never arrived")));
                     }
+                    // The writer holds a sender itself, so this only fails if every task is gone.
                     let (seq, pb) = res_rx
                         .recv()
                         .map_err(|_| Error::Internal("parser stopped".into()))?;
                     in_flight -= 1;
-                    pending.insert(seq, pb);
+                    pending.insert(seq, pb?);
                 }
             })();
             // Unblock the decoder if the writer stopped early, then collect its result.
@@ -310,10 +323,27 @@ pub fn convert_reader(
                 .unwrap_or_else(|_| Err(Error::Internal("decoder thread panicked".into())));
             (decoded, written)
         });
-    // A decoding error explains a writer error (not the other way round): report it first.
-    let (stats, raw) = decoded?;
+    // A decoding error explains a writer error (not the other way round): report it first,
+    // unless the decoder only stopped because the writer failed.
+    let (stats, raw) = match decoded {
+        Err(Error::Cancelled { .. }) if written.is_err() => {
+            return Err(written
+                .err()
+                .unwrap_or_else(|| Error::Internal("writer failed".into())))
+        }
+        other => other?,
+    };
     written?;
     let raw = raw.ok_or_else(|| Error::Internal("raw dump missing".into()))?;
+
+    // Every line must be accounted for before anything becomes visible.
+    let rejected = w.rejects.count;
+    if w.lines != w.rows + rejected + w.empty {
+        return Err(Error::Internal(format!(
+            "{location}: line accounting is off: {} lines != {} rows + {rejected} rejected + {} empty",
+            w.lines, w.rows, w.empty
+        )));
+    }
 
     // The input is complete and verified. First finish every file (the steps that can still
     // fail on our side), then commit the uploads, the manifest last.
@@ -337,7 +367,6 @@ pub fn convert_reader(
     for (sink, rows) in traffic::stage_files(&w.traffic, lake, rt, layout, &opts.parquet)? {
         staged.push((sink, Some(rows)));
     }
-    let rejected = w.rejects.count;
     if let Some(sink) = w.rejects.into_sink() {
         staged.push((sink, Some(rejected)));
     }
@@ -369,28 +398,21 @@ pub fn convert_reader(
         partitions,
         objects,
     };
-    if manifest.lines != manifest.rows + manifest.rejected + manifest.empty {
-        return Err(Error::Internal(format!(
-            "{location}: line accounting is off: {} lines != {} rows + {} rejected + {} empty",
-            manifest.lines, manifest.rows, manifest.rejected, manifest.empty
-        )));
-    }
     let body = serde_json::to_vec_pretty(&manifest).map_err(|source| Error::Json {
         what: format!("manifest {manifest_key}"),
         source,
     })?;
-    rt.block_on(lake.put(&manifest_key, body))?;
-
-    // Remove what an earlier run wrote and this one did not.
+    // Remove what an earlier run wrote and this one did not, before the new manifest replaces
+    // the old one: if a delete fails, the old manifest still lists the key and a retry finds it.
     let keep: BTreeSet<&str> = manifest.keys().collect();
     let mut removed = Vec::new();
-    if let Some(prev) = previous {
+    if let Some(prev) = &previous {
         for k in prev.keys().filter(|k| !keep.contains(k)) {
-            let p = Path::from_iter(lake.prefix.parts().chain(Path::from(k).parts()));
-            rt.block_on(lake.delete(&p))?;
+            rt.block_on(lake.delete(&lake.key_of(k)))?;
             removed.push(k.to_string());
         }
     }
+    rt.block_on(lake.put(&manifest_key, body))?;
     let bytes_out = manifest.objects.iter().skip(1).map(|o| o.bytes).sum();
     let mut keys: Vec<String> = manifest.keys().map(str::to_string).collect();
     keys.push(relative(&lake.prefix, &manifest_key));

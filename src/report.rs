@@ -264,11 +264,7 @@ pub async fn read_rollups(lake: &Lake, filter: &ReportFilter) -> Result<Vec<Minu
             if !o.key.starts_with(&format!("{}/", TRAFFIC.folder)) {
                 continue;
             }
-            let key = Path::from_iter(
-                lake.prefix
-                    .parts()
-                    .chain(Path::from(o.key.as_str()).parts()),
-            );
+            let key = lake.key_of(&o.key);
             let Some(bytes) = lake.get_opt(&key).await? else {
                 tracing::warn!(%key, "traffic file listed in a manifest is missing");
                 continue;

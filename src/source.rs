@@ -4,7 +4,7 @@
 //! All of this is synchronous and runs on one dedicated thread per file: gunzip is inherently
 //! sequential, and keeping it apart from parsing is what lets the other core parse.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Read, Write};
 use std::path::Path;
 use std::sync::mpsc::SyncSender;
 
@@ -21,6 +21,10 @@ pub struct Block {
     pub first_line: u64,
     pub data: Vec<u8>,
 }
+
+/// Default bound on the decompressed size of one log file: far above any real hourly log
+/// (several GB), low enough that a gzip bomb stops instead of running until a timeout.
+pub const MAX_DECOMPRESSED: u64 = 64 << 30;
 
 /// Limits and sizes for decoding.
 #[derive(Debug, Clone)]
@@ -50,7 +54,7 @@ impl Default for DecodeOptions {
         DecodeOptions {
             block_size: 2 * 1024 * 1024,
             max_line: 64 * 1024,
-            max_decompressed: 1 << 40,
+            max_decompressed: MAX_DECOMPRESSED,
             progress: None,
         }
     }
@@ -118,9 +122,8 @@ impl<R: Read> Read for Tee<R> {
         }
         if let Some(raw) = self.raw.as_mut() {
             if let Err(e) = raw.write_all(data) {
-                let msg = e.to_string();
-                self.failure = Some(Error::Internal(format!("raw dump of {}: {msg}", self.file)));
-                return Err(std::io::Error::other(msg));
+                self.failure = Some(raw.store_error("upload raw dump to"));
+                return Err(e);
             }
         }
         Ok(n)
@@ -175,21 +178,30 @@ pub fn decode_and_split(
         failure: None,
         file: file.to_string(),
     };
-    let mut br = BufReader::with_capacity(256 * 1024, tee);
-    let head = match br.fill_buf() {
-        Ok(h) => h.to_vec(),
-        Err(e) => {
-            return Err(br.into_inner().failure.take().unwrap_or(Error::Read {
-                file: file.into(),
-                bytes: 0,
-                source: e,
-            }))
+    // Peek the first two bytes (the gzip magic). A source may hand them over one at a time (an
+    // HTTP body cut into tiny chunks), so read until there are two or the input ends.
+    let mut tee = tee;
+    let mut head = Vec::with_capacity(2);
+    while head.len() < 2 {
+        let mut b = [0u8; 2];
+        match tee.read(&mut b[..2 - head.len()]) {
+            Ok(0) => break,
+            Ok(n) => head.extend_from_slice(&b[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                return Err(tee.failure.take().unwrap_or(Error::Read {
+                    file: file.into(),
+                    bytes: 0,
+                    source: e,
+                }))
+            }
         }
-    };
+    }
     if head.is_empty() {
         return Err(Error::EmptyFile { file: file.into() });
     }
     let gzip = head.starts_with(&[0x1f, 0x8b]);
+    let br = BufReader::with_capacity(256 * 1024, std::io::Cursor::new(head.clone()).chain(tee));
     if !gzip && file.ends_with(".gz") {
         let magic = head
             .iter()
@@ -215,7 +227,7 @@ pub fn decode_and_split(
         };
         let res = split_blocks(&mut r, opts, tx, &mut stats);
         stats.bytes_decompressed = r.n;
-        (res, r.inner.into_inner().into_inner())
+        (res, r.inner.into_inner().into_inner().into_inner().1)
     } else {
         let mut r = Counted {
             inner: br,
@@ -224,7 +236,7 @@ pub fn decode_and_split(
         };
         let res = split_blocks(&mut r, opts, tx, &mut stats);
         stats.bytes_decompressed = r.n;
-        (res, r.inner.into_inner())
+        (res, r.inner.into_inner().into_inner().1)
     };
     let (res, mut tee) = result;
     stats.bytes_in = tee.bytes;
@@ -248,7 +260,7 @@ pub fn decode_and_split(
                 bytes: stats.bytes_in,
                 source,
             },
-            SplitError::Closed => Error::Internal("block consumer stopped".into()),
+            SplitError::Closed => Error::Cancelled { file: file.into() },
         });
     }
     // Drain anything after the last member the decoder did not need (there is none for a valid
@@ -292,7 +304,9 @@ fn split_blocks(
     let mut seq = 0;
     let mut send =
         |data: Vec<u8>, last: bool, next_line: &mut u64| -> std::result::Result<(), SplitError> {
-            let mut lines = memchr::memchr_iter(b'\n', &data).count() as u64;
+            // A plain loop the compiler vectorises: counting is cheaper than finding each newline,
+            // and this runs on the decoder thread, the one stage that cannot be parallel.
+            let mut lines = data.iter().filter(|&&b| b == b'\n').count() as u64;
             if last && !data.ends_with(b"\n") {
                 lines += 1;
             }
@@ -390,6 +404,35 @@ mod tests {
             joined.extend_from_slice(&b.data);
         }
         assert_eq!(joined, text.as_bytes());
+    }
+
+    /// A reader that hands over one byte per call, like an HTTP body cut into tiny chunks.
+    struct Trickle<'a>(&'a [u8]);
+
+    impl Read for Trickle<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            match (self.0.split_first(), buf.first_mut()) {
+                (Some((b, rest)), Some(slot)) => {
+                    *slot = *b;
+                    self.0 = rest;
+                    Ok(1)
+                }
+                _ => Ok(0),
+            }
+        }
+    }
+
+    #[test]
+    fn gzip_magic_split_across_reads_is_recognised() {
+        let data = gz(b"a\nb\n");
+        let (tx, rx) = sync_channel(16);
+        let (stats, _) =
+            decode_and_split(Trickle(&data), "x.gz", None, &DecodeOptions::default(), &tx).unwrap();
+        drop(tx);
+        assert!(stats.gzip);
+        assert_eq!(stats.bytes_in, data.len() as u64);
+        let all: Vec<u8> = rx.into_iter().flat_map(|b| b.data).collect();
+        assert_eq!(all, b"a\nb\n");
     }
 
     #[test]

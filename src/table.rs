@@ -56,6 +56,25 @@ pub struct Column {
     pub doc: &'static str,
 }
 
+impl Column {
+    /// A column, for the `const` table definitions.
+    pub const fn new(
+        name: &'static str,
+        kind: Kind,
+        nullable: bool,
+        dictionary: bool,
+        doc: &'static str,
+    ) -> Column {
+        Column {
+            name,
+            kind,
+            nullable,
+            dictionary,
+            doc,
+        }
+    }
+}
+
 /// A table of the lake: its folder under the destination, columns, and hive partition keys.
 #[derive(Debug, Clone, Copy)]
 pub struct Table {

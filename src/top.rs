@@ -255,11 +255,7 @@ pub async fn read_top(lake: &Lake, filter: &ReportFilter) -> Result<TopCounter> 
                     continue;
                 }
             }
-            let key = Path::from_iter(
-                lake.prefix
-                    .parts()
-                    .chain(Path::from(o.key.as_str()).parts()),
-            );
+            let key = lake.key_of(&o.key);
             let err = |e: parquet::errors::ParquetError| Error::ReadParquet {
                 key: key.to_string(),
                 reason: e.to_string(),

@@ -209,3 +209,56 @@ fn a_folder_converts_every_log_and_partition_tz_moves_hours() {
         "{files:?}"
     );
 }
+
+#[test]
+fn names_with_reserved_characters_rerun_cleanly() {
+    // `~` and `#` are percent-encoded in keys; a re-run must find and remove the old keys.
+    let tmp = tempfile::tempdir().unwrap();
+    let mut text = Vec::new();
+    cdnlake::gen::generate(
+        &GenOptions {
+            lines: 300,
+            ..GenOptions::default()
+        },
+        &mut text,
+    )
+    .unwrap();
+    std::fs::write(tmp.path().join("access~1#x.log"), text).unwrap();
+    let args = [
+        "convert",
+        "access~1#x.log",
+        "--domain",
+        "odd~domain",
+        "--json",
+    ];
+    let o = cdnlake(tmp.path(), &args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let first: Vec<String> = snapshot(&tmp.path().join("lake")).into_keys().collect();
+    assert!(first.iter().any(|k| k.contains("hour=08")), "{first:?}");
+    // Another partition time zone moves every row to other hours: the old hour files must go.
+    let o = cdnlake(
+        tmp.path(),
+        &[
+            "convert",
+            "access~1#x.log",
+            "--domain",
+            "odd~domain",
+            "--partition-tz",
+            "UTC",
+            "--json",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(!reports(&o)[0]["removed"].as_array().unwrap().is_empty());
+    let now: Vec<String> = snapshot(&tmp.path().join("lake")).into_keys().collect();
+    assert!(
+        now.iter()
+            .all(|k| !k.contains("hour=08") && !k.contains("hour=09")),
+        "{now:?}"
+    );
+    assert_eq!(
+        now.len(),
+        first.len(),
+        "same number of objects, none left behind: {now:?}"
+    );
+}

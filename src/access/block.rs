@@ -64,7 +64,7 @@ fn reject(line_number: u64, e: LineError, text: &str) -> RejectRecord {
     RejectRecord {
         line_number,
         field: e.field,
-        field_name: if e.field == 0 { "line" } else { e.field_name() },
+        field_name: e.field_name(),
         reason: e.kind.as_str(),
         line: text.to_string(),
     }

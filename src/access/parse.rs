@@ -118,11 +118,12 @@ pub struct LineError {
 
 impl LineError {
     /// Name of the field (`time`, `status`, ...).
+    /// Field 0 is the line as a whole (e.g. too long).
     pub fn field_name(&self) -> &'static str {
-        FIELD_NAMES
-            .get(usize::from(self.field).saturating_sub(1))
-            .copied()
-            .unwrap_or("line")
+        match usize::from(self.field) {
+            0 => "line",
+            n => FIELD_NAMES.get(n - 1).copied().unwrap_or("line"),
+        }
     }
 }
 
@@ -317,7 +318,8 @@ pub struct LineParser {
 impl LineParser {
     #[inline]
     fn time(&mut self, t: &[u8]) -> Option<i64> {
-        if t.len() == self.last_len && t == &self.last_time[..t.len()] {
+        // `last_len` is 0 until a time was decoded: an empty field never hits the cache.
+        if self.last_len > 0 && t.len() == self.last_len && t == &self.last_time[..t.len()] {
             return Some(self.last_micros);
         }
         let micros = parse_log_time(t)?;
@@ -646,5 +648,27 @@ mod tests {
             assert!(e.to_string().starts_with(&format!("field {field} (")));
         }
         assert!(parse_line("").is_err());
+    }
+
+    #[test]
+    fn empty_time_is_rejected_even_first_in_a_block() {
+        let mut p = LineParser::default();
+        let e = p
+            .parse(&DOC_LINE.replace("9/Jun/2015:01:58:09 +0800", ""))
+            .unwrap_err();
+        assert_eq!((e.field, e.kind), (1, RejectKind::BadTime));
+        // The cache serves a repeated time, and only an identical one.
+        assert!(p.parse(DOC_LINE).is_ok());
+        let utc = DOC_LINE.replace("+0800", "+0000");
+        let l = p.parse(&utc).unwrap();
+        assert_eq!(l.time_micros, 1_433_786_289_000_000 + 8 * 3_600_000_000);
+        assert_eq!(
+            LineError {
+                field: 0,
+                kind: RejectKind::TooLong
+            }
+            .field_name(),
+            "line"
+        );
     }
 }

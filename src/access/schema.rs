@@ -14,22 +14,6 @@ use crate::table::{Column, Kind, Table};
 /// Version of the access table's schema, recorded in every manifest.
 pub const SCHEMA_VERSION: u32 = 1;
 
-const fn col(
-    name: &'static str,
-    kind: Kind,
-    nullable: bool,
-    dictionary: bool,
-    doc: &'static str,
-) -> Column {
-    Column {
-        name,
-        kind,
-        nullable,
-        dictionary,
-        doc,
-    }
-}
-
 /// The access table: one row per accepted log line. Partitioned by `domain`, `dt`, `hour` (in the
 /// partition time zone, `+08:00` by default).
 ///
@@ -45,27 +29,27 @@ pub const ACCESS: Table = Table {
     partitions: &["domain", "dt", "hour"],
     doc: "One row per CDN access log line",
     columns: &[
-        col("time", Kind::Timestamp, false, true, "request time (UTC instant)"),
-        col("unixtime", Kind::Int64, false, true, "request time, seconds since the epoch"),
-        col("client_ip", Kind::Utf8, false, false, "client address as logged (may be masked)"),
-        col("proxy_ip", Kind::Utf8, true, true, "proxy address, null for -"),
-        col("response_time_ms", Kind::Int64, false, true, "response time in milliseconds"),
-        col("referer", Kind::Utf8, true, true, "Referer header, null for -"),
-        col("method", Kind::Utf8, false, true, "HTTP method"),
-        col("url", Kind::Utf8, false, false, "URL as logged"),
-        col("scheme", Kind::Utf8, true, true, "URL scheme, null for a bare path"),
-        col("host", Kind::Utf8, true, true, "URL host, null for a bare path"),
-        col("path", Kind::Utf8, false, true, "URL path"),
-        col("query", Kind::Utf8, true, false, "URL query after ?, null when absent"),
-        col("status", Kind::Int32, false, true, "HTTP status"),
-        col("request_bytes", Kind::Int64, false, true, "request size in bytes"),
-        col("response_bytes", Kind::Int64, false, false, "response size in bytes"),
-        col("cache_status", Kind::Utf8, true, true, "HIT or MISS, null for -"),
-        col("user_agent", Kind::Utf8, false, true, "User-Agent as logged"),
-        col("content_type", Kind::Utf8, false, true, "Content-Type as logged"),
-        col("extra", Kind::Utf8, true, true, "trailing fields of newer log formats, raw"),
-        col("source_file", Kind::Utf8, false, true, "delivered log file name (lineage)"),
-        col("line_number", Kind::Int64, false, false, "1-based line in the decompressed file"),
+        Column::new("time", Kind::Timestamp, false, true, "request time (UTC instant)"),
+        Column::new("unixtime", Kind::Int64, false, true, "request time, seconds since the epoch"),
+        Column::new("client_ip", Kind::Utf8, false, false, "client address as logged (may be masked)"),
+        Column::new("proxy_ip", Kind::Utf8, true, true, "proxy address, null for -"),
+        Column::new("response_time_ms", Kind::Int64, false, true, "response time in milliseconds"),
+        Column::new("referer", Kind::Utf8, true, true, "Referer header, null for -"),
+        Column::new("method", Kind::Utf8, false, true, "HTTP method"),
+        Column::new("url", Kind::Utf8, false, false, "URL as logged"),
+        Column::new("scheme", Kind::Utf8, true, true, "URL scheme, null for a bare path"),
+        Column::new("host", Kind::Utf8, true, true, "URL host, null for a bare path"),
+        Column::new("path", Kind::Utf8, false, true, "URL path"),
+        Column::new("query", Kind::Utf8, true, false, "URL query after ?, null when absent"),
+        Column::new("status", Kind::Int32, false, true, "HTTP status"),
+        Column::new("request_bytes", Kind::Int64, false, true, "request size in bytes"),
+        Column::new("response_bytes", Kind::Int64, false, false, "response size in bytes"),
+        Column::new("cache_status", Kind::Utf8, true, true, "HIT or MISS, null for -"),
+        Column::new("user_agent", Kind::Utf8, false, true, "User-Agent as logged"),
+        Column::new("content_type", Kind::Utf8, false, true, "Content-Type as logged"),
+        Column::new("extra", Kind::Utf8, true, true, "trailing fields of newer log formats, raw"),
+        Column::new("source_file", Kind::Utf8, false, true, "delivered log file name (lineage)"),
+        Column::new("line_number", Kind::Int64, false, false, "1-based line in the decompressed file"),
     ],
 };
 

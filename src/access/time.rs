@@ -154,6 +154,10 @@ impl PartitionTz {
             b'-' => (-1, &t[1..]),
             _ => return None,
         };
+        // Digits (and one ':') only, so the byte-wise split below cannot cut a character.
+        if !rest.bytes().all(|b| b.is_ascii_digit() || b == b':') {
+            return None;
+        }
         let (h, m) = match rest.split_once(':') {
             Some((h, m)) => (h, m),
             None if rest.len() == 4 => rest.split_at(2),
@@ -264,6 +268,8 @@ mod tests {
         assert_eq!(PartitionTz::parse("-05:30").unwrap().offset_secs, -19_800);
         assert_eq!(PartitionTz::parse("08:00"), None);
         assert_eq!(PartitionTz::parse("+25:00"), None);
+        assert_eq!(PartitionTz::parse("+1é2"), None);
+        assert_eq!(PartitionTz::parse("+-1"), None);
         assert_eq!(tz.to_string(), "+08:00");
         // 2015-06-08T17:58:09Z is 2015-06-09 01h in +08:00.
         let b = tz.hour_bucket(1_433_786_289_000_000);

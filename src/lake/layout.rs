@@ -7,8 +7,8 @@
 
 use object_store::path::{Path, PathPart};
 
-/// Builds a key under `prefix` from already-safe literal parts and outside values.
-fn key(prefix: &Path, parts: &[&str]) -> Path {
+/// Builds a key under `prefix` from literal parts and outside values, each one path part.
+pub fn key(prefix: &Path, parts: &[&str]) -> Path {
     let mut p = prefix.clone();
     for part in parts {
         p = p.join(PathPart::from(*part));

@@ -39,8 +39,9 @@ impl RejectWriter {
         })?;
         self.buf.push(b'\n');
         if let Some(sink) = self.sink.as_mut() {
-            sink.write_all(&self.buf)
-                .map_err(|e| Error::Internal(format!("writing {}: {e}", self.key)))?;
+            if sink.write_all(&self.buf).is_err() {
+                return Err(sink.store_error("upload rejects to"));
+            }
         }
         self.count += 1;
         Ok(())

@@ -212,6 +212,14 @@ impl Lake {
         })
     }
 
+    /// The full key of a key relative to the destination, as manifests list them. Those keys
+    /// are already encoded (they came from a [`Path`]), so they are parsed, not encoded again;
+    /// only a key that does not parse (a hand-edited manifest) is encoded.
+    pub fn key_of(&self, relative: &str) -> Path {
+        let rel = Path::parse(relative).unwrap_or_else(|_| Path::from(relative));
+        Path::from_iter(self.prefix.parts().chain(rel.parts()))
+    }
+
     /// Reads a whole (small) object; `None` when it does not exist.
     pub async fn get_opt(&self, key: &Path) -> Result<Option<bytes::Bytes>> {
         match self.store.get(key).await {
@@ -298,12 +306,8 @@ impl ObjectSink {
         &self.key
     }
 
-    /// Bytes written so far.
-    pub fn written(&self) -> u64 {
-        self.written
-    }
-
-    fn store_error(&mut self, op: &'static str) -> Error {
+    /// The error behind a failed write, with the key and the store's own error.
+    pub fn store_error(&mut self, op: &'static str) -> Error {
         match self.error.take() {
             Some(source) => Error::Store {
                 op,
@@ -323,7 +327,6 @@ impl ObjectSink {
             .upload
             .take()
             .ok_or_else(|| Error::Internal("sink completed twice".into()))?;
-        let _guard = self.rt.enter();
         self.rt
             .block_on(upload.finish())
             .map_err(|source| Error::Store {
@@ -333,17 +336,12 @@ impl ObjectSink {
             })?;
         Ok(self.written)
     }
-
-    /// Abandons the upload; the destination key is left as it was.
-    pub fn abort(mut self) {
-        if let Some(upload) = self.upload.take() {
-            let _guard = self.rt.enter();
-            if let Err(e) = self.rt.block_on(upload.abort()) {
-                tracing::warn!(key = %self.key, error = %e, "could not abort upload");
-            }
-        }
-    }
 }
+
+/// How long an abandoned upload may take to abort before we give up on it (the store's own
+/// retries could otherwise hold a failing run for minutes). An upload left behind is invisible
+/// and is cleaned by the bucket's lifecycle rule for incomplete multipart uploads.
+const ABORT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 impl Write for ObjectSink {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
@@ -374,11 +372,26 @@ impl Write for ObjectSink {
 }
 
 impl Drop for ObjectSink {
+    /// Dropped without [`complete`](ObjectSink::complete) (a failed run): abort the upload so
+    /// nothing becomes visible and no parts are left behind. This runs on a fresh thread, so it
+    /// can block whatever thread drops the sink, even a runtime worker (where `block_on` would
+    /// panic), and it is bounded by [`ABORT_TIMEOUT`].
     fn drop(&mut self) {
         if let Some(upload) = self.upload.take() {
-            // Dropped without complete(): make sure nothing becomes visible.
-            let _guard = self.rt.enter();
-            let _ = self.rt.block_on(upload.abort());
+            let rt = self.rt.clone();
+            let key = self.key.clone();
+            let aborted = std::thread::scope(|s| {
+                s.spawn(|| {
+                    rt.block_on(async { tokio::time::timeout(ABORT_TIMEOUT, upload.abort()).await })
+                })
+                .join()
+            });
+            match aborted {
+                Ok(Ok(Ok(()))) => {}
+                Ok(Ok(Err(e))) => tracing::warn!(%key, error = %e, "could not abort upload"),
+                Ok(Err(_)) => tracing::warn!(%key, "aborting the upload timed out"),
+                Err(_) => tracing::warn!(%key, "aborting the upload panicked"),
+            }
         }
     }
 }

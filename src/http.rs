@@ -9,6 +9,11 @@
 //! fails the read: the bytes already passed on (to the raw dump and the decoder) cannot be taken
 //! back, so restarting silently is not an option.
 //!
+//! A connection can also break after the last byte but before the end of the body is signalled
+//! (a chunked body without its terminating chunk). Then nothing is missing: when the received
+//! count equals the announced size the body is complete, and when no size was announced the
+//! resume's `416` with `Content-Range: bytes */N`, N being the count received, says so.
+//!
 //! Before any connection the URL is checked: `http`/`https` only, no credentials in it, and a
 //! host on the allow-list. Redirects are followed only to the same host. The signed query of a
 //! URL (`OSSAccessKeyId`, `Signature`, `Expires`, `security-token`) never appears in an error or a
@@ -283,8 +288,10 @@ impl HttpReader {
         }
     }
 
-    /// Sends the request (ranged after the first bytes) and checks the response.
-    async fn open(&self) -> std::result::Result<reqwest::Response, Failure> {
+    /// Sends the request (ranged after the first bytes) and checks the response. `None`: the
+    /// server says there is nothing after the bytes already received (see
+    /// [`HttpReader::range_past_end`]).
+    async fn open(&self) -> std::result::Result<Option<reqwest::Response>, Failure> {
         let mut req = self.client.get(self.url.clone());
         if self.received > 0 {
             req = req.header(RANGE, format!("bytes={}-", self.received));
@@ -317,7 +324,7 @@ impl HttpReader {
             if status != StatusCode::OK {
                 return Err(Failure::Fatal(self.error(format!("HTTP {status}"))));
             }
-            return Ok(resp);
+            return Ok(Some(resp));
         }
         // A resumed request must continue the same object where we stopped.
         if status == StatusCode::OK {
@@ -325,6 +332,9 @@ impl HttpReader {
                 "the server ignored the Range request after {} bytes (HTTP 200); cannot resume without restarting",
                 self.received
             ))));
+        }
+        if status == StatusCode::RANGE_NOT_SATISFIABLE {
+            return self.range_past_end(&resp).map(|()| None);
         }
         if status != StatusCode::PARTIAL_CONTENT {
             return Err(Failure::Fatal(self.error(format!(
@@ -362,7 +372,37 @@ impl HttpReader {
                 )));
             }
         }
-        Ok(resp)
+        Ok(Some(resp))
+    }
+
+    /// A 416 to `Range: bytes=N-`. When the connection broke after the last byte but before the
+    /// body's end was signalled (a chunked body cut before its terminating chunk), every byte is
+    /// already here and the resumed range starts past the end: the server answers 416 with
+    /// `Content-Range: bytes */N`. N equal to the bytes received means the body is complete; any
+    /// other N (or none) means we do not know what we have, and the read fails.
+    fn range_past_end(&self, resp: &reqwest::Response) -> std::result::Result<(), Failure> {
+        let total = resp
+            .headers()
+            .get(CONTENT_RANGE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().strip_prefix("bytes */"))
+            .and_then(|n| n.trim().parse::<u64>().ok());
+        let announced = self.total.or(self.expected);
+        match total {
+            Some(n) if n == self.received && announced.is_none_or(|t| t == n) => Ok(()),
+            Some(n) if n == self.received => Err(Failure::Fatal(self.error(format!(
+                "the object has {n} bytes, not the {} announced",
+                announced.unwrap_or_default()
+            )))),
+            Some(n) => Err(Failure::Fatal(self.error(format!(
+                "HTTP 416 when resuming at byte {}: the object has {n} bytes",
+                self.received
+            )))),
+            None => Err(Failure::Fatal(self.error(format!(
+                "HTTP 416 without a Content-Range total when resuming at byte {}",
+                self.received
+            )))),
+        }
     }
 
     /// Gets the next non-empty chunk, or `None` at the verified end of the body.
@@ -375,7 +415,9 @@ impl HttpReader {
                 None => {
                     let opened = self.rt.block_on(self.open());
                     match opened {
-                        Ok(resp) => {
+                        // Nothing after what was received: the end of the body.
+                        Ok(None) => Ok(None),
+                        Ok(Some(resp)) => {
                             if self.received == 0 {
                                 self.total = resp
                                     .headers()
@@ -425,19 +467,17 @@ impl HttpReader {
                         Some(t) if self.received < t => {
                             self.retry(format!("body ended after {} of {t} bytes", self.received))?;
                         }
-                        _ => {
-                            if let Some(e) = self.expected {
-                                if self.received != e {
-                                    return Err(self.error(format!(
-                                        "received {} bytes but the event announced fileSize {e}",
-                                        self.received
-                                    )));
-                                }
-                            }
-                            self.done = true;
-                            return Ok(None);
-                        }
+                        _ => return self.finish(),
                     }
+                }
+                // Every announced byte is here: the failure hit only the end-of-body signal
+                // (e.g. the terminating chunk), so there is nothing left to resume.
+                Err(Failure::Transient(reason))
+                    if self.total.or(self.expected) == Some(self.received) =>
+                {
+                    tracing::debug!(url = %self.shown, received = self.received, %reason, "connection failed after the last byte; body complete");
+                    self.response = None;
+                    return self.finish();
                 }
                 Err(Failure::Transient(reason)) => {
                     self.response = None;
@@ -446,6 +486,20 @@ impl HttpReader {
                 Err(Failure::Fatal(e)) => return Err(e),
             }
         }
+    }
+
+    /// The end of the body: checks the size the event announced.
+    fn finish(&mut self) -> Result<Option<Bytes>> {
+        if let Some(e) = self.expected {
+            if self.received != e {
+                return Err(self.error(format!(
+                    "received {} bytes but the event announced fileSize {e}",
+                    self.received
+                )));
+            }
+        }
+        self.done = true;
+        Ok(None)
     }
 
     /// Waits before the next attempt, or gives up after too many failures without progress.

@@ -101,7 +101,8 @@ const SLOW_PAUSE: Duration = Duration::from_millis(150);
 /// `/ok/F`, `/drop/F` (first response cut after half the body), `/flaky/F` (503 twice),
 /// `/lie/F` (Content-Length 100 bytes too large, then close), `/redirect/F` (302 to
 /// `localhost`, another host name for the same server), `/slow/F` (the body trickled in
-/// [`SLOW_PIECES`] pieces, [`SLOW_PAUSE`] apart).
+/// [`SLOW_PIECES`] pieces, [`SLOW_PAUSE`] apart), `/chunkdrop/F` (chunked, closed before the
+/// terminating chunk). A range starting at or past the end gets 416 with `bytes */<size>`.
 /// (path, Range header) of a request.
 type Seen = (String, Option<String>);
 
@@ -184,7 +185,7 @@ async fn serve_log(
     }
     if start >= data.len() && start > 0 {
         sock.write_all(
-            b"HTTP/1.1 416 Range Not Satisfiable\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+            format!("HTTP/1.1 416 Range Not Satisfiable\r\ncontent-range: bytes */{}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n", data.len()).as_bytes(),
         )
         .await?;
         return Ok(());
@@ -202,6 +203,19 @@ async fn serve_log(
     } else {
         ("200 OK", String::new())
     };
+    if mode == "chunkdrop" {
+        // Chunked, every data chunk sent, then the connection closed before the terminating
+        // `0` chunk: the client has all bytes but never saw the end of the body.
+        sock.write_all(format!("HTTP/1.1 {status}\r\ntransfer-encoding: chunked\r\netag: {etag}\r\naccept-ranges: bytes\r\n{extra}connection: close\r\n\r\n").as_bytes()).await?;
+        for piece in body.chunks(4096) {
+            sock.write_all(format!("{:x}\r\n", piece.len()).as_bytes())
+                .await?;
+            sock.write_all(piece).await?;
+            sock.write_all(b"\r\n").await?;
+        }
+        sock.flush().await?;
+        return Ok(());
+    }
     let declared = if mode == "lie" {
         body.len() + 100
     } else {
@@ -649,6 +663,45 @@ async fn dropped_connection_and_503_are_retried_with_exact_counts() {
     );
     let raw = objects(&s3)[&format!("pre/raw/www.example.com/2015_06_09/{NAME}")].clone();
     assert_eq!(raw, fixture().0, "raw dump is byte for byte");
+    app.shutdown().await;
+}
+
+/// A chunked body whose connection breaks after the last data chunk, before the terminating one:
+/// every byte is here. Without `fileSize` the resume gets 416 `bytes */<size>`, which means
+/// complete; with `fileSize` the size says so and nothing is resumed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chunked_body_cut_before_its_terminating_chunk_is_complete() {
+    let (data, lines) = fixture();
+    let size = data.len();
+    let logsrv = start_log_server(HashMap::from([(NAME.to_string(), data.clone())])).await;
+    let s3 = start_s3().await;
+    let app = start_cdnlake(s3.port).await;
+    let url = format!("http://{}/chunkdrop/{NAME}", logsrv.addr);
+    for (announced, requests) in [(None, 2), (Some(size), 1)] {
+        logsrv.seen.lock().unwrap().clear();
+        let r = invoke(
+            app.addr,
+            &envelope(&[log_event(&url, announced, "chunkdrop")]),
+        )
+        .await;
+        assert_eq!(
+            (r.status, r.fc_status.as_deref()),
+            (200, Some("200")),
+            "{announced:?}: {}",
+            r.body
+        );
+        let report: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+        let log = &report["reports"][0]["log"];
+        assert_eq!(log["lines"], lines as u64, "{announced:?}");
+        assert_eq!(log["bytes_in"], size as u64, "{announced:?}");
+        let seen = logsrv.seen.lock().unwrap().clone();
+        assert_eq!(seen.len(), requests, "{announced:?}: {seen:?}");
+        if requests == 2 {
+            assert_eq!(seen[1].1, Some(format!("bytes={size}-")));
+        }
+        let raw = objects(&s3)[&format!("pre/raw/www.example.com/2015_06_09/{NAME}")].clone();
+        assert_eq!(raw, data, "raw dump is byte for byte");
+    }
     app.shutdown().await;
 }
 

@@ -15,7 +15,7 @@
 //! resume's `416` with `Content-Range: bytes */N`, N being the count received, says so.
 //!
 //! Before any connection the URL is checked: `http`/`https` only, no credentials in it, and a
-//! host on the allow-list. Redirects are followed only to the same host. The signed query of a
+//! host on the allow-list. Redirects are followed only to the same origin (scheme, host, port). The signed query of a
 //! URL (`OSSAccessKeyId`, `Signature`, `Expires`, `security-token`) never appears in an error or a
 //! log line: messages use [`redact_url`] and reqwest errors are stripped of their URL.
 
@@ -24,7 +24,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use reqwest::header::{
-    HeaderMap, HeaderValue, CONTENT_LENGTH, CONTENT_RANGE, ETAG, LAST_MODIFIED, RANGE,
+    HeaderMap, HeaderValue, CONTENT_LENGTH, CONTENT_RANGE, ETAG, IF_RANGE, LAST_MODIFIED, RANGE,
 };
 use reqwest::{StatusCode, Url};
 use tokio::runtime::Handle;
@@ -155,16 +155,27 @@ impl Default for HttpOptions {
     }
 }
 
-/// An HTTP client for log downloads: redirects only to the same host, timeouts set, no
+/// Same scheme, host and port (the scheme's default when not written). The allow-list names hosts
+/// only, so a redirect that kept the host but changed the port (`x.aliyuncs.com:6379`) or
+/// downgraded `https` to `http` would reach a service or a channel nobody allowed.
+fn same_origin(a: &Url, b: &Url) -> bool {
+    a.scheme() == b.scheme()
+        && a.host_str() == b.host_str()
+        && a.port_or_known_default() == b.port_or_known_default()
+}
+
+/// An HTTP client for log downloads: redirects only to the same origin, timeouts set, no
 /// automatic decompression (the raw dump must get the bytes as delivered).
 pub fn client(opts: &HttpOptions) -> Result<reqwest::Client> {
     let policy = reqwest::redirect::Policy::custom(|attempt| {
-        let same_host =
-            attempt.previous().first().map(|u| u.host_str()) == Some(attempt.url().host_str());
+        let same = attempt
+            .previous()
+            .first()
+            .is_some_and(|first| same_origin(first, attempt.url()));
         if attempt.previous().len() > 5 {
             attempt.error("too many redirects")
-        } else if !same_host {
-            attempt.error("redirect to another host refused")
+        } else if !same {
+            attempt.error("redirect to another origin (scheme, host or port) refused")
         } else if !matches!(attempt.url().scheme(), "http" | "https") {
             attempt.error("redirect to a scheme other than http/https refused")
         } else {
@@ -211,13 +222,26 @@ impl Validator {
         }
     }
 
-    /// Same object, judging by the validators both responses carry.
-    fn matches(&self, other: &Validator) -> bool {
-        let same = |a: &Option<HeaderValue>, b: &Option<HeaderValue>| match (a, b) {
-            (Some(a), Some(b)) => a == b,
-            _ => true,
+    /// Whether `resumed` (a 206) continues the object this validator (of the first response)
+    /// describes. A validator the first response gave but the 206 lacks is a mismatch: the
+    /// resumed bytes could come from another version of the object (another server, a
+    /// replaced file) and nothing would show it.
+    fn matches(&self, resumed: &Validator) -> bool {
+        let same = |first: &Option<HeaderValue>, resumed: &Option<HeaderValue>| match first {
+            Some(a) => resumed.as_ref() == Some(a),
+            None => true,
         };
-        same(&self.etag, &other.etag) && same(&self.last_modified, &other.last_modified)
+        same(&self.etag, &resumed.etag) && same(&self.last_modified, &resumed.last_modified)
+    }
+
+    /// The value of `If-Range` for a resumed request: the ETag when it is strong (a weak one is
+    /// not allowed there), else `Last-Modified`. With it a server whose object changed answers
+    /// 200 with the whole new object instead of a 206 of it, which is refused.
+    fn if_range(&self) -> Option<&HeaderValue> {
+        self.etag
+            .as_ref()
+            .filter(|e| !e.as_bytes().starts_with(b"W/"))
+            .or(self.last_modified.as_ref())
     }
 }
 
@@ -295,6 +319,9 @@ impl HttpReader {
         let mut req = self.client.get(self.url.clone());
         if self.received > 0 {
             req = req.header(RANGE, format!("bytes={}-", self.received));
+            if let Some(v) = self.validator.as_ref().and_then(Validator::if_range) {
+                req = req.header(IF_RANGE, v.clone());
+            }
         }
         let resp = req.send().await.map_err(|e| {
             if e.is_redirect() {
@@ -329,7 +356,7 @@ impl HttpReader {
         // A resumed request must continue the same object where we stopped.
         if status == StatusCode::OK {
             return Err(Failure::Fatal(self.error(format!(
-                "the server ignored the Range request after {} bytes (HTTP 200); cannot resume without restarting",
+                "the server sent the whole object again after {} bytes (HTTP 200: the Range was ignored, or the object changed and failed If-Range); cannot resume without restarting",
                 self.received
             ))));
         }
@@ -599,6 +626,42 @@ mod tests {
             assert!(e.starts_with("refused"), "{bad}: {e}");
             assert!(!e.contains("SECRET") && !e.contains("pw"), "{e}");
         }
+    }
+
+    #[test]
+    fn redirects_stay_on_the_same_origin() {
+        let u = |s: &str| Url::parse(s).unwrap();
+        let from = u("https://x.aliyuncs.com/a");
+        assert!(same_origin(&from, &u("https://x.aliyuncs.com/b?q")));
+        assert!(same_origin(&from, &u("https://X.aliyuncs.com:443/b")));
+        for to in [
+            "http://x.aliyuncs.com:6379/",
+            "https://x.aliyuncs.com:6379/",
+            "http://x.aliyuncs.com/a",
+            "https://y.aliyuncs.com/a",
+        ] {
+            assert!(!same_origin(&from, &u(to)), "{to}");
+        }
+    }
+
+    #[test]
+    fn validators() {
+        let v = |etag: Option<&'static str>, lm: Option<&'static str>| Validator {
+            etag: etag.map(HeaderValue::from_static),
+            last_modified: lm.map(HeaderValue::from_static),
+        };
+        let first = v(Some("\"a\""), Some("Mon, 01 Jan 2024 00:00:00 GMT"));
+        assert!(first.matches(&first.clone()));
+        // Missing from the 206 while the first response had it: not the same object.
+        assert!(!first.matches(&v(None, Some("Mon, 01 Jan 2024 00:00:00 GMT"))));
+        assert!(!first.matches(&v(Some("\"a\""), None)));
+        assert!(!first.matches(&v(Some("\"b\""), Some("Mon, 01 Jan 2024 00:00:00 GMT"))));
+        // Given only by the 206: nothing to compare with.
+        assert!(v(None, None).matches(&first));
+        assert_eq!(first.if_range(), first.etag.as_ref());
+        let weak = v(Some("W/\"a\""), Some("Mon, 01 Jan 2024 00:00:00 GMT"));
+        assert_eq!(weak.if_range(), weak.last_modified.as_ref());
+        assert_eq!(v(Some("W/\"a\""), None).if_range(), None);
     }
 
     #[test]

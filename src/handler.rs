@@ -7,6 +7,9 @@
 //! one fails, and the invocation then fails as a whole, so FC retries it: every key derives from
 //! the event, so the retry rewrites the same objects.
 
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+
 use serde::Serialize;
 use tokio::runtime::Handle;
 
@@ -41,6 +44,10 @@ pub struct EventReport {
     /// The log run, for `LogFileCreated`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub log: Option<RunReport>,
+    /// Times the log download was retried (resumed or restarted before any byte), for
+    /// `LogFileCreated`: a sign of a flaky source even when the run succeeded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub http_retries: Option<u32>,
     /// One line, when handling this event failed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -83,12 +90,16 @@ pub fn handle_events(
             action,
             keys: Vec::new(),
             log: None,
+            http_retries: None,
             error: None,
         };
         let result = (|| -> Result<()> {
             report.keys = rt.block_on(record_event(lake, ev, opts.convert.tz))?;
             if let Payload::LogFile(log) = &ev.payload {
-                report.log = Some(handle_log(lake, rt, log, opts)?);
+                let retries = Arc::new(AtomicU32::new(0));
+                let run = handle_log(lake, rt, log, opts, &retries);
+                report.http_retries = Some(retries.load(Ordering::Relaxed));
+                report.log = Some(run?);
             }
             Ok(())
         })();
@@ -118,12 +129,14 @@ pub fn handle_events(
     (report, result)
 }
 
-/// Fetches a `LogFileCreated` event's file and runs the log pipeline on it.
+/// Fetches a `LogFileCreated` event's file and runs the log pipeline on it. `retries` receives
+/// the download's retry count, whether the run succeeds or not.
 pub fn handle_log(
     lake: &Lake,
     rt: &Handle,
     log: &LogFile,
     opts: &HandlerOptions,
+    retries: &Arc<AtomicU32>,
 ) -> Result<RunReport> {
     let location = redact_url(&log.file_path);
     let http = {
@@ -138,7 +151,8 @@ pub fn handle_log(
         &opts.allow,
         log.file_size,
         opts.http.clone(),
-    )?;
+    )?
+    .with_retry_counter(retries.clone());
     let name = log.file_name().ok_or_else(|| Error::Event {
         index: None,
         field: "eventParameter.filePath".into(),

@@ -3,7 +3,9 @@
 //! The body is streamed chunk by chunk from reqwest (async, driven on a tokio runtime through a
 //! [`Handle`]); nothing holds the whole file. Transient failures (connection errors, timeouts,
 //! 5xx/429/408, a body cut short) are retried with exponential backoff and resumed with
-//! `Range: bytes=N-` from the last byte received. A resumed response must continue the same
+//! `Range: bytes=N-` from the last byte received, at most [`HttpOptions::max_retries`] times in
+//! all (10 by default) so that a server dropping every connection after a few bytes ends the run
+//! instead of being retried once per byte. A resumed response must continue the same
 //! object: it must be a 206 whose `Content-Range` starts at N with the same total, and its
 //! `ETag`/`Last-Modified` must match the first response's when those were given. Anything else
 //! fails the read: the bytes already passed on (to the raw dump and the decoder) cannot be taken
@@ -20,6 +22,8 @@
 //! log line: messages use [`redact_url`] and reqwest errors are stripped of their URL.
 
 use std::io::Read;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -135,6 +139,11 @@ pub fn check_url(url: &str, allow: &AllowList) -> Result<Url> {
 pub struct HttpOptions {
     /// Consecutive failed attempts (without progress) before giving up.
     pub max_attempts: u32,
+    /// Retries of one download in all, progress or not. Progress resets the count of
+    /// consecutive failures, so without this bound a server that sends a byte and drops would
+    /// be retried once per byte of the file; 10 covers real interruptions of a log of a few
+    /// hundred MB and ends such a server in seconds.
+    pub max_retries: u32,
     /// First backoff; doubles after each failure, up to `max_backoff`.
     pub backoff: Duration,
     pub max_backoff: Duration,
@@ -147,6 +156,7 @@ impl Default for HttpOptions {
     fn default() -> Self {
         HttpOptions {
             max_attempts: 6,
+            max_retries: 10,
             backoff: Duration::from_millis(500),
             max_backoff: Duration::from_secs(10),
             connect_timeout: Duration::from_secs(10),
@@ -270,8 +280,9 @@ pub struct HttpReader {
     validator: Option<Validator>,
     /// Consecutive failures since the last progress.
     failures: u32,
-    /// Every retry, for the report.
-    pub retries: u32,
+    /// Every retry, capped by [`HttpOptions::max_retries`]; shared so that the caller can put
+    /// it in its report after the reader was consumed (see [`HttpReader::with_retry_counter`]).
+    retries: Arc<AtomicU32>,
     done: bool,
 }
 
@@ -300,7 +311,7 @@ impl HttpReader {
             total: None,
             validator: None,
             failures: 0,
-            retries: 0,
+            retries: Arc::new(AtomicU32::new(0)),
             done: false,
         })
     }
@@ -529,7 +540,8 @@ impl HttpReader {
         Ok(None)
     }
 
-    /// Waits before the next attempt, or gives up after too many failures without progress.
+    /// Waits before the next attempt, or gives up after too many failures without progress or
+    /// too many retries in all.
     fn retry(&mut self, reason: String) -> Result<()> {
         self.failures += 1;
         if self.failures >= self.opts.max_attempts {
@@ -538,7 +550,13 @@ impl HttpReader {
                 self.failures
             )));
         }
-        self.retries += 1;
+        let retries = self.retries.fetch_add(1, Ordering::Relaxed) + 1;
+        if retries > self.opts.max_retries {
+            return Err(self.error(format!(
+                "{reason} (gave up after {} retries in all, the limit, at byte {})",
+                self.opts.max_retries, self.received
+            )));
+        }
         let wait = self
             .opts
             .backoff
@@ -547,6 +565,18 @@ impl HttpReader {
         tracing::warn!(url = %self.shown, received = self.received, attempt = self.failures, ?wait, %reason, "download interrupted, retrying");
         std::thread::sleep(wait);
         Ok(())
+    }
+
+    /// Counts retries into `counter`, which the caller keeps: the pipeline consumes the reader,
+    /// and the count belongs in the report whether the run succeeds or not.
+    pub fn with_retry_counter(mut self, counter: Arc<AtomicU32>) -> HttpReader {
+        self.retries = counter;
+        self
+    }
+
+    /// Retries so far.
+    pub fn retries(&self) -> u32 {
+        self.retries.load(Ordering::Relaxed)
     }
 
     /// Bytes received so far.

@@ -93,6 +93,8 @@ fn log_text(n: usize) -> Vec<u8> {
 const NAME: &str = "www.example.com_2015_06_09_0100_0300.gz";
 
 const SLOW_PIECES: usize = 12;
+/// Bytes `/trickle/F` sends per connection.
+const TRICKLE: usize = 3;
 const SLOW_PAUSE: Duration = Duration::from_millis(150);
 
 // ---------------------------------------------------------------- log server
@@ -104,7 +106,8 @@ const SLOW_PAUSE: Duration = Duration::from_millis(150);
 /// [`SLOW_PIECES`] pieces, [`SLOW_PAUSE`] apart), `/chunkdrop/F` (chunked, closed before the
 /// terminating chunk), `/noetag206/F` (cut like `drop`, the resumed 206 without ETag),
 /// `/changed/F` (cut like `drop`, then a new ETag), `/self/F` (302 to the same origin),
-/// `/toport-P/F` (302 to port P of the same host). A range starting at or past the end gets 416
+/// `/toport-P/F` (302 to port P of the same host), `/trickle/F` (every response cut after
+/// [`TRICKLE`] bytes). A range starting at or past the end gets 416
 /// with `bytes */<size>`; an If-Range that is not the current ETag gets the whole object (200).
 /// (path, Range header) of a request.
 type Seen = (String, Option<String>);
@@ -271,6 +274,11 @@ async fn serve_log(
             sock.flush().await?;
         }
         return Ok(());
+    }
+    if mode == "trickle" {
+        sock.write_all(&body[..TRICKLE.min(body.len())]).await?;
+        sock.flush().await?;
+        return Ok(()); // every connection closed after a few bytes
     }
     if matches!(mode, "drop" | "noetag206" | "changed") && count == 1 {
         sock.write_all(&body[..body.len() / 2]).await?;
@@ -681,6 +689,10 @@ async fn dropped_connection_and_503_are_retried_with_exact_counts() {
         assert_eq!(log["lines"], lines as u64, "{mode}");
         assert_eq!(log["rejected"], rejected, "{mode}");
         assert_eq!(log["bytes_in"], size as u64, "{mode}");
+        assert_eq!(
+            report["reports"][0]["http_retries"],
+            1 + u64::from(mode == "flaky")
+        );
     }
     let seen = logsrv.seen.lock().unwrap().clone();
     let drop_requests: Vec<_> = seen
@@ -776,6 +788,47 @@ async fn resumes_send_if_range_and_refuse_another_version() {
         "{:#?}",
         objs.keys()
     );
+    app.shutdown().await;
+}
+
+/// A server that drops every connection after a few bytes makes progress each time; the retries
+/// are capped in all (10 by default), so the run fails quickly with a clear reason instead of
+/// being retried once per few bytes of the file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retries_are_capped_in_all_even_with_progress() {
+    let (data, _) = fixture();
+    let size = data.len();
+    let logsrv = start_log_server(HashMap::from([(NAME.to_string(), data)])).await;
+    let s3 = start_s3().await;
+    let app = start_cdnlake(s3.port).await;
+    let cap = HttpOptions::default().max_retries as usize;
+    let url = format!("http://{}/trickle/{NAME}", logsrv.addr);
+    let started = std::time::Instant::now();
+    let r = tokio::time::timeout(
+        Duration::from_secs(30),
+        invoke(
+            app.addr,
+            &envelope(&[log_event(&url, Some(size), "trickle")]),
+        ),
+    )
+    .await
+    .expect("the retries are not bounded");
+    assert!(started.elapsed() < Duration::from_secs(20));
+    assert_eq!(
+        (r.status, r.fc_status.as_deref()),
+        (404, Some("404")),
+        "{}",
+        r.body
+    );
+    assert!(
+        r.body.contains(&format!(
+            "gave up after {cap} retries in all, the limit, at byte {}",
+            (cap + 1) * TRICKLE
+        )),
+        "{}",
+        r.body
+    );
+    assert_eq!(logsrv.seen.lock().unwrap().len(), cap + 1);
     app.shutdown().await;
 }
 

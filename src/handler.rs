@@ -14,9 +14,9 @@ use serde::Serialize;
 use tokio::runtime::Handle;
 
 use crate::access::filename::parse_file_name;
-use crate::audit::record_event;
+use crate::audit::{record_event, record_malformed};
 use crate::error::{Error, Result};
-use crate::event::{redact_url, Event, EventKind, LogFile, Payload};
+use crate::event::{redact_url, Event, EventKind, LogFile, Malformed, Parsed, Payload};
 use crate::http::{client, AllowList, HttpOptions, HttpReader};
 use crate::lake::store::Lake;
 use crate::pipeline::{convert_reader, file_layout, ConvertOptions, RunReport};
@@ -37,7 +37,8 @@ pub struct EventReport {
     pub event_name: String,
     pub trace_id: String,
     pub trace_id_generated: bool,
-    /// `log`, `cache_audit`, `domain_audit` or `unknown` (kept, not processed).
+    /// `log`, `cache_audit`, `domain_audit`, `unknown` (kept, not processed) or `malformed`
+    /// (could not be read: kept under `audit/events/dt=undated/`, and the invocation fails).
     pub action: &'static str,
     /// Keys written for the event itself (archive and audit rows), relative to the destination.
     pub keys: Vec<String>,
@@ -56,8 +57,11 @@ pub struct EventReport {
 /// What an invocation did.
 #[derive(Debug, Clone, Serialize)]
 pub struct InvocationReport {
+    /// Elements of `events`, malformed ones included.
     pub events: usize,
     pub unknown: usize,
+    /// Elements that could not be read.
+    pub malformed: usize,
     pub failed: usize,
     pub reports: Vec<EventReport>,
 }
@@ -70,8 +74,59 @@ pub fn handle_events(
     events: &[Event],
     opts: &HandlerOptions,
 ) -> (InvocationReport, Result<()>) {
-    let mut reports = Vec::with_capacity(events.len());
-    let mut errors = Vec::new();
+    handle(lake, rt, events, &[], opts)
+}
+
+/// Handles every element of an invocation, those that could not be read included: the good
+/// events are handled as by [`handle_events`], each malformed one is kept as received (redacted)
+/// under `audit/events/dt=undated/`, and then the invocation fails, naming the first bad element
+/// and its field, so that FC retries it (the retry rewrites the same keys).
+pub fn handle_parsed(
+    lake: &Lake,
+    rt: &Handle,
+    parsed: &Parsed,
+    opts: &HandlerOptions,
+) -> (InvocationReport, Result<()>) {
+    handle(lake, rt, &parsed.events, &parsed.malformed, opts)
+}
+
+fn handle(
+    lake: &Lake,
+    rt: &Handle,
+    events: &[Event],
+    malformed: &[Malformed],
+    opts: &HandlerOptions,
+) -> (InvocationReport, Result<()>) {
+    let mut reports = Vec::with_capacity(events.len() + malformed.len());
+    // (index, error), to report the failures in the order of `events`.
+    let mut errors: Vec<(usize, Error)> = Vec::new();
+    for m in malformed {
+        tracing::error!(index = m.index, error = %m.error, "malformed event kept, not processed");
+        let name = m
+            .raw
+            .get("eventName")
+            .and_then(|v| v.as_str())
+            .unwrap_or_default();
+        let mut report = EventReport {
+            index: m.index,
+            event_name: name.to_string(),
+            trace_id: m.key_id(),
+            trace_id_generated: true,
+            action: "malformed",
+            keys: Vec::new(),
+            log: None,
+            http_retries: None,
+            error: Some(m.error.to_string()),
+        };
+        match rt.block_on(record_malformed(lake, m)) {
+            Ok(k) => report.keys.push(k),
+            Err(e) => {
+                tracing::error!(index = m.index, error = %e, "keeping the malformed event failed");
+            }
+        }
+        errors.push((m.index, clone_event_error(&m.error)));
+        reports.push(report);
+    }
     for ev in events {
         let action = match (&ev.payload, &ev.kind) {
             (Payload::LogFile(_), _) => "log",
@@ -106,17 +161,21 @@ pub fn handle_events(
         if let Err(e) = result {
             tracing::error!(index = ev.index, event = %ev.name, trace_id = %ev.trace_id, error = %e, "event failed");
             report.error = Some(e.to_string());
-            errors.push(e);
+            errors.push((ev.index, e));
         }
         reports.push(report);
     }
+    reports.sort_by_key(|r| r.index);
+    errors.sort_by_key(|(i, _)| *i);
+    let mut errors: Vec<Error> = errors.into_iter().map(|(_, e)| e).collect();
+    let total = events.len() + malformed.len();
     let report = InvocationReport {
-        events: events.len(),
+        events: total,
         unknown: reports.iter().filter(|r| r.action == "unknown").count(),
+        malformed: malformed.len(),
         failed: errors.len(),
         reports,
     };
-    let total = events.len();
     let result = match errors.len() {
         0 => Ok(()),
         1 if total == 1 => Err(errors.remove(0)),
@@ -127,6 +186,23 @@ pub fn handle_events(
         }),
     };
     (report, result)
+}
+
+/// A copy of a parse error (the parser's errors are all [`Error::Event`]; anything else is
+/// carried as its text).
+fn clone_event_error(e: &Error) -> Error {
+    match e {
+        Error::Event {
+            index,
+            field,
+            reason,
+        } => Error::Event {
+            index: *index,
+            field: field.clone(),
+            reason: reason.clone(),
+        },
+        other => Error::Internal(other.to_string()),
+    }
 }
 
 /// Fetches a `LogFileCreated` event's file and runs the log pipeline on it. `retries` receives

@@ -832,6 +832,72 @@ async fn retries_are_capped_in_all_even_with_progress() {
     app.shutdown().await;
 }
 
+/// One malformed element does not stop the others: the good `LogFileCreated` is converted, the
+/// bad element is kept as received (redacted) under `audit/events/dt=undated/`, and the
+/// invocation fails naming the element and its field, so FC retries; the retry rewrites the
+/// same objects.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_malformed_element_is_kept_and_fails_only_after_the_others() {
+    let (data, _) = fixture();
+    let size = data.len();
+    let logsrv = start_log_server(HashMap::from([(NAME.to_string(), data)])).await;
+    let s3 = start_s3().await;
+    let app = start_cdnlake(s3.port).await;
+    let bad = format!(
+        r#"{{"eventName":"CdnDomainAdded","eventParameter":{{"domain":"d.com","note":"http://x.aliyuncs.com/a?OSSAccessKeyId={AK}&Signature={SIG}"}}}}"#
+    );
+    let body = envelope(&[
+        log_event(
+            &format!("http://{}/ok/{NAME}", logsrv.addr),
+            Some(size),
+            "good-1",
+        ),
+        bad,
+    ]);
+    let r = invoke(app.addr, &body).await;
+    assert_eq!(
+        (r.status, r.fc_status.as_deref()),
+        (404, Some("404")),
+        "{}",
+        r.body
+    );
+    assert!(
+        r.body.contains("events[1].eventTime: missing"),
+        "{}",
+        r.body
+    );
+    assert_no_secrets("reply", r.body.as_bytes());
+    let first = objects(&s3);
+    let keys: Vec<&String> = first.keys().collect();
+    for want in [
+        format!(
+            "pre/_manifests/www.example.com/2015_06_09/{}.json",
+            NAME.trim_end_matches(".gz")
+        ),
+        "pre/audit/events/dt=2018-06-14/good-1.json".to_string(),
+    ] {
+        assert!(first.contains_key(&want), "missing {want} in {keys:#?}");
+    }
+    let undated: Vec<_> = first
+        .iter()
+        .filter(|(k, _)| k.starts_with("pre/audit/events/dt=undated/"))
+        .collect();
+    assert_eq!(undated.len(), 1, "{keys:#?}");
+    let kept = String::from_utf8_lossy(undated[0].1);
+    assert!(
+        kept.contains("CdnDomainAdded") && kept.contains("http://x.aliyuncs.com/a?<redacted>"),
+        "{kept}"
+    );
+    for (k, v) in &first {
+        assert_no_secrets(k, v);
+    }
+    // FC's retry: the same failure, the same objects.
+    let r2 = invoke(app.addr, &body).await;
+    assert_eq!(r2.status, 404);
+    assert_eq!(objects(&s3), first);
+    app.shutdown().await;
+}
+
 /// A chunked body whose connection breaks after the last data chunk, before the terminating one:
 /// every byte is here. Without `fileSize` the resume gets 416 `bytes */<size>`, which means
 /// complete; with `fileSize` the size says so and nothing is resumed.

@@ -49,8 +49,8 @@ impl EventKind {
     }
 }
 
-/// `LogFileCreated`: a log file is ready to be fetched.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// `LogFileCreated`: a log file is ready to be fetched. `Debug` shows the URL redacted.
+#[derive(Clone, PartialEq, Eq, Serialize)]
 pub struct LogFile {
     pub domain: String,
     /// The signed URL of the `.gz` file. Secret until redacted: never log or store it as is;
@@ -62,6 +62,20 @@ pub struct LogFile {
     /// Unix seconds; informative only (they do not reliably match the file's hour).
     pub start_time: Option<i64>,
     pub end_time: Option<i64>,
+}
+
+/// By hand: a derived `Debug` would print the signed `file_path`, and `{:?}` ends up in logs
+/// and panic messages.
+impl std::fmt::Debug for LogFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LogFile")
+            .field("domain", &self.domain)
+            .field("file_path", &redact_url(&self.file_path))
+            .field("file_size", &self.file_size)
+            .field("start_time", &self.start_time)
+            .field("end_time", &self.end_time)
+            .finish()
+    }
 }
 
 impl LogFile {
@@ -105,8 +119,8 @@ pub enum Payload {
     Unknown,
 }
 
-/// One element of `events`.
-#[derive(Debug, Clone, Serialize)]
+/// One element of `events`. `Debug` shows `raw` redacted.
+#[derive(Clone, Serialize)]
 pub struct Event {
     /// Position in `events`, for messages.
     pub index: usize,
@@ -134,6 +148,30 @@ pub struct Event {
     /// The element as received, to be kept under `audit/events/` (after [`Event::redacted`]).
     #[serde(skip)]
     pub raw: Value,
+}
+
+/// By hand: a derived `Debug` would print `raw` (and the payload's `file_path`) with the
+/// signed query, and `{:?}` ends up in logs and panic messages.
+impl std::fmt::Debug for Event {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Event")
+            .field("index", &self.index)
+            .field("kind", &self.kind)
+            .field("name", &self.name)
+            .field("source", &self.source)
+            .field("region", &self.region)
+            .field("version", &self.version)
+            .field("time", &self.time)
+            .field("time_micros", &self.time_micros)
+            .field("trace_id", &self.trace_id)
+            .field("trace_id_generated", &self.trace_id_generated)
+            .field("key_id", &self.key_id)
+            .field("ali_uid", &self.ali_uid)
+            .field("resource_domain", &self.resource_domain)
+            .field("payload", &self.payload)
+            .field("raw", &self.redacted())
+            .finish()
+    }
 }
 
 impl Event {
@@ -824,6 +862,25 @@ mod tests {
         assert!(e.contains("object"), "{e}");
         let e = parse_strict(br#"{"events":[{"eventName":"LogFileCreated","eventTime":"2018-03-16T14:19:55+08:00","eventParameter":{"domain":"a"}}]}"#).unwrap_err().to_string();
         assert!(e.contains("filePath") && e.contains("missing"), "{e}");
+    }
+
+    #[test]
+    fn debug_output_is_redacted() {
+        let ev = parse_strict(LOG.as_bytes()).unwrap();
+        let Payload::LogFile(l) = &ev[0].payload else {
+            panic!("not a log event")
+        };
+        for shown in [
+            format!("{:?}", ev[0]),
+            format!("{:#?}", ev),
+            format!("{l:?}"),
+        ] {
+            assert!(
+                !shown.contains("Signature") && !shown.contains("OSSAccessKeyId"),
+                "{shown}"
+            );
+            assert!(shown.contains("example.com_2018_06_14_1400_1500.gz?<redacted>"));
+        }
     }
 
     #[test]

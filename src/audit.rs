@@ -5,6 +5,7 @@
 //! audit/cache/event=<eventName>/dt=<YYYY-MM-DD>/<traceId>.parquet
 //! audit/domain/event=<eventName>/dt=<YYYY-MM-DD>/<traceId>.parquet
 //! audit/events/dt=<YYYY-MM-DD>/<traceId>.json
+//! audit/events/dt=undated/<hash>.json          an element of `events` that could not be read
 //! ```
 //!
 //! `dt` is the date of `eventTime` in the partition time zone (`+08:00` by default). The files are
@@ -21,7 +22,7 @@ use parquet::arrow::ArrowWriter;
 
 use crate::access::time::PartitionTz;
 use crate::error::{Error, Result};
-use crate::event::{Event, Payload};
+use crate::event::{Event, Malformed, Payload};
 use crate::lake::layout::relative;
 use crate::lake::parquet::{writer_properties, ParquetOptions};
 use crate::lake::store::Lake;
@@ -134,6 +135,32 @@ pub fn event_key(prefix: &Path, ev: &Event, tz: PartitionTz) -> Path {
             &format!("{}.json", ev.key_id),
         ],
     )
+}
+
+/// `audit/events/dt=undated/<hash>.json` for an element that could not be read: its time and
+/// traceId cannot be trusted, so the key derives from its bytes only (a retry rewrites it).
+pub fn malformed_key(prefix: &Path, m: &Malformed) -> Path {
+    key(
+        prefix,
+        &[
+            "audit",
+            "events",
+            "dt=undated",
+            &format!("{}.json", m.key_id()),
+        ],
+    )
+}
+
+/// Keeps an element that could not be read, as received (signed query redacted), so that no
+/// event CDN sent is lost. Returns the key written, relative to the destination.
+pub async fn record_malformed(lake: &Lake, m: &Malformed) -> Result<String> {
+    let k = malformed_key(&lake.prefix, m);
+    let body = serde_json::to_vec_pretty(&m.redacted()).map_err(|source| Error::Json {
+        what: format!("malformed events[{}]", m.index),
+        source,
+    })?;
+    lake.put(&k, body).await?;
+    Ok(relative(&lake.prefix, &k))
 }
 
 /// `audit/<cache|domain>/event=<name>/dt=<dt>/<traceId>.parquet` (the traceId made unique:
@@ -302,6 +329,29 @@ mod tests {
         assert_eq!(b.num_rows(), 1);
         let bytes = parquet_bytes(&t, &b, "k").unwrap();
         assert_eq!(&bytes[..4], b"PAR1");
+    }
+
+    #[test]
+    fn malformed_elements_are_kept_undated_and_redacted() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let lake = Lake::open("memory://").unwrap();
+        let body = br#"{"events":[{"eventName":"CdnDomainAdded","eventParameter":{"u":"http://h/a?Signature=SIG&OSSAccessKeyId=AK"}}]}"#;
+        let p = crate::event::parse_strict_each(body).unwrap();
+        let m = &p.malformed[0];
+        let k = rt.block_on(record_malformed(&lake, m)).unwrap();
+        assert_eq!(k, format!("audit/events/dt=undated/{}.json", m.key_id()));
+        let bytes = rt
+            .block_on(lake.get_opt(&Path::from(k.as_str())))
+            .unwrap()
+            .unwrap();
+        let text = String::from_utf8_lossy(&bytes);
+        assert!(text.contains("CdnDomainAdded"), "{text}");
+        assert!(
+            !text.contains("Signature") && !text.contains("OSSAccessKeyId"),
+            "{text}"
+        );
     }
 
     #[test]

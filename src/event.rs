@@ -49,8 +49,8 @@ impl EventKind {
     }
 }
 
-/// `LogFileCreated`: a log file is ready to be fetched.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// `LogFileCreated`: a log file is ready to be fetched. `Debug` shows the URL redacted.
+#[derive(Clone, PartialEq, Eq, Serialize)]
 pub struct LogFile {
     pub domain: String,
     /// The signed URL of the `.gz` file. Secret until redacted: never log or store it as is;
@@ -62,6 +62,20 @@ pub struct LogFile {
     /// Unix seconds; informative only (they do not reliably match the file's hour).
     pub start_time: Option<i64>,
     pub end_time: Option<i64>,
+}
+
+/// By hand: a derived `Debug` would print the signed `file_path`, and `{:?}` ends up in logs
+/// and panic messages.
+impl std::fmt::Debug for LogFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LogFile")
+            .field("domain", &self.domain)
+            .field("file_path", &redact_url(&self.file_path))
+            .field("file_size", &self.file_size)
+            .field("start_time", &self.start_time)
+            .field("end_time", &self.end_time)
+            .finish()
+    }
 }
 
 impl LogFile {
@@ -105,8 +119,8 @@ pub enum Payload {
     Unknown,
 }
 
-/// One element of `events`.
-#[derive(Debug, Clone, Serialize)]
+/// One element of `events`. `Debug` shows `raw` redacted.
+#[derive(Clone, Serialize)]
 pub struct Event {
     /// Position in `events`, for messages.
     pub index: usize,
@@ -136,6 +150,30 @@ pub struct Event {
     pub raw: Value,
 }
 
+/// By hand: a derived `Debug` would print `raw` (and the payload's `file_path`) with the
+/// signed query, and `{:?}` ends up in logs and panic messages.
+impl std::fmt::Debug for Event {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Event")
+            .field("index", &self.index)
+            .field("kind", &self.kind)
+            .field("name", &self.name)
+            .field("source", &self.source)
+            .field("region", &self.region)
+            .field("version", &self.version)
+            .field("time", &self.time)
+            .field("time_micros", &self.time_micros)
+            .field("trace_id", &self.trace_id)
+            .field("trace_id_generated", &self.trace_id_generated)
+            .field("key_id", &self.key_id)
+            .field("ali_uid", &self.ali_uid)
+            .field("resource_domain", &self.resource_domain)
+            .field("payload", &self.payload)
+            .field("raw", &self.redacted())
+            .finish()
+    }
+}
+
 impl Event {
     /// The event as received with every signed URL's query removed: what may be stored or logged.
     pub fn redacted(&self) -> Value {
@@ -153,29 +191,98 @@ impl Event {
     }
 }
 
-/// Parses an invocation body as strict JSON (what `serve` receives from FC).
+/// An element of `events` that could not be read. It is still kept as received (redacted, under
+/// `audit/events/dt=undated/`), and it fails the invocation after the other elements were
+/// handled: one bad element must not stop the good ones, nor be dropped silently.
+pub struct Malformed {
+    /// Position in `events`.
+    pub index: usize,
+    /// The element as received; holds signed URLs, use [`Malformed::redacted`].
+    pub raw: Value,
+    /// What is wrong, naming the index and the field.
+    pub error: Error,
+}
+
+impl Malformed {
+    /// The element with every signed URL's query removed: what may be stored or logged.
+    pub fn redacted(&self) -> Value {
+        redact_value(&self.raw)
+    }
+
+    /// The name of its object under `audit/events/dt=undated/`: [`hash_id`] of the element, so a
+    /// retried invocation rewrites the same key.
+    pub fn key_id(&self) -> String {
+        hash_id(&self.raw)
+    }
+}
+
+impl std::fmt::Debug for Malformed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Malformed")
+            .field("index", &self.index)
+            .field("raw", &self.redacted())
+            .field("error", &self.error)
+            .finish()
+    }
+}
+
+/// The elements of `events`, read one by one: those that could be read and those that could
+/// not.
+#[derive(Debug, Default)]
+pub struct Parsed {
+    pub events: Vec<Event>,
+    pub malformed: Vec<Malformed>,
+}
+
+/// Parses an invocation body as strict JSON (what `serve` receives from FC). Fails on the first
+/// malformed element; [`parse_strict_each`] keeps going.
 pub fn parse_strict(body: &[u8]) -> Result<Vec<Event>> {
+    first_error(parse_strict_each(body)?)
+}
+
+/// Parses an invocation body as strict JSON; an element that cannot be read is returned apart
+/// instead of failing the others. Only a body that is not JSON or has no `events` array fails.
+pub fn parse_strict_each(body: &[u8]) -> Result<Parsed> {
     let value: Value = serde_json::from_slice(body).map_err(|source| Error::Json {
         what: "event body".into(),
         source,
     })?;
-    parse_value(value)
+    parse_value_each(value)
 }
 
 /// Parses an event file leniently: `//` and `/* */` comments and trailing commas are accepted,
 /// as in the samples of Alibaba's documentation. A missing comma is not guessed at: the error
 /// gives its line and column.
 pub fn parse_lenient(text: &[u8]) -> Result<Vec<Event>> {
+    first_error(parse_lenient_each(text)?)
+}
+
+/// [`parse_lenient`], keeping the malformed elements apart like [`parse_strict_each`].
+pub fn parse_lenient_each(text: &[u8]) -> Result<Parsed> {
     let clean = strip_comments_and_trailing_commas(text)?;
     let value: Value = serde_json::from_slice(&clean).map_err(|source| Error::Json {
         what: "event file".into(),
         source,
     })?;
-    parse_value(value)
+    parse_value_each(value)
 }
 
-/// Reads the envelope and every element of `events`.
+/// The events, or the error of the first malformed element.
+fn first_error(parsed: Parsed) -> Result<Vec<Event>> {
+    match parsed.malformed.into_iter().next() {
+        Some(m) => Err(m.error),
+        None => Ok(parsed.events),
+    }
+}
+
+/// Reads the envelope and every element of `events`; fails on the first malformed element.
 pub fn parse_value(value: Value) -> Result<Vec<Event>> {
+    first_error(parse_value_each(value)?)
+}
+
+/// Reads the envelope, then each element of `events` on its own: an element that cannot be read
+/// goes to [`Parsed::malformed`] and the others are still returned.
+pub fn parse_value_each(value: Value) -> Result<Parsed> {
     let Value::Object(mut top) = value else {
         return Err(bad(
             None,
@@ -204,13 +311,16 @@ pub fn parse_value(value: Value) -> Result<Vec<Event>> {
             "empty array: no event to handle".into(),
         ));
     }
-    let mut events = events
-        .into_iter()
-        .enumerate()
-        .map(|(i, v)| parse_event(i, v))
-        .collect::<Result<Vec<_>>>()?;
-    assign_key_ids(&mut events);
-    Ok(events)
+    let mut parsed = Parsed::default();
+    for (index, raw) in events.into_iter().enumerate() {
+        // parse_event takes the element; a copy is kept to store it when it is malformed.
+        match parse_event(index, raw.clone()) {
+            Ok(ev) => parsed.events.push(ev),
+            Err(error) => parsed.malformed.push(Malformed { index, raw, error }),
+        }
+    }
+    assign_key_ids(&mut parsed.events);
+    Ok(parsed)
 }
 
 /// Gives events that share a `traceId` but differ distinct object names, so that none overwrites
@@ -536,7 +646,7 @@ pub fn redact_url(url: &str) -> String {
 
 /// Every string that looks like a URL (`scheme://...`) with a query or credentials is redacted,
 /// wherever it is (unknown events may carry signed URLs under other names).
-fn redact_value(v: &Value) -> Value {
+pub fn redact_value(v: &Value) -> Value {
     match v {
         Value::String(s) if s.contains("://") => Value::String(redact_url(s)),
         Value::Array(a) => Value::Array(a.iter().map(redact_value).collect()),
@@ -752,6 +862,51 @@ mod tests {
         assert!(e.contains("object"), "{e}");
         let e = parse_strict(br#"{"events":[{"eventName":"LogFileCreated","eventTime":"2018-03-16T14:19:55+08:00","eventParameter":{"domain":"a"}}]}"#).unwrap_err().to_string();
         assert!(e.contains("filePath") && e.contains("missing"), "{e}");
+    }
+
+    #[test]
+    fn debug_output_is_redacted() {
+        let ev = parse_strict(LOG.as_bytes()).unwrap();
+        let Payload::LogFile(l) = &ev[0].payload else {
+            panic!("not a log event")
+        };
+        for shown in [
+            format!("{:?}", ev[0]),
+            format!("{:#?}", ev),
+            format!("{l:?}"),
+        ] {
+            assert!(
+                !shown.contains("Signature") && !shown.contains("OSSAccessKeyId"),
+                "{shown}"
+            );
+            assert!(shown.contains("example.com_2018_06_14_1400_1500.gz?<redacted>"));
+        }
+    }
+
+    #[test]
+    fn each_element_is_read_on_its_own() {
+        let body = br#"{"events":[
+          {"eventName":"CdnDomainAdded","eventTime":"2018-03-16T14:19:55+08:00","eventParameter":{"domain":"a"}},
+          {"eventName":"CdnDomainAdded","eventParameter":{"url":"http://h/a.gz?Signature=SIG"}},
+          7
+        ]}"#;
+        let p = parse_strict_each(body).unwrap();
+        assert_eq!(p.events.len(), 1);
+        assert_eq!(p.events[0].index, 0);
+        let bad: Vec<(usize, String)> = p
+            .malformed
+            .iter()
+            .map(|m| (m.index, m.error.to_string()))
+            .collect();
+        assert_eq!(bad[0], (1, "events[1].eventTime: missing".to_string()));
+        assert_eq!(bad[1].0, 2);
+        assert!(bad[1].1.starts_with("events[2]"), "{bad:?}");
+        assert_eq!(p.malformed[0].key_id(), hash_id(&p.malformed[0].raw));
+        let shown = format!("{:?}", p.malformed[0]);
+        assert!(!shown.contains("SIG"), "{shown}");
+        // The fail-fast parser gives the first error.
+        let e = parse_strict(body).unwrap_err().to_string();
+        assert_eq!(e, "events[1].eventTime: missing");
     }
 
     #[test]

@@ -7,13 +7,16 @@
 //! one fails, and the invocation then fails as a whole, so FC retries it: every key derives from
 //! the event, so the retry rewrites the same objects.
 
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+
 use serde::Serialize;
 use tokio::runtime::Handle;
 
 use crate::access::filename::parse_file_name;
-use crate::audit::record_event;
+use crate::audit::{record_event, record_malformed};
 use crate::error::{Error, Result};
-use crate::event::{redact_url, Event, EventKind, LogFile, Payload};
+use crate::event::{redact_url, Event, EventKind, LogFile, Malformed, Parsed, Payload};
 use crate::http::{client, AllowList, HttpOptions, HttpReader};
 use crate::lake::store::Lake;
 use crate::pipeline::{convert_reader, file_layout, ConvertOptions, RunReport};
@@ -34,13 +37,18 @@ pub struct EventReport {
     pub event_name: String,
     pub trace_id: String,
     pub trace_id_generated: bool,
-    /// `log`, `cache_audit`, `domain_audit` or `unknown` (kept, not processed).
+    /// `log`, `cache_audit`, `domain_audit`, `unknown` (kept, not processed) or `malformed`
+    /// (could not be read: kept under `audit/events/dt=undated/`, and the invocation fails).
     pub action: &'static str,
     /// Keys written for the event itself (archive and audit rows), relative to the destination.
     pub keys: Vec<String>,
     /// The log run, for `LogFileCreated`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub log: Option<RunReport>,
+    /// Times the log download was retried (resumed or restarted before any byte), for
+    /// `LogFileCreated`: a sign of a flaky source even when the run succeeded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub http_retries: Option<u32>,
     /// One line, when handling this event failed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -49,8 +57,11 @@ pub struct EventReport {
 /// What an invocation did.
 #[derive(Debug, Clone, Serialize)]
 pub struct InvocationReport {
+    /// Elements of `events`, malformed ones included.
     pub events: usize,
     pub unknown: usize,
+    /// Elements that could not be read.
+    pub malformed: usize,
     pub failed: usize,
     pub reports: Vec<EventReport>,
 }
@@ -63,8 +74,59 @@ pub fn handle_events(
     events: &[Event],
     opts: &HandlerOptions,
 ) -> (InvocationReport, Result<()>) {
-    let mut reports = Vec::with_capacity(events.len());
-    let mut errors = Vec::new();
+    handle(lake, rt, events, &[], opts)
+}
+
+/// Handles every element of an invocation, those that could not be read included: the good
+/// events are handled as by [`handle_events`], each malformed one is kept as received (redacted)
+/// under `audit/events/dt=undated/`, and then the invocation fails, naming the first bad element
+/// and its field, so that FC retries it (the retry rewrites the same keys).
+pub fn handle_parsed(
+    lake: &Lake,
+    rt: &Handle,
+    parsed: &Parsed,
+    opts: &HandlerOptions,
+) -> (InvocationReport, Result<()>) {
+    handle(lake, rt, &parsed.events, &parsed.malformed, opts)
+}
+
+fn handle(
+    lake: &Lake,
+    rt: &Handle,
+    events: &[Event],
+    malformed: &[Malformed],
+    opts: &HandlerOptions,
+) -> (InvocationReport, Result<()>) {
+    let mut reports = Vec::with_capacity(events.len() + malformed.len());
+    // (index, error), to report the failures in the order of `events`.
+    let mut errors: Vec<(usize, Error)> = Vec::new();
+    for m in malformed {
+        tracing::error!(index = m.index, error = %m.error, "malformed event kept, not processed");
+        let name = m
+            .raw
+            .get("eventName")
+            .and_then(|v| v.as_str())
+            .unwrap_or_default();
+        let mut report = EventReport {
+            index: m.index,
+            event_name: name.to_string(),
+            trace_id: m.key_id(),
+            trace_id_generated: true,
+            action: "malformed",
+            keys: Vec::new(),
+            log: None,
+            http_retries: None,
+            error: Some(m.error.to_string()),
+        };
+        match rt.block_on(record_malformed(lake, m)) {
+            Ok(k) => report.keys.push(k),
+            Err(e) => {
+                tracing::error!(index = m.index, error = %e, "keeping the malformed event failed");
+            }
+        }
+        errors.push((m.index, clone_event_error(&m.error)));
+        reports.push(report);
+    }
     for ev in events {
         let action = match (&ev.payload, &ev.kind) {
             (Payload::LogFile(_), _) => "log",
@@ -83,29 +145,37 @@ pub fn handle_events(
             action,
             keys: Vec::new(),
             log: None,
+            http_retries: None,
             error: None,
         };
         let result = (|| -> Result<()> {
             report.keys = rt.block_on(record_event(lake, ev, opts.convert.tz))?;
             if let Payload::LogFile(log) = &ev.payload {
-                report.log = Some(handle_log(lake, rt, log, opts)?);
+                let retries = Arc::new(AtomicU32::new(0));
+                let run = handle_log(lake, rt, log, opts, &retries);
+                report.http_retries = Some(retries.load(Ordering::Relaxed));
+                report.log = Some(run?);
             }
             Ok(())
         })();
         if let Err(e) = result {
             tracing::error!(index = ev.index, event = %ev.name, trace_id = %ev.trace_id, error = %e, "event failed");
             report.error = Some(e.to_string());
-            errors.push(e);
+            errors.push((ev.index, e));
         }
         reports.push(report);
     }
+    reports.sort_by_key(|r| r.index);
+    errors.sort_by_key(|(i, _)| *i);
+    let mut errors: Vec<Error> = errors.into_iter().map(|(_, e)| e).collect();
+    let total = events.len() + malformed.len();
     let report = InvocationReport {
-        events: events.len(),
+        events: total,
         unknown: reports.iter().filter(|r| r.action == "unknown").count(),
+        malformed: malformed.len(),
         failed: errors.len(),
         reports,
     };
-    let total = events.len();
     let result = match errors.len() {
         0 => Ok(()),
         1 if total == 1 => Err(errors.remove(0)),
@@ -118,12 +188,31 @@ pub fn handle_events(
     (report, result)
 }
 
-/// Fetches a `LogFileCreated` event's file and runs the log pipeline on it.
+/// A copy of a parse error (the parser's errors are all [`Error::Event`]; anything else is
+/// carried as its text).
+fn clone_event_error(e: &Error) -> Error {
+    match e {
+        Error::Event {
+            index,
+            field,
+            reason,
+        } => Error::Event {
+            index: *index,
+            field: field.clone(),
+            reason: reason.clone(),
+        },
+        other => Error::Internal(other.to_string()),
+    }
+}
+
+/// Fetches a `LogFileCreated` event's file and runs the log pipeline on it. `retries` receives
+/// the download's retry count, whether the run succeeds or not.
 pub fn handle_log(
     lake: &Lake,
     rt: &Handle,
     log: &LogFile,
     opts: &HandlerOptions,
+    retries: &Arc<AtomicU32>,
 ) -> Result<RunReport> {
     let location = redact_url(&log.file_path);
     let http = {
@@ -138,7 +227,8 @@ pub fn handle_log(
         &opts.allow,
         log.file_size,
         opts.http.clone(),
-    )?;
+    )?
+    .with_retry_counter(retries.clone());
     let name = log.file_name().ok_or_else(|| Error::Event {
         index: None,
         field: "eventParameter.filePath".into(),

@@ -3,23 +3,32 @@
 //! The body is streamed chunk by chunk from reqwest (async, driven on a tokio runtime through a
 //! [`Handle`]); nothing holds the whole file. Transient failures (connection errors, timeouts,
 //! 5xx/429/408, a body cut short) are retried with exponential backoff and resumed with
-//! `Range: bytes=N-` from the last byte received. A resumed response must continue the same
+//! `Range: bytes=N-` from the last byte received, at most [`HttpOptions::max_retries`] times in
+//! all (10 by default) so that a server dropping every connection after a few bytes ends the run
+//! instead of being retried once per byte. A resumed response must continue the same
 //! object: it must be a 206 whose `Content-Range` starts at N with the same total, and its
 //! `ETag`/`Last-Modified` must match the first response's when those were given. Anything else
 //! fails the read: the bytes already passed on (to the raw dump and the decoder) cannot be taken
 //! back, so restarting silently is not an option.
 //!
+//! A connection can also break after the last byte but before the end of the body is signalled
+//! (a chunked body without its terminating chunk). Then nothing is missing: when the received
+//! count equals the announced size the body is complete, and when no size was announced the
+//! resume's `416` with `Content-Range: bytes */N`, N being the count received, says so.
+//!
 //! Before any connection the URL is checked: `http`/`https` only, no credentials in it, and a
-//! host on the allow-list. Redirects are followed only to the same host. The signed query of a
+//! host on the allow-list. Redirects are followed only to the same origin (scheme, host, port). The signed query of a
 //! URL (`OSSAccessKeyId`, `Signature`, `Expires`, `security-token`) never appears in an error or a
 //! log line: messages use [`redact_url`] and reqwest errors are stripped of their URL.
 
 use std::io::Read;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use reqwest::header::{
-    HeaderMap, HeaderValue, CONTENT_LENGTH, CONTENT_RANGE, ETAG, LAST_MODIFIED, RANGE,
+    HeaderMap, HeaderValue, CONTENT_LENGTH, CONTENT_RANGE, ETAG, IF_RANGE, LAST_MODIFIED, RANGE,
 };
 use reqwest::{StatusCode, Url};
 use tokio::runtime::Handle;
@@ -130,6 +139,11 @@ pub fn check_url(url: &str, allow: &AllowList) -> Result<Url> {
 pub struct HttpOptions {
     /// Consecutive failed attempts (without progress) before giving up.
     pub max_attempts: u32,
+    /// Retries of one download in all, progress or not. Progress resets the count of
+    /// consecutive failures, so without this bound a server that sends a byte and drops would
+    /// be retried once per byte of the file; 10 covers real interruptions of a log of a few
+    /// hundred MB and ends such a server in seconds.
+    pub max_retries: u32,
     /// First backoff; doubles after each failure, up to `max_backoff`.
     pub backoff: Duration,
     pub max_backoff: Duration,
@@ -142,6 +156,7 @@ impl Default for HttpOptions {
     fn default() -> Self {
         HttpOptions {
             max_attempts: 6,
+            max_retries: 10,
             backoff: Duration::from_millis(500),
             max_backoff: Duration::from_secs(10),
             connect_timeout: Duration::from_secs(10),
@@ -150,16 +165,27 @@ impl Default for HttpOptions {
     }
 }
 
-/// An HTTP client for log downloads: redirects only to the same host, timeouts set, no
+/// Same scheme, host and port (the scheme's default when not written). The allow-list names hosts
+/// only, so a redirect that kept the host but changed the port (`x.aliyuncs.com:6379`) or
+/// downgraded `https` to `http` would reach a service or a channel nobody allowed.
+fn same_origin(a: &Url, b: &Url) -> bool {
+    a.scheme() == b.scheme()
+        && a.host_str() == b.host_str()
+        && a.port_or_known_default() == b.port_or_known_default()
+}
+
+/// An HTTP client for log downloads: redirects only to the same origin, timeouts set, no
 /// automatic decompression (the raw dump must get the bytes as delivered).
 pub fn client(opts: &HttpOptions) -> Result<reqwest::Client> {
     let policy = reqwest::redirect::Policy::custom(|attempt| {
-        let same_host =
-            attempt.previous().first().map(|u| u.host_str()) == Some(attempt.url().host_str());
+        let same = attempt
+            .previous()
+            .first()
+            .is_some_and(|first| same_origin(first, attempt.url()));
         if attempt.previous().len() > 5 {
             attempt.error("too many redirects")
-        } else if !same_host {
-            attempt.error("redirect to another host refused")
+        } else if !same {
+            attempt.error("redirect to another origin (scheme, host or port) refused")
         } else if !matches!(attempt.url().scheme(), "http" | "https") {
             attempt.error("redirect to a scheme other than http/https refused")
         } else {
@@ -206,13 +232,26 @@ impl Validator {
         }
     }
 
-    /// Same object, judging by the validators both responses carry.
-    fn matches(&self, other: &Validator) -> bool {
-        let same = |a: &Option<HeaderValue>, b: &Option<HeaderValue>| match (a, b) {
-            (Some(a), Some(b)) => a == b,
-            _ => true,
+    /// Whether `resumed` (a 206) continues the object this validator (of the first response)
+    /// describes. A validator the first response gave but the 206 lacks is a mismatch: the
+    /// resumed bytes could come from another version of the object (another server, a
+    /// replaced file) and nothing would show it.
+    fn matches(&self, resumed: &Validator) -> bool {
+        let same = |first: &Option<HeaderValue>, resumed: &Option<HeaderValue>| match first {
+            Some(a) => resumed.as_ref() == Some(a),
+            None => true,
         };
-        same(&self.etag, &other.etag) && same(&self.last_modified, &other.last_modified)
+        same(&self.etag, &resumed.etag) && same(&self.last_modified, &resumed.last_modified)
+    }
+
+    /// The value of `If-Range` for a resumed request: the ETag when it is strong (a weak one is
+    /// not allowed there), else `Last-Modified`. With it a server whose object changed answers
+    /// 200 with the whole new object instead of a 206 of it, which is refused.
+    fn if_range(&self) -> Option<&HeaderValue> {
+        self.etag
+            .as_ref()
+            .filter(|e| !e.as_bytes().starts_with(b"W/"))
+            .or(self.last_modified.as_ref())
     }
 }
 
@@ -241,8 +280,9 @@ pub struct HttpReader {
     validator: Option<Validator>,
     /// Consecutive failures since the last progress.
     failures: u32,
-    /// Every retry, for the report.
-    pub retries: u32,
+    /// Every retry, capped by [`HttpOptions::max_retries`]; shared so that the caller can put
+    /// it in its report after the reader was consumed (see [`HttpReader::with_retry_counter`]).
+    retries: Arc<AtomicU32>,
     done: bool,
 }
 
@@ -271,7 +311,7 @@ impl HttpReader {
             total: None,
             validator: None,
             failures: 0,
-            retries: 0,
+            retries: Arc::new(AtomicU32::new(0)),
             done: false,
         })
     }
@@ -283,11 +323,16 @@ impl HttpReader {
         }
     }
 
-    /// Sends the request (ranged after the first bytes) and checks the response.
-    async fn open(&self) -> std::result::Result<reqwest::Response, Failure> {
+    /// Sends the request (ranged after the first bytes) and checks the response. `None`: the
+    /// server says there is nothing after the bytes already received (see
+    /// [`HttpReader::range_past_end`]).
+    async fn open(&self) -> std::result::Result<Option<reqwest::Response>, Failure> {
         let mut req = self.client.get(self.url.clone());
         if self.received > 0 {
             req = req.header(RANGE, format!("bytes={}-", self.received));
+            if let Some(v) = self.validator.as_ref().and_then(Validator::if_range) {
+                req = req.header(IF_RANGE, v.clone());
+            }
         }
         let resp = req.send().await.map_err(|e| {
             if e.is_redirect() {
@@ -317,14 +362,17 @@ impl HttpReader {
             if status != StatusCode::OK {
                 return Err(Failure::Fatal(self.error(format!("HTTP {status}"))));
             }
-            return Ok(resp);
+            return Ok(Some(resp));
         }
         // A resumed request must continue the same object where we stopped.
         if status == StatusCode::OK {
             return Err(Failure::Fatal(self.error(format!(
-                "the server ignored the Range request after {} bytes (HTTP 200); cannot resume without restarting",
+                "the server sent the whole object again after {} bytes (HTTP 200: the Range was ignored, or the object changed and failed If-Range); cannot resume without restarting",
                 self.received
             ))));
+        }
+        if status == StatusCode::RANGE_NOT_SATISFIABLE {
+            return self.range_past_end(&resp).map(|()| None);
         }
         if status != StatusCode::PARTIAL_CONTENT {
             return Err(Failure::Fatal(self.error(format!(
@@ -362,7 +410,37 @@ impl HttpReader {
                 )));
             }
         }
-        Ok(resp)
+        Ok(Some(resp))
+    }
+
+    /// A 416 to `Range: bytes=N-`. When the connection broke after the last byte but before the
+    /// body's end was signalled (a chunked body cut before its terminating chunk), every byte is
+    /// already here and the resumed range starts past the end: the server answers 416 with
+    /// `Content-Range: bytes */N`. N equal to the bytes received means the body is complete; any
+    /// other N (or none) means we do not know what we have, and the read fails.
+    fn range_past_end(&self, resp: &reqwest::Response) -> std::result::Result<(), Failure> {
+        let total = resp
+            .headers()
+            .get(CONTENT_RANGE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().strip_prefix("bytes */"))
+            .and_then(|n| n.trim().parse::<u64>().ok());
+        let announced = self.total.or(self.expected);
+        match total {
+            Some(n) if n == self.received && announced.is_none_or(|t| t == n) => Ok(()),
+            Some(n) if n == self.received => Err(Failure::Fatal(self.error(format!(
+                "the object has {n} bytes, not the {} announced",
+                announced.unwrap_or_default()
+            )))),
+            Some(n) => Err(Failure::Fatal(self.error(format!(
+                "HTTP 416 when resuming at byte {}: the object has {n} bytes",
+                self.received
+            )))),
+            None => Err(Failure::Fatal(self.error(format!(
+                "HTTP 416 without a Content-Range total when resuming at byte {}",
+                self.received
+            )))),
+        }
     }
 
     /// Gets the next non-empty chunk, or `None` at the verified end of the body.
@@ -375,7 +453,9 @@ impl HttpReader {
                 None => {
                     let opened = self.rt.block_on(self.open());
                     match opened {
-                        Ok(resp) => {
+                        // Nothing after what was received: the end of the body.
+                        Ok(None) => Ok(None),
+                        Ok(Some(resp)) => {
                             if self.received == 0 {
                                 self.total = resp
                                     .headers()
@@ -425,19 +505,17 @@ impl HttpReader {
                         Some(t) if self.received < t => {
                             self.retry(format!("body ended after {} of {t} bytes", self.received))?;
                         }
-                        _ => {
-                            if let Some(e) = self.expected {
-                                if self.received != e {
-                                    return Err(self.error(format!(
-                                        "received {} bytes but the event announced fileSize {e}",
-                                        self.received
-                                    )));
-                                }
-                            }
-                            self.done = true;
-                            return Ok(None);
-                        }
+                        _ => return self.finish(),
                     }
+                }
+                // Every announced byte is here: the failure hit only the end-of-body signal
+                // (e.g. the terminating chunk), so there is nothing left to resume.
+                Err(Failure::Transient(reason))
+                    if self.total.or(self.expected) == Some(self.received) =>
+                {
+                    tracing::debug!(url = %self.shown, received = self.received, %reason, "connection failed after the last byte; body complete");
+                    self.response = None;
+                    return self.finish();
                 }
                 Err(Failure::Transient(reason)) => {
                     self.response = None;
@@ -448,7 +526,22 @@ impl HttpReader {
         }
     }
 
-    /// Waits before the next attempt, or gives up after too many failures without progress.
+    /// The end of the body: checks the size the event announced.
+    fn finish(&mut self) -> Result<Option<Bytes>> {
+        if let Some(e) = self.expected {
+            if self.received != e {
+                return Err(self.error(format!(
+                    "received {} bytes but the event announced fileSize {e}",
+                    self.received
+                )));
+            }
+        }
+        self.done = true;
+        Ok(None)
+    }
+
+    /// Waits before the next attempt, or gives up after too many failures without progress or
+    /// too many retries in all.
     fn retry(&mut self, reason: String) -> Result<()> {
         self.failures += 1;
         if self.failures >= self.opts.max_attempts {
@@ -457,7 +550,13 @@ impl HttpReader {
                 self.failures
             )));
         }
-        self.retries += 1;
+        let retries = self.retries.fetch_add(1, Ordering::Relaxed) + 1;
+        if retries > self.opts.max_retries {
+            return Err(self.error(format!(
+                "{reason} (gave up after {} retries in all, the limit, at byte {})",
+                self.opts.max_retries, self.received
+            )));
+        }
         let wait = self
             .opts
             .backoff
@@ -466,6 +565,18 @@ impl HttpReader {
         tracing::warn!(url = %self.shown, received = self.received, attempt = self.failures, ?wait, %reason, "download interrupted, retrying");
         std::thread::sleep(wait);
         Ok(())
+    }
+
+    /// Counts retries into `counter`, which the caller keeps: the pipeline consumes the reader,
+    /// and the count belongs in the report whether the run succeeds or not.
+    pub fn with_retry_counter(mut self, counter: Arc<AtomicU32>) -> HttpReader {
+        self.retries = counter;
+        self
+    }
+
+    /// Retries so far.
+    pub fn retries(&self) -> u32 {
+        self.retries.load(Ordering::Relaxed)
     }
 
     /// Bytes received so far.
@@ -545,6 +656,42 @@ mod tests {
             assert!(e.starts_with("refused"), "{bad}: {e}");
             assert!(!e.contains("SECRET") && !e.contains("pw"), "{e}");
         }
+    }
+
+    #[test]
+    fn redirects_stay_on_the_same_origin() {
+        let u = |s: &str| Url::parse(s).unwrap();
+        let from = u("https://x.aliyuncs.com/a");
+        assert!(same_origin(&from, &u("https://x.aliyuncs.com/b?q")));
+        assert!(same_origin(&from, &u("https://X.aliyuncs.com:443/b")));
+        for to in [
+            "http://x.aliyuncs.com:6379/",
+            "https://x.aliyuncs.com:6379/",
+            "http://x.aliyuncs.com/a",
+            "https://y.aliyuncs.com/a",
+        ] {
+            assert!(!same_origin(&from, &u(to)), "{to}");
+        }
+    }
+
+    #[test]
+    fn validators() {
+        let v = |etag: Option<&'static str>, lm: Option<&'static str>| Validator {
+            etag: etag.map(HeaderValue::from_static),
+            last_modified: lm.map(HeaderValue::from_static),
+        };
+        let first = v(Some("\"a\""), Some("Mon, 01 Jan 2024 00:00:00 GMT"));
+        assert!(first.matches(&first.clone()));
+        // Missing from the 206 while the first response had it: not the same object.
+        assert!(!first.matches(&v(None, Some("Mon, 01 Jan 2024 00:00:00 GMT"))));
+        assert!(!first.matches(&v(Some("\"a\""), None)));
+        assert!(!first.matches(&v(Some("\"b\""), Some("Mon, 01 Jan 2024 00:00:00 GMT"))));
+        // Given only by the 206: nothing to compare with.
+        assert!(v(None, None).matches(&first));
+        assert_eq!(first.if_range(), first.etag.as_ref());
+        let weak = v(Some("W/\"a\""), Some("Mon, 01 Jan 2024 00:00:00 GMT"));
+        assert_eq!(weak.if_range(), weak.last_modified.as_ref());
+        assert_eq!(v(Some("W/\"a\""), None).if_range(), None);
     }
 
     #[test]

@@ -28,8 +28,8 @@ use tokio::net::TcpListener;
 use tokio::runtime::Handle;
 
 use crate::error::{Error, Result};
-use crate::event::parse_strict;
-use crate::handler::{handle_events, HandlerOptions};
+use crate::event::parse_strict_each;
+use crate::handler::{handle_parsed, HandlerOptions};
 use crate::lake::store::{Credentials, Lake, OssOptions};
 
 /// Largest accepted invocation body. CDN events are a few KB; FC's own limit is larger.
@@ -216,12 +216,14 @@ async fn invoke(state: &Arc<State>, req: Request<Incoming>) -> Result<Vec<u8>> {
             }
         })?
         .to_bytes();
-    let events = parse_strict(&body)?;
+    // Each element on its own: a malformed one is kept and fails the invocation only after the
+    // others were handled (DESIGN: every element handled, every event kept as received).
+    let parsed = parse_strict_each(&body)?;
     let lake = state.lake(&parts.headers)?;
     let handler = state.opts.handler.clone();
     let rt = Handle::current();
     let (report, result) = tokio::task::spawn_blocking(move || {
-        let out = handle_events(&lake, &rt, &events, &handler);
+        let out = handle_parsed(&lake, &rt, &parsed, &handler);
         // The store (and any credentials in it) goes with the request.
         drop(lake);
         out

@@ -93,6 +93,8 @@ fn log_text(n: usize) -> Vec<u8> {
 const NAME: &str = "www.example.com_2015_06_09_0100_0300.gz";
 
 const SLOW_PIECES: usize = 12;
+/// Bytes `/trickle/F` sends per connection.
+const TRICKLE: usize = 3;
 const SLOW_PAUSE: Duration = Duration::from_millis(150);
 
 // ---------------------------------------------------------------- log server
@@ -101,7 +103,12 @@ const SLOW_PAUSE: Duration = Duration::from_millis(150);
 /// `/ok/F`, `/drop/F` (first response cut after half the body), `/flaky/F` (503 twice),
 /// `/lie/F` (Content-Length 100 bytes too large, then close), `/redirect/F` (302 to
 /// `localhost`, another host name for the same server), `/slow/F` (the body trickled in
-/// [`SLOW_PIECES`] pieces, [`SLOW_PAUSE`] apart).
+/// [`SLOW_PIECES`] pieces, [`SLOW_PAUSE`] apart), `/chunkdrop/F` (chunked, closed before the
+/// terminating chunk), `/noetag206/F` (cut like `drop`, the resumed 206 without ETag),
+/// `/changed/F` (cut like `drop`, then a new ETag), `/self/F` (302 to the same origin),
+/// `/toport-P/F` (302 to port P of the same host), `/trickle/F` (every response cut after
+/// [`TRICKLE`] bytes). A range starting at or past the end gets 416
+/// with `bytes */<size>`; an If-Range that is not the current ETag gets the whole object (200).
 /// (path, Range header) of a request.
 type Seen = (String, Option<String>);
 
@@ -109,26 +116,33 @@ struct LogServer {
     addr: SocketAddr,
     /// (path, Range header) of every request.
     seen: Arc<Mutex<Vec<Seen>>>,
+    /// (path, If-Range header) of every request.
+    if_ranges: Arc<Mutex<Vec<Seen>>>,
 }
 
 async fn start_log_server(files: HashMap<String, Vec<u8>>) -> LogServer {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let seen = Arc::new(Mutex::new(Vec::new()));
+    let if_ranges = Arc::new(Mutex::new(Vec::new()));
     let files = Arc::new(files);
-    let seen2 = seen.clone();
+    let (seen2, if_ranges2) = (seen.clone(), if_ranges.clone());
     tokio::spawn(async move {
         loop {
             let Ok((sock, _)) = listener.accept().await else {
                 continue;
             };
-            let (files, seen) = (files.clone(), seen2.clone());
+            let (files, seen, if_ranges) = (files.clone(), seen2.clone(), if_ranges2.clone());
             tokio::spawn(async move {
-                let _ = serve_log(sock, addr, &files, &seen).await;
+                let _ = serve_log(sock, addr, &files, &seen, &if_ranges).await;
             });
         }
     });
-    LogServer { addr, seen }
+    LogServer {
+        addr,
+        seen,
+        if_ranges,
+    }
 }
 
 async fn serve_log(
@@ -136,6 +150,7 @@ async fn serve_log(
     addr: SocketAddr,
     files: &HashMap<String, Vec<u8>>,
     seen: &Mutex<Vec<Seen>>,
+    if_ranges: &Mutex<Vec<Seen>>,
 ) -> std::io::Result<()> {
     let mut head = Vec::new();
     let mut b = [0u8; 1];
@@ -148,10 +163,17 @@ async fn serve_log(
     let head = String::from_utf8_lossy(&head).to_string();
     let target = head.split_whitespace().nth(1).unwrap_or("/").to_string();
     let path = target.split('?').next().unwrap_or("").to_string();
-    let range = head
-        .lines()
-        .find(|l| l.to_ascii_lowercase().starts_with("range:"))
-        .map(|l| l[6..].trim().to_string());
+    let header = |name: &str| {
+        head.lines()
+            .find(|l| l.to_ascii_lowercase().starts_with(&format!("{name}:")))
+            .map(|l| l[name.len() + 1..].trim().to_string())
+    };
+    let range = header("range");
+    let if_range = header("if-range");
+    if_ranges
+        .lock()
+        .unwrap()
+        .push((path.clone(), if_range.clone()));
     let count = {
         let mut s = seen.lock().unwrap();
         s.push((path.clone(), range.clone()));
@@ -164,12 +186,19 @@ async fn serve_log(
             .await?;
         return Ok(());
     };
+    // `/changed/F` is replaced after the first request: a new ETag.
+    let etag = if mode == "changed" && count > 1 {
+        "\"v2\""
+    } else {
+        "\"v1\""
+    };
+    // If-Range naming another version: the whole (current) object, as RFC 9110 says.
     let start: usize = range
         .as_deref()
+        .filter(|_| if_range.as_deref().is_none_or(|v| v == etag))
         .and_then(|r| r.strip_prefix("bytes="))
         .and_then(|r| r.trim_end_matches('-').parse().ok())
         .unwrap_or(0);
-    let etag = "\"v1\"";
     if mode == "flaky" && count <= 2 {
         sock.write_all(
             b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
@@ -177,14 +206,20 @@ async fn serve_log(
         .await?;
         return Ok(());
     }
-    if mode == "redirect" {
-        let to = format!("http://localhost:{}/ok/{file}", addr.port());
+    let redirect_to = match mode {
+        "redirect" => Some(format!("http://localhost:{}/ok/{file}", addr.port())),
+        "self" => Some(format!("http://127.0.0.1:{}/ok/{file}", addr.port())),
+        m => m
+            .strip_prefix("toport-")
+            .map(|port| format!("http://127.0.0.1:{port}/ok/{file}")),
+    };
+    if let Some(to) = redirect_to {
         sock.write_all(format!("HTTP/1.1 302 Found\r\nlocation: {to}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n").as_bytes()).await?;
         return Ok(());
     }
     if start >= data.len() && start > 0 {
         sock.write_all(
-            b"HTTP/1.1 416 Range Not Satisfiable\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+            format!("HTTP/1.1 416 Range Not Satisfiable\r\ncontent-range: bytes */{}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n", data.len()).as_bytes(),
         )
         .await?;
         return Ok(());
@@ -202,13 +237,32 @@ async fn serve_log(
     } else {
         ("200 OK", String::new())
     };
+    if mode == "chunkdrop" {
+        // Chunked, every data chunk sent, then the connection closed before the terminating
+        // `0` chunk: the client has all bytes but never saw the end of the body.
+        sock.write_all(format!("HTTP/1.1 {status}\r\ntransfer-encoding: chunked\r\netag: {etag}\r\naccept-ranges: bytes\r\n{extra}connection: close\r\n\r\n").as_bytes()).await?;
+        for piece in body.chunks(4096) {
+            sock.write_all(format!("{:x}\r\n", piece.len()).as_bytes())
+                .await?;
+            sock.write_all(piece).await?;
+            sock.write_all(b"\r\n").await?;
+        }
+        sock.flush().await?;
+        return Ok(());
+    }
     let declared = if mode == "lie" {
         body.len() + 100
     } else {
         body.len()
     };
+    // `/noetag206/F`: the resumed 206 does not say which version it is.
+    let etag_line = if mode == "noetag206" && start > 0 {
+        String::new()
+    } else {
+        format!("etag: {etag}\r\n")
+    };
     sock.write_all(
-        format!("HTTP/1.1 {status}\r\ncontent-length: {declared}\r\netag: {etag}\r\naccept-ranges: bytes\r\n{extra}connection: close\r\n\r\n")
+        format!("HTTP/1.1 {status}\r\ncontent-length: {declared}\r\n{etag_line}accept-ranges: bytes\r\n{extra}connection: close\r\n\r\n")
             .as_bytes(),
     )
     .await?;
@@ -221,7 +275,12 @@ async fn serve_log(
         }
         return Ok(());
     }
-    if mode == "drop" && count == 1 {
+    if mode == "trickle" {
+        sock.write_all(&body[..TRICKLE.min(body.len())]).await?;
+        sock.flush().await?;
+        return Ok(()); // every connection closed after a few bytes
+    }
+    if matches!(mode, "drop" | "noetag206" | "changed") && count == 1 {
         sock.write_all(&body[..body.len() / 2]).await?;
         sock.flush().await?;
         return Ok(()); // connection closed mid-body
@@ -630,6 +689,10 @@ async fn dropped_connection_and_503_are_retried_with_exact_counts() {
         assert_eq!(log["lines"], lines as u64, "{mode}");
         assert_eq!(log["rejected"], rejected, "{mode}");
         assert_eq!(log["bytes_in"], size as u64, "{mode}");
+        assert_eq!(
+            report["reports"][0]["http_retries"],
+            1 + u64::from(mode == "flaky")
+        );
     }
     let seen = logsrv.seen.lock().unwrap().clone();
     let drop_requests: Vec<_> = seen
@@ -649,6 +712,228 @@ async fn dropped_connection_and_503_are_retried_with_exact_counts() {
     );
     let raw = objects(&s3)[&format!("pre/raw/www.example.com/2015_06_09/{NAME}")].clone();
     assert_eq!(raw, fixture().0, "raw dump is byte for byte");
+    app.shutdown().await;
+}
+
+/// Redirects are followed only within one origin: the same host on another port is refused and
+/// never contacted; the same scheme, host and port is followed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redirects_only_within_the_same_origin() {
+    let (data, _) = fixture();
+    let size = data.len();
+    let files = HashMap::from([(NAME.to_string(), data)]);
+    let logsrv = start_log_server(files.clone()).await;
+    let other = start_log_server(files).await;
+    let s3 = start_s3().await;
+    let app = start_cdnlake(s3.port).await;
+    let port = other.addr.port();
+    let url = format!("http://{}/toport-{port}/{NAME}", logsrv.addr);
+    let r = invoke(app.addr, &envelope(&[log_event(&url, None, "toport")])).await;
+    assert_eq!((r.status, r.fc_status.as_deref()), (404, Some("404")));
+    assert!(
+        r.body.contains("refused") && r.body.contains("another origin"),
+        "{}",
+        r.body
+    );
+    assert_no_secrets("reply", r.body.as_bytes());
+    assert_eq!(*other.seen.lock().unwrap(), Vec::<Seen>::new());
+
+    let url = format!("http://{}/self/{NAME}", logsrv.addr);
+    let r = invoke(app.addr, &envelope(&[log_event(&url, Some(size), "self")])).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let seen = logsrv.seen.lock().unwrap().clone();
+    assert!(
+        seen.iter().any(|(p, _)| *p == format!("/ok/{NAME}")),
+        "{seen:?}"
+    );
+    app.shutdown().await;
+}
+
+/// A resumed request names the version it continues (`If-Range`); a server whose object changed
+/// sends the whole new one, which fails the run. A 206 without the ETag the first response had
+/// fails it too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resumes_send_if_range_and_refuse_another_version() {
+    let (data, _) = fixture();
+    let size = data.len();
+    let logsrv = start_log_server(HashMap::from([(NAME.to_string(), data)])).await;
+    let s3 = start_s3().await;
+    let app = start_cdnlake(s3.port).await;
+    for (mode, want) in [
+        ("changed", "HTTP 200"),
+        ("noetag206", "ETag/Last-Modified differ"),
+    ] {
+        let url = format!("http://{}/{mode}/{NAME}", logsrv.addr);
+        let r = invoke(app.addr, &envelope(&[log_event(&url, Some(size), mode)])).await;
+        assert_eq!(
+            (r.status, r.fc_status.as_deref()),
+            (404, Some("404")),
+            "{mode}: {}",
+            r.body
+        );
+        assert!(r.body.contains(want), "{mode}: {}", r.body);
+        let sent: Vec<Option<String>> = logsrv
+            .if_ranges
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(p, _)| p.starts_with(&format!("/{mode}/")))
+            .map(|(_, v)| v.clone())
+            .collect();
+        assert_eq!(sent, [None, Some("\"v1\"".to_string())], "{mode}");
+    }
+    let objs = objects(&s3);
+    assert!(
+        !objs.keys().any(|k| k.contains("_manifests")),
+        "{:#?}",
+        objs.keys()
+    );
+    app.shutdown().await;
+}
+
+/// A server that drops every connection after a few bytes makes progress each time; the retries
+/// are capped in all (10 by default), so the run fails quickly with a clear reason instead of
+/// being retried once per few bytes of the file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retries_are_capped_in_all_even_with_progress() {
+    let (data, _) = fixture();
+    let size = data.len();
+    let logsrv = start_log_server(HashMap::from([(NAME.to_string(), data)])).await;
+    let s3 = start_s3().await;
+    let app = start_cdnlake(s3.port).await;
+    let cap = HttpOptions::default().max_retries as usize;
+    let url = format!("http://{}/trickle/{NAME}", logsrv.addr);
+    let started = std::time::Instant::now();
+    let r = tokio::time::timeout(
+        Duration::from_secs(30),
+        invoke(
+            app.addr,
+            &envelope(&[log_event(&url, Some(size), "trickle")]),
+        ),
+    )
+    .await
+    .expect("the retries are not bounded");
+    assert!(started.elapsed() < Duration::from_secs(20));
+    assert_eq!(
+        (r.status, r.fc_status.as_deref()),
+        (404, Some("404")),
+        "{}",
+        r.body
+    );
+    assert!(
+        r.body.contains(&format!(
+            "gave up after {cap} retries in all, the limit, at byte {}",
+            (cap + 1) * TRICKLE
+        )),
+        "{}",
+        r.body
+    );
+    assert_eq!(logsrv.seen.lock().unwrap().len(), cap + 1);
+    app.shutdown().await;
+}
+
+/// One malformed element does not stop the others: the good `LogFileCreated` is converted, the
+/// bad element is kept as received (redacted) under `audit/events/dt=undated/`, and the
+/// invocation fails naming the element and its field, so FC retries; the retry rewrites the
+/// same objects.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_malformed_element_is_kept_and_fails_only_after_the_others() {
+    let (data, _) = fixture();
+    let size = data.len();
+    let logsrv = start_log_server(HashMap::from([(NAME.to_string(), data)])).await;
+    let s3 = start_s3().await;
+    let app = start_cdnlake(s3.port).await;
+    let bad = format!(
+        r#"{{"eventName":"CdnDomainAdded","eventParameter":{{"domain":"d.com","note":"http://x.aliyuncs.com/a?OSSAccessKeyId={AK}&Signature={SIG}"}}}}"#
+    );
+    let body = envelope(&[
+        log_event(
+            &format!("http://{}/ok/{NAME}", logsrv.addr),
+            Some(size),
+            "good-1",
+        ),
+        bad,
+    ]);
+    let r = invoke(app.addr, &body).await;
+    assert_eq!(
+        (r.status, r.fc_status.as_deref()),
+        (404, Some("404")),
+        "{}",
+        r.body
+    );
+    assert!(
+        r.body.contains("events[1].eventTime: missing"),
+        "{}",
+        r.body
+    );
+    assert_no_secrets("reply", r.body.as_bytes());
+    let first = objects(&s3);
+    let keys: Vec<&String> = first.keys().collect();
+    for want in [
+        format!(
+            "pre/_manifests/www.example.com/2015_06_09/{}.json",
+            NAME.trim_end_matches(".gz")
+        ),
+        "pre/audit/events/dt=2018-06-14/good-1.json".to_string(),
+    ] {
+        assert!(first.contains_key(&want), "missing {want} in {keys:#?}");
+    }
+    let undated: Vec<_> = first
+        .iter()
+        .filter(|(k, _)| k.starts_with("pre/audit/events/dt=undated/"))
+        .collect();
+    assert_eq!(undated.len(), 1, "{keys:#?}");
+    let kept = String::from_utf8_lossy(undated[0].1);
+    assert!(
+        kept.contains("CdnDomainAdded") && kept.contains("http://x.aliyuncs.com/a?<redacted>"),
+        "{kept}"
+    );
+    for (k, v) in &first {
+        assert_no_secrets(k, v);
+    }
+    // FC's retry: the same failure, the same objects.
+    let r2 = invoke(app.addr, &body).await;
+    assert_eq!(r2.status, 404);
+    assert_eq!(objects(&s3), first);
+    app.shutdown().await;
+}
+
+/// A chunked body whose connection breaks after the last data chunk, before the terminating one:
+/// every byte is here. Without `fileSize` the resume gets 416 `bytes */<size>`, which means
+/// complete; with `fileSize` the size says so and nothing is resumed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chunked_body_cut_before_its_terminating_chunk_is_complete() {
+    let (data, lines) = fixture();
+    let size = data.len();
+    let logsrv = start_log_server(HashMap::from([(NAME.to_string(), data.clone())])).await;
+    let s3 = start_s3().await;
+    let app = start_cdnlake(s3.port).await;
+    let url = format!("http://{}/chunkdrop/{NAME}", logsrv.addr);
+    for (announced, requests) in [(None, 2), (Some(size), 1)] {
+        logsrv.seen.lock().unwrap().clear();
+        let r = invoke(
+            app.addr,
+            &envelope(&[log_event(&url, announced, "chunkdrop")]),
+        )
+        .await;
+        assert_eq!(
+            (r.status, r.fc_status.as_deref()),
+            (200, Some("200")),
+            "{announced:?}: {}",
+            r.body
+        );
+        let report: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+        let log = &report["reports"][0]["log"];
+        assert_eq!(log["lines"], lines as u64, "{announced:?}");
+        assert_eq!(log["bytes_in"], size as u64, "{announced:?}");
+        let seen = logsrv.seen.lock().unwrap().clone();
+        assert_eq!(seen.len(), requests, "{announced:?}: {seen:?}");
+        if requests == 2 {
+            assert_eq!(seen[1].1, Some(format!("bytes={size}-")));
+        }
+        let raw = objects(&s3)[&format!("pre/raw/www.example.com/2015_06_09/{NAME}")].clone();
+        assert_eq!(raw, data, "raw dump is byte for byte");
+    }
     app.shutdown().await;
 }
 

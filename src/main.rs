@@ -12,7 +12,7 @@ use std::io::Write;
 use cdnlake::access::time::PartitionTz;
 use cdnlake::ddl;
 use cdnlake::gen::{cdn_file_name, generate, GenOptions};
-use cdnlake::handler::{handle_events, HandlerOptions, InvocationReport};
+use cdnlake::handler::{handle_parsed, HandlerOptions, InvocationReport};
 use cdnlake::http::{AllowList, HttpOptions};
 use cdnlake::lake::store::{Credentials, Lake, OssOptions};
 use cdnlake::pipeline::{convert_path, ConvertOptions, RunReport};
@@ -653,12 +653,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 std::fs::read(&event)
                     .with_context(|| format!("{}: cannot read", event.display()))?
             };
-            let events = cdnlake::event::parse_lenient(&text)
+            // Every element is tried: a malformed one is kept and reported after the others ran.
+            let parsed = cdnlake::event::parse_lenient_each(&text)
                 .with_context(|| format!("{}", event.display()))?;
             let (handler, oss) = common.options()?;
             let lake = Lake::open_with(&common.dest, &oss)?;
             let rt = runtime()?;
-            let (report, result) = handle_events(&lake, rt.handle(), &events, &handler);
+            let (report, result) = handle_parsed(&lake, rt.handle(), &parsed, &handler);
             if json {
                 println!("{}", serde_json::to_string(&report)?);
             } else {

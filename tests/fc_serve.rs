@@ -10,6 +10,9 @@
 //! host, region, credentials from the FC headers); only DNS is replaced, inside the HTTP client,
 //! so that `<bucket>.oss.test` reaches 127.0.0.1.
 
+mod common;
+
+use common::{gzip, log_text};
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -64,31 +67,6 @@ impl Write for Capture {
 }
 
 // ---------------------------------------------------------------- test log
-
-fn gz(data: &[u8]) -> Vec<u8> {
-    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    e.write_all(data).unwrap();
-    e.finish().unwrap()
-}
-
-/// `n` lines of the DESIGN §1.3 format across two hours, every 7th one malformed.
-fn log_text(n: usize) -> Vec<u8> {
-    let mut s = String::new();
-    for i in 0..n {
-        if i % 7 == 3 {
-            s.push_str("this line is not an access line\n");
-            continue;
-        }
-        let (h, m, sec) = (1 + (i * 2 / n), (i / 60) % 60, i % 60);
-        s.push_str(&format!(
-            "[9/Jun/2015:{h:02}:{m:02}:{sec:02} +0800] 192.0.2.{} - {} \"-\" \"GET http://www.example.com/p/{i}.html?x={i}\" 200 191 {} MISS \"Mozilla/5.0 (X)\" \"text/html\"\n",
-            i % 250,
-            i % 1000,
-            1000 + i
-        ));
-    }
-    s.into_bytes()
-}
 
 const NAME: &str = "www.example.com_2015_06_09_0100_0300.gz";
 
@@ -571,8 +549,8 @@ fn assert_no_secrets(what: &str, bytes: &[u8]) {
 
 fn fixture() -> (Vec<u8>, usize) {
     let text = log_text(5000);
-    let mut data = gz(&text[..text.len() / 2]);
-    data.extend(gz(&text[text.len() / 2..])); // two gzip members
+    let mut data = gzip(&text[..text.len() / 2]);
+    data.extend(gzip(&text[text.len() / 2..])); // two gzip members
     (data, 5000)
 }
 

@@ -9,8 +9,10 @@
 //! auto-creation is off, so a path-style request (bucket `pre`) would fail. DNS is replaced inside
 //! the HTTP client only: `lake.oss.test` resolves to 127.0.0.1.
 
+mod common;
+
+use common::{gzip, log_text};
 use std::collections::{BTreeMap, HashMap};
-use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener as StdListener};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -210,31 +212,6 @@ async fn objects(store: &dyn ObjectStore) -> BTreeMap<String, Vec<u8>> {
 
 // ---------------------------------------------------------------- log server
 
-fn gz(data: &[u8]) -> Vec<u8> {
-    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    e.write_all(data).unwrap();
-    e.finish().unwrap()
-}
-
-/// `n` lines across two hours, every 7th one malformed.
-fn log_text(n: usize) -> Vec<u8> {
-    let mut s = String::new();
-    for i in 0..n {
-        if i % 7 == 3 {
-            s.push_str("this line is not an access line\n");
-            continue;
-        }
-        let (h, m, sec) = (1 + (i * 2 / n), (i / 60) % 60, i % 60);
-        s.push_str(&format!(
-            "[9/Jun/2015:{h:02}:{m:02}:{sec:02} +0800] 192.0.2.{} - {} \"-\" \"GET http://www.example.com/p/{i}.html?x={i}\" 200 191 {} MISS \"Mozilla/5.0 (X)\" \"text/html\"\n",
-            i % 250,
-            i % 1000,
-            1000 + i
-        ));
-    }
-    s.into_bytes()
-}
-
 /// Serves `files` by name with `Content-Length` and an ETag, one request per connection.
 async fn start_log_server(files: HashMap<String, Vec<u8>>) -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -312,8 +289,8 @@ async fn log_file_created_into_seaweedfs_through_oss_virtual_hosted() {
 
     let lines = 20_000;
     let text = log_text(lines);
-    let mut data = gz(&text[..text.len() / 2]);
-    data.extend(gz(&text[text.len() / 2..])); // two gzip members
+    let mut data = gzip(&text[..text.len() / 2]);
+    data.extend(gzip(&text[text.len() / 2..])); // two gzip members
     let size = data.len();
     let logs = start_log_server(HashMap::from([(NAME.to_string(), data.clone())])).await;
 

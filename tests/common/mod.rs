@@ -75,3 +75,23 @@ pub fn reports(o: &Output) -> Vec<serde_json::Value> {
         .map(|l| serde_json::from_str(l).expect("report is JSON"))
         .collect()
 }
+
+/// `n` lines of the DESIGN §1.3 format across two hours, every 7th one malformed (a small,
+/// hand-shaped log for the server tests, independent of the generator).
+pub fn log_text(n: usize) -> Vec<u8> {
+    let mut s = String::new();
+    for i in 0..n {
+        if i % 7 == 3 {
+            s.push_str("this line is not an access line\n");
+            continue;
+        }
+        let (h, m, sec) = (1 + (i * 2 / n), (i / 60) % 60, i % 60);
+        s.push_str(&format!(
+            "[9/Jun/2015:{h:02}:{m:02}:{sec:02} +0800] 192.0.2.{} - {} \"-\" \"GET http://www.example.com/p/{i}.html?x={i}\" 200 191 {} MISS \"Mozilla/5.0 (X)\" \"text/html\"\n",
+            i % 250,
+            i % 1000,
+            1000 + i
+        ));
+    }
+    s.into_bytes()
+}

@@ -370,12 +370,17 @@ pub fn convert_reader(
     if let Some(sink) = w.rejects.into_sink() {
         staged.push((sink, Some(rejected)));
     }
-    let mut objects = Vec::new();
-    for (sink, rows) in staged {
-        let key = relative(&lake.prefix, sink.key());
-        let bytes = sink.complete()?;
-        objects.push(ObjectEntry { key, bytes, rows });
-    }
+    // Commit every upload at once: one round trip to the store rather than one per object.
+    let keys: Vec<(String, Option<u64>)> = staged
+        .iter()
+        .map(|(sink, rows)| (relative(&lake.prefix, sink.key()), *rows))
+        .collect();
+    let sizes = ObjectSink::complete_all(staged.into_iter().map(|(sink, _)| sink).collect())?;
+    let objects: Vec<ObjectEntry> = keys
+        .into_iter()
+        .zip(sizes)
+        .map(|((key, rows), bytes)| ObjectEntry { key, bytes, rows })
+        .collect();
     let manifest = Manifest {
         manifest_version: MANIFEST_VERSION,
         schema_version: SCHEMA_VERSION,

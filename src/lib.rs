@@ -17,8 +17,11 @@
 //!   `lines = rows + rejected + empty`, and the manifest says so.
 //! - **Idempotent**: every key derives from the source's identity, so a re-run rewrites the same
 //!   objects, and removes the ones it no longer writes.
-//! - **All or nothing**: uploads are committed only once the whole input is read and verified; a
-//!   truncated or corrupt gzip leaves the lake as it was and writes no manifest.
+//! - **Nothing half-done marked done**: uploads are committed only once the whole input is read
+//!   and verified; a truncated or corrupt gzip leaves the lake as it was and writes no manifest.
+//!   The commit itself (a handful of objects, then the manifest) is not atomic across objects: a
+//!   store failure in that short step can leave new objects without a manifest, which a retry
+//!   replaces.
 //! - **Bounded memory**: the file is streamed once in blocks; nothing holds it whole.
 //!
 //! ## Example

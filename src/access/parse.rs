@@ -77,6 +77,8 @@ pub enum RejectKind {
     BadTime,
     /// The line ended before this field.
     MissingField,
+    /// The field is empty: two spaces in a row where a value was expected.
+    EmptyField,
     /// A field was not followed by exactly one space.
     BadSeparator,
     /// An integer field holds something else (or overflows).
@@ -99,6 +101,7 @@ impl RejectKind {
             RejectKind::UnclosedTime => "time has no closing ']'",
             RejectKind::BadTime => "time is not d/Mon/yyyy:HH:MM:SS +hhmm",
             RejectKind::MissingField => "line ends before this field",
+            RejectKind::EmptyField => "field is empty (two spaces in a row)",
             RejectKind::BadSeparator => "field not followed by a single space",
             RejectKind::BadNumber => "not an integer",
             RejectKind::NotQuoted => "field does not start with '\"'",
@@ -192,7 +195,12 @@ impl<'a> Cursor<'a> {
             i += 1;
         }
         if i == start {
-            return Err(err(field, RejectKind::MissingField));
+            let kind = if i < b.len() {
+                RejectKind::EmptyField
+            } else {
+                RejectKind::MissingField
+            };
+            return Err(err(field, kind));
         }
         self.pos = i;
         Ok(&self.s[start..i])
@@ -213,9 +221,8 @@ impl<'a> Cursor<'a> {
             i += 1;
         }
         match b.get(i) {
-            _ if i == start && matches!(b.get(i), None | Some(b' ')) => {
-                Err(err(field, RejectKind::MissingField))
-            }
+            None if i == start => Err(err(field, RejectKind::MissingField)),
+            Some(b' ') if i == start => Err(err(field, RejectKind::EmptyField)),
             None | Some(b' ') if i > start => {
                 self.pos = i;
                 Ok(v)
@@ -633,7 +640,7 @@ mod tests {
             (
                 DOC_LINE.replace("192.0.2.10 -", "192.0.2.10  -"),
                 3,
-                RejectKind::MissingField,
+                RejectKind::EmptyField,
             ),
             (
                 "[9/Jun/2015:01:58:09 +0800]".to_string(),

@@ -1,16 +1,19 @@
 //! One log file through the whole flow:
 //!
 //! ```text
-//! source ─ tee ─> raw dump (multipart upload)
+//! source ─ tee ─> raw dump (an upload, not yet committed)
 //!            └──> gunzip (all members) ─> line-aligned blocks   [decoder thread]
 //!                 ─> parse blocks in parallel                    [rayon]
-//!                 ─> per-partition Parquet writers, rejects       [this thread, in line order]
-//!                 ─> commit every upload ─> manifest (last) ─> remove stale keys
+//!                 ─> per-partition Parquet writers (columns encoded on rayon), traffic
+//!                    rollups, rejects                             [this thread, in line order]
+//!                 ─> commit every upload (concurrently) ─> remove the keys an earlier run
+//!                    wrote and this one did not ─> manifest (last)
 //! ```
 //!
 //! Bounded queues sit between the stages, so memory does not grow with the file. Every upload
 //! stays uncommitted until the whole input has been read and verified (gzip CRC and length): a
-//! failure anywhere aborts them all and leaves the lake exactly as it was.
+//! failure before that aborts them all and leaves the lake exactly as it was. Stale keys go
+//! before the new manifest, so a failed delete is found again by the next run.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;

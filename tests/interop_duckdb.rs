@@ -6,7 +6,6 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 
 use cdnlake::access::parse::parse_line;
 use cdnlake::gen::GenOptions;
@@ -14,26 +13,8 @@ use common::*;
 use serde_json::Value;
 
 fn duckdb_check(dir: &Path, lake: &str, rows: bool) -> Value {
-    let ddl = cdnlake(dir, &["ddl", "--dialect", "duckdb", "--dest", lake]);
-    assert!(ddl.status.success(), "{}", stderr(&ddl));
-    let views = dir.join("views.sql");
-    std::fs::write(&views, &ddl.stdout).unwrap();
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/duckdb_check.py");
-    let mut cmd = Command::new("python3");
-    cmd.arg(&script)
-        .arg(&views)
-        .arg(dir.join(lake))
-        .current_dir(dir);
-    if rows {
-        cmd.arg("--rows");
-    }
-    let o = cmd.output().expect("python3 must be installed");
-    assert!(
-        o.status.success(),
-        "DuckDB check failed (is the duckdb Python package installed? `python3 -m pip install duckdb`):\n{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    serde_json::from_slice(&o.stdout).expect("checker prints JSON")
+    let args: &[&str] = if rows { &["--rows"] } else { &[] };
+    duckdb_script(dir, lake, "duckdb_check.py", args)
 }
 
 #[test]

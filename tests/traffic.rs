@@ -7,7 +7,6 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 
 use cdnlake::gen::GenOptions;
 use cdnlake::traffic::{RT_BOUNDS_MS, TRAFFIC};
@@ -15,26 +14,8 @@ use common::*;
 use serde_json::Value;
 
 fn traffic_check(dir: &Path, lake: &str) -> Value {
-    let ddl = cdnlake(dir, &["ddl", "--dialect", "duckdb", "--dest", lake]);
-    assert!(ddl.status.success(), "{}", stderr(&ddl));
-    let views = dir.join("views.sql");
-    std::fs::write(&views, &ddl.stdout).unwrap();
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/traffic_check.py");
     let bounds: Vec<String> = RT_BOUNDS_MS.iter().map(i64::to_string).collect();
-    let o = Command::new("python3")
-        .arg(&script)
-        .arg(&views)
-        .arg(dir.join(lake))
-        .arg(bounds.join(","))
-        .current_dir(dir)
-        .output()
-        .expect("python3 must be installed");
-    assert!(
-        o.status.success(),
-        "DuckDB check failed (is the duckdb Python package installed?):\n{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    serde_json::from_slice(&o.stdout).expect("checker prints JSON")
+    duckdb_script(dir, lake, "traffic_check.py", &[&bounds.join(",")])
 }
 
 /// Rows of the traffic objects the manifests list.

@@ -95,3 +95,29 @@ pub fn log_text(n: usize) -> Vec<u8> {
     }
     s.into_bytes()
 }
+
+/// Creates the DuckDB views `cdnlake ddl` prints for `lake` (relative to `dir`), then runs the
+/// Python checker `tests/<script>` with `views.sql`, the lake path and `args`; returns its JSON.
+pub fn duckdb_script(dir: &Path, lake: &str, script: &str, args: &[&str]) -> serde_json::Value {
+    let ddl = cdnlake(dir, &["ddl", "--dialect", "duckdb", "--dest", lake]);
+    assert!(ddl.status.success(), "{}", stderr(&ddl));
+    let views = dir.join("views.sql");
+    std::fs::write(&views, &ddl.stdout).unwrap();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests")
+        .join(script);
+    let o = Command::new("python3")
+        .arg(&script)
+        .arg(&views)
+        .arg(dir.join(lake))
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("python3 must be installed");
+    assert!(
+        o.status.success(),
+        "DuckDB check failed (is the duckdb Python package installed? `python3 -m pip install duckdb`):\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    serde_json::from_slice(&o.stdout).expect("checker prints JSON")
+}

@@ -192,7 +192,7 @@ pub fn run(path: &Path, rt: &Handle, sample_limit: usize) -> Result<BenchReport>
     let props = writer_properties(
         &ACCESS,
         &ParquetOptions {
-            no_statistics: crate::access::schema::FREE_TEXT,
+            no_statistics: crate::access::schema::NO_STATISTICS,
             ..ParquetOptions::default()
         },
     )?;

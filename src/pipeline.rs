@@ -233,7 +233,7 @@ pub fn convert_reader(
         props: writer_properties(
             &ACCESS,
             &ParquetOptions {
-                no_statistics: crate::access::schema::FREE_TEXT,
+                no_statistics: crate::access::schema::NO_STATISTICS,
                 ..opts.parquet.clone()
             },
         )?,

@@ -53,15 +53,27 @@ pub const ACCESS: Table = Table {
     ],
 };
 
-/// Free-text columns written without min/max statistics (see `ParquetOptions::no_statistics`).
-pub const FREE_TEXT: &[&str] = &[
+/// Columns written without min/max statistics (see `ParquetOptions::no_statistics`), because
+/// their min/max never lets a reader skip a row group while computing them costs a string
+/// comparison per value:
+/// - free text (`url`, `user_agent`, ...): every row group spans nearly the whole range;
+/// - a handful of values that every row group holds (`method`, `scheme`, `cache_status`,
+///   `content_type`) or one value per file (`source_file`): measured 7% of encoding time.
+///
+/// `host`, the numbers and the times keep their statistics: those do prune.
+pub const NO_STATISTICS: &[&str] = &[
     "client_ip",
     "referer",
+    "method",
     "url",
+    "scheme",
     "path",
     "query",
+    "cache_status",
     "user_agent",
+    "content_type",
     "extra",
+    "source_file",
 ];
 
 /// Column builders for a batch of access rows. Appending copies the borrowed strings once into

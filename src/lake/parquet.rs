@@ -229,9 +229,10 @@ impl PartFile {
 mod tests {
     use super::*;
     use crate::access::block::{parse_block, BlockOptions};
-    use crate::access::schema::{ACCESS, FREE_TEXT};
+    use crate::access::schema::{ACCESS, NO_STATISTICS};
     use crate::gen::{generate, GenOptions};
     use object_store::ObjectStoreExt;
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
     use parquet::basic::Encoding;
     use parquet::file::reader::{FileReader, SerializedFileReader};
 
@@ -253,7 +254,7 @@ mod tests {
         let schema = ACCESS.arrow_schema();
         let parsed = parse_block(&text, 1, "f.gz", &schema, &BlockOptions::default());
         let opts = ParquetOptions {
-            no_statistics: FREE_TEXT,
+            no_statistics: NO_STATISTICS,
             ..ParquetOptions::default()
         };
         let props = writer_properties(&ACCESS, &opts).unwrap();
@@ -265,9 +266,30 @@ mod tests {
         f.finish().unwrap().complete().unwrap();
         let bytes =
             rt.block_on(async { lake.store.get(&key).await.unwrap().bytes().await.unwrap() });
+        // What is read back equals what was written, with the file schema embedded.
+        let back: Vec<RecordBatch> = ParquetRecordBatchReaderBuilder::try_new(bytes.clone())
+            .unwrap()
+            .build()
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(back[0].schema(), ACCESS.arrow_schema());
+        let back = arrow::compute::concat_batches(&ACCESS.arrow_schema(), &back).unwrap();
+        let sent: Vec<RecordBatch> = parsed.parts.iter().map(|p| p.batch.clone()).collect();
+        let sent = arrow::compute::concat_batches(&sent[0].schema(), &sent).unwrap();
+        assert_eq!(back.num_rows() as u64, parsed.rows);
+        for (i, f) in ACCESS.arrow_schema().fields().iter().enumerate() {
+            assert_eq!(back.column(i), sent.column(i), "column {}", f.name());
+        }
         let reader = SerializedFileReader::new(bytes).unwrap();
         let rg = reader.metadata().row_group(0);
         for (i, c) in ACCESS.columns.iter().enumerate() {
+            assert_eq!(
+                rg.column(i).statistics().is_some(),
+                !NO_STATISTICS.contains(&c.name),
+                "statistics of {}",
+                c.name
+            );
             let encodings: Vec<Encoding> = rg.column(i).encodings().collect();
             let dict = encodings.contains(&Encoding::RLE_DICTIONARY)
                 || encodings.contains(&Encoding::PLAIN_DICTIONARY);

@@ -3,5 +3,6 @@
 pub mod block;
 pub mod filename;
 pub mod parse;
+pub mod scan;
 pub mod schema;
 pub mod time;

@@ -85,8 +85,21 @@ pub fn duckdb_views(dest: &str, has_files: impl Fn(&Table) -> bool) -> String {
     }
     for t in tables() {
         let _ = writeln!(out, "\n-- {}: {}", t.name, t.doc);
+        let w = t.columns.iter().map(|c| c.name.len()).max().unwrap_or(0);
+        let tw = t
+            .columns
+            .iter()
+            .map(|c| c.kind.duckdb().len())
+            .max()
+            .unwrap_or(0);
         for c in t.columns {
-            let _ = writeln!(out, "--   {:<18} {:<26} {}", c.name, c.kind.duckdb(), c.doc);
+            let _ = writeln!(
+                out,
+                "--   {:<w$} {:<tw$} {}",
+                c.name,
+                c.kind.duckdb(),
+                c.doc
+            );
         }
         let glob = format!("{base}/{}/**/*.parquet", t.folder);
         if !has_files(t) {

@@ -594,7 +594,9 @@ impl Read for HttpReader {
             match self.next_chunk() {
                 Ok(Some(b)) => self.chunk = b,
                 Ok(None) => return Ok(0),
-                // The message is already redacted; the pipeline reports it as a read failure.
+                // The pipeline reports this as a read failure of the (redacted) URL, so only the
+                // reason goes here: the URL once per message, not twice.
+                Err(Error::Http { reason, .. }) => return Err(std::io::Error::other(reason)),
                 Err(e) => return Err(std::io::Error::other(e.to_string())),
             }
         }

@@ -679,6 +679,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 handler,
                 oss,
                 max_body: MAX_BODY,
+                header_read_timeout: cdnlake::server::HEADER_READ_TIMEOUT,
             };
             let rt = runtime()?;
             rt.block_on(async {

@@ -22,7 +22,7 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::header::{HeaderValue, CONTENT_LENGTH, CONTENT_TYPE};
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::runtime::Handle;
@@ -45,7 +45,14 @@ pub struct ServerOptions {
     /// requests without the FC credential headers (local testing).
     pub oss: OssOptions,
     pub max_body: usize,
+    /// A connection that has not sent a whole request head within this time is closed, so
+    /// half-open or stalled clients cannot hold connections forever.
+    pub header_read_timeout: std::time::Duration,
 }
+
+/// Default for [`ServerOptions::header_read_timeout`]: far longer than FC ever takes to send a
+/// request head on loopback.
+pub const HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 struct State {
     opts: ServerOptions,
@@ -107,12 +114,16 @@ pub async fn serve(
                         continue;
                     }
                 };
+                let header_read_timeout = state.opts.header_read_timeout;
                 let state = state.clone();
                 let svc = hyper::service::service_fn(move |req| {
                     let state = state.clone();
                     async move { Ok::<_, Infallible>(respond(state, req).await) }
                 });
-                let conn = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), svc);
+                let conn = hyper::server::conn::http1::Builder::new()
+                    .timer(TokioTimer::new())
+                    .header_read_timeout(header_read_timeout)
+                    .serve_connection(TokioIo::new(stream), svc);
                 let conn = graceful.watch(conn);
                 tokio::spawn(async move {
                     if let Err(e) = conn.await {

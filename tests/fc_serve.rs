@@ -421,6 +421,7 @@ async fn start_cdnlake_with(s3_port: u16, http: HttpOptions) -> Cdnlake {
             client: Some(client),
         },
         max_body: MAX_BODY,
+        header_read_timeout: Duration::from_secs(1),
     };
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(async move {
@@ -806,6 +807,12 @@ async fn retries_are_capped_in_all_even_with_progress() {
         "{}",
         r.body
     );
+    assert_eq!(
+        r.body.matches("/trickle/").count(),
+        1,
+        "the URL is named once: {}",
+        r.body
+    );
     assert_eq!(logsrv.seen.lock().unwrap().len(), cap + 1);
     app.shutdown().await;
 }
@@ -1153,4 +1160,36 @@ async fn large_objects_use_multipart_uploads_through_the_oss_configuration() {
     // aborted one: clearly more than two single PUTs.
     assert!(*s3.requests.lock().unwrap() - before >= 6);
     assert_eq!(*s3.violations.lock().unwrap(), Vec::<String>::new());
+}
+
+/// A client that sends half a request head and stalls is cut off after the header read timeout
+/// (1 s here), instead of holding its connection for ever; a prompt request still gets served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_request_head_is_cut_off() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let s3 = start_s3().await;
+    let cdn = start_cdnlake(s3.port).await;
+    let mut sock = tokio::net::TcpStream::connect(cdn.addr).await.unwrap();
+    sock.write_all(b"POST /invoke HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let mut buf = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(20), sock.read_to_end(&mut buf)).await;
+    assert!(
+        read.is_ok(),
+        "the server kept a stalled connection open for 20 s"
+    );
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(900),
+        "closed after {waited:?}, before the timeout"
+    );
+    let r = invoke(cdn.addr, "[]").await;
+    assert_eq!(
+        r.status, 404,
+        "a prompt request after that is still answered: {}",
+        r.body
+    );
+    cdn.shutdown().await;
 }

@@ -313,6 +313,7 @@ async fn log_file_created_into_seaweedfs_through_oss_virtual_hosted() {
             client: Some(object_store::ClientOptions::new().with_dns_resolver(Arc::new(Loopback))),
         },
         max_body: MAX_BODY,
+        header_read_timeout: cdnlake::server::HEADER_READ_TIMEOUT,
     };
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(async move {

@@ -153,7 +153,7 @@ pub fn run(path: &Path, rt: &Handle, sample_limit: usize) -> Result<BenchReport>
         Ok(())
     })?;
 
-    // A sample of the text in memory, in 2 MiB line-aligned blocks.
+    // A sample of the text in memory, in line-aligned blocks of the pipeline's size.
     let f = std::fs::File::open(path).map_err(io(path))?;
     let mut text = Vec::new();
     flate2::read::MultiGzDecoder::new(std::io::BufReader::new(f))
@@ -166,7 +166,7 @@ pub fn run(path: &Path, rt: &Handle, sample_limit: usize) -> Result<BenchReport>
     let mut blocks = Vec::new();
     let mut start = 0;
     while start < text.len() {
-        let end = (start + 2 * 1024 * 1024).min(text.len());
+        let end = (start + crate::source::DecodeOptions::default().block_size).min(text.len());
         let end = memchr::memrchr(b'\n', &text[start..end]).map_or(end, |i| start + i + 1);
         blocks.push(&text[start..end]);
         start = end;

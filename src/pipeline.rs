@@ -47,7 +47,8 @@ pub struct ConvertOptions {
     pub tz: PartitionTz,
     pub decode: DecodeOptions,
     pub parquet: ParquetOptions,
-    /// Blocks being parsed at once (0: twice the rayon threads, plus one).
+    /// Blocks being parsed at once (0: one per rayon thread, plus one so a thread that finishes
+    /// finds the next block ready).
     pub parse_window: usize,
 }
 
@@ -219,7 +220,7 @@ pub fn convert_reader(
     });
     let source_file: Arc<str> = Arc::from(layout.file_name.as_str());
     let window = if opts.parse_window == 0 {
-        rayon::current_num_threads() * 2 + 1
+        rayon::current_num_threads() + 1
     } else {
         opts.parse_window
     };

@@ -29,7 +29,7 @@ pub const MAX_DECOMPRESSED: u64 = 64 << 30;
 /// Limits and sizes for decoding.
 #[derive(Debug, Clone)]
 pub struct DecodeOptions {
-    /// Target size of a block of lines.
+    /// Target size of a block of lines (4 MiB).
     pub block_size: usize,
     /// Lines longer than this are cut (the parser then rejects them) instead of buffered.
     pub max_line: usize,
@@ -52,7 +52,10 @@ impl std::fmt::Debug for Progress {
 impl Default for DecodeOptions {
     fn default() -> Self {
         DecodeOptions {
-            block_size: 2 * 1024 * 1024,
+            // Measured against 2 MiB (window 5) on 360 MB and 1.5 GB logs: 5-8% faster end to
+            // end (fewer, larger encoder passes per row group), +25 MiB peak memory. 8 MiB gained
+            // nothing more and passed 256 MiB.
+            block_size: 4 * 1024 * 1024,
             max_line: 64 * 1024,
             max_decompressed: MAX_DECOMPRESSED,
             progress: None,

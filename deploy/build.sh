@@ -6,7 +6,7 @@ set -eu
 cd "$(dirname "$0")/.."
 cargo build --release --locked --target x86_64-unknown-linux-musl
 rm -rf deploy/code && mkdir -p deploy/code
-cp target/x86_64-unknown-linux-musl/release/cdnlake deploy/code/cdnlake
+cp "${CARGO_TARGET_DIR:-target}/x86_64-unknown-linux-musl/release/cdnlake" deploy/code/cdnlake
 cp deploy/bootstrap deploy/code/bootstrap
 chmod +x deploy/code/bootstrap deploy/code/cdnlake
 echo "staged deploy/code: $(ls -l deploy/code | tail -n +2 | wc -l) files"

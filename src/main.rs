@@ -1,6 +1,7 @@
 //! The `cdnlake` command: argument parsing and calls into the library, nothing more.
 
 use std::io::IsTerminal;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -18,6 +19,12 @@ use cdnlake::lake::store::{Credentials, Lake, OssOptions};
 use cdnlake::pipeline::{convert_path, ConvertOptions, RunReport};
 use cdnlake::server::{serve, ServerOptions, MAX_BODY};
 use cdnlake::source::Progress;
+
+/// The static musl build (the FC deployment) uses jemalloc: with musl's own allocator `convert`
+/// takes 75% longer, most of it in the kernel (see the comment in Cargo.toml).
+#[cfg(target_env = "musl")]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 use std::sync::Arc;
 
 #[derive(Parser)]

@@ -604,6 +604,26 @@ mod tests {
     }
 
     #[test]
+    fn the_time_cache_tells_apart_times_that_differ_in_any_byte() {
+        let mut p = LineParser::default();
+        let base = p.parse(DOC_LINE).unwrap().time_micros;
+        // Day (byte 0), month (2-4), minute (13-14), second (16-17), offset (23-24); the 25-byte
+        // field is compared as two overlapping 16-byte halves.
+        for (from, to, delta) in [
+            ("9/Jun/2015:01:58:09", "8/Jun/2015:01:58:09", -86_400),
+            ("9/Jun/2015:01:58:09", "9/Jul/2015:01:58:09", 30 * 86_400),
+            ("9/Jun/2015:01:58:09", "9/Jun/2015:01:59:09", 60),
+            ("9/Jun/2015:01:58:09", "9/Jun/2015:01:58:08", -1),
+            ("+0800", "+0801", -60),
+        ] {
+            let line = DOC_LINE.replace(from, to);
+            let l = p.parse(&line).unwrap();
+            assert_eq!(l.time_micros, base + delta * 1_000_000, "{to}");
+            assert_eq!(p.parse(DOC_LINE).unwrap().time_micros, base);
+        }
+    }
+
+    #[test]
     fn big_response_bytes() {
         let l = p(DOC_LINE.replace(" 2830 ", " 5000000000 "));
         assert_eq!(l.response_bytes, 5_000_000_000);

@@ -7,7 +7,7 @@ use std::hint::black_box;
 use std::io::{Read, Write};
 
 use cdnlake::access::block::{parse_block, BlockOptions};
-use cdnlake::access::schema::{ACCESS, NO_STATISTICS};
+use cdnlake::access::schema::ACCESS;
 use cdnlake::gen::{generate, GenOptions};
 use cdnlake::lake::parquet::{writer_properties, ParquetOptions};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
@@ -46,11 +46,7 @@ fn bench_stages(c: &mut Criterion) {
 
     let schema = ACCESS.arrow_schema();
     let parsed = parse_block(&text, 1, "bench.gz", &schema, &BlockOptions::default());
-    let opts = ParquetOptions {
-        no_statistics: NO_STATISTICS,
-        ..ParquetOptions::default()
-    };
-    let props = writer_properties(&ACCESS, &opts).expect("props");
+    let props = writer_properties(&ACCESS, &ParquetOptions::default()).expect("props");
     g.bench_function("encode_parquet", |b| {
         b.iter(|| {
             let mut w = parquet::arrow::ArrowWriter::try_new(

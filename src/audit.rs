@@ -34,6 +34,7 @@ pub const CACHE_AUDIT: Table = Table {
     folder: "audit/cache",
     partitions: &["event", "dt"],
     doc: "CDN cache refresh/push/block tasks, one row per object path",
+    no_statistics: &[],
     columns: &[
         Column::new("event_name", Kind::Utf8, false, true, "eventName"),
         Column::new(
@@ -85,6 +86,7 @@ pub const DOMAIN_AUDIT: Table = Table {
     folder: "audit/domain",
     partitions: &["event", "dt"],
     doc: "CDN domain added/deleted/started/stopped",
+    no_statistics: &[],
     columns: &[
         Column::new("event_name", Kind::Utf8, false, true, "eventName"),
         Column::new(

@@ -189,13 +189,7 @@ pub fn run(path: &Path, rt: &Handle, sample_limit: usize) -> Result<BenchReport>
             .collect();
         Ok(())
     })?;
-    let props = writer_properties(
-        &ACCESS,
-        &ParquetOptions {
-            no_statistics: crate::access::schema::NO_STATISTICS,
-            ..ParquetOptions::default()
-        },
-    )?;
+    let props = writer_properties(&ACCESS, &ParquetOptions::default())?;
     let mut parquet_bytes = 0;
     let encode = stage(
         "encode (Arrow -> zstd Parquet)",

@@ -231,13 +231,7 @@ pub fn convert_reader(
         rt,
         layout,
         opts,
-        props: writer_properties(
-            &ACCESS,
-            &ParquetOptions {
-                no_statistics: crate::access::schema::NO_STATISTICS,
-                ..opts.parquet.clone()
-            },
-        )?,
+        props: writer_properties(&ACCESS, &opts.parquet)?,
         schema: schema.clone(),
         partitions: BTreeMap::new(),
         rejects: RejectWriter::new(layout.rejects()),

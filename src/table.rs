@@ -86,6 +86,9 @@ pub struct Table {
     /// Hive partition keys, outermost first (all STRING).
     pub partitions: &'static [&'static str],
     pub doc: &'static str,
+    /// Columns written without min/max statistics: those whose min/max can never let a reader
+    /// skip a row group, where computing them costs a comparison per value.
+    pub no_statistics: &'static [&'static str],
 }
 
 impl Table {

@@ -28,6 +28,7 @@ pub const ACCESS: Table = Table {
     folder: "access",
     partitions: &["domain", "dt", "hour"],
     doc: "One row per CDN access log line",
+    no_statistics: NO_STATISTICS,
     columns: &[
         Column::new("time", Kind::Timestamp, false, true, "request time (UTC instant)"),
         Column::new("unixtime", Kind::Int64, false, true, "request time, seconds since the epoch"),
@@ -53,7 +54,7 @@ pub const ACCESS: Table = Table {
     ],
 };
 
-/// Columns written without min/max statistics (see `ParquetOptions::no_statistics`), because
+/// Columns written without min/max statistics (see [`Table::no_statistics`]), because
 /// their min/max never lets a reader skip a row group while computing them costs a string
 /// comparison per value:
 /// - free text (`url`, `user_agent`, ...): every row group spans nearly the whole range;

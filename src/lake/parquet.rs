@@ -24,9 +24,6 @@ pub struct ParquetOptions {
     /// A partition's file is closed and a `-<n>` file started past this size (MaxCompute wants
     /// files well under 2 GB).
     pub max_file_bytes: u64,
-    /// Columns without min/max statistics: long free text (URLs, user agents) whose min/max
-    /// never prunes anything but costs a comparison per value (measured: encoding ~30% faster).
-    pub no_statistics: &'static [&'static str],
 }
 
 impl Default for ParquetOptions {
@@ -35,13 +32,12 @@ impl Default for ParquetOptions {
             zstd_level: 1,
             max_row_group_rows: 512 * 1024,
             max_file_bytes: 1 << 30,
-            no_statistics: &[],
         }
     }
 }
 
-/// Writer properties for a table: zstd, page statistics on (but for the free-text columns listed in
-/// the options), dictionary encoding for the columns marked so (the writer falls back to plain
+/// Writer properties for a table: zstd, page statistics on (but for the table's
+/// [`no_statistics`](Table::no_statistics) columns), dictionary encoding for the columns marked so (the writer falls back to plain
 /// encoding by itself when a column's dictionary grows past its page limit).
 pub fn writer_properties(table: &Table, opts: &ParquetOptions) -> Result<WriterProperties> {
     let level = ZstdLevel::try_new(opts.zstd_level).map_err(|e| Error::Config {
@@ -60,7 +56,7 @@ pub fn writer_properties(table: &Table, opts: &ParquetOptions) -> Result<WriterP
         if c.dictionary {
             b = b.set_column_dictionary_enabled(ColumnPath::from(c.name), true);
         }
-        if opts.no_statistics.contains(&c.name) {
+        if table.no_statistics.contains(&c.name) {
             b = b.set_column_statistics_enabled(ColumnPath::from(c.name), EnabledStatistics::None);
         }
     }
@@ -253,11 +249,7 @@ mod tests {
         .unwrap();
         let schema = ACCESS.arrow_schema();
         let parsed = parse_block(&text, 1, "f.gz", &schema, &BlockOptions::default());
-        let opts = ParquetOptions {
-            no_statistics: NO_STATISTICS,
-            ..ParquetOptions::default()
-        };
-        let props = writer_properties(&ACCESS, &opts).unwrap();
+        let props = writer_properties(&ACCESS, &ParquetOptions::default()).unwrap();
         let key = Path::from("t.parquet");
         let mut f = PartFile::create(&lake, key.clone(), schema, props, rt.handle()).unwrap();
         for p in &parsed.parts {

@@ -5,7 +5,7 @@ Usage: python3 benches/compare.py [--lines N] [--runs R] [--log FILE.gz] [--skip
 
 Generates a log with `cdnlake gen` (unless --log is given), then runs each tool R times back to
 back and prints the median wall time, throughput in MB/s of decompressed log text, peak RSS, and
-the ratios against zcat and DuckDB. Needs a release build (`cargo build --release`) and the duckdb
+the ratios against zcat and DuckDB. Needs a dist build (`cargo build --profile dist`) and the duckdb
 Python package. Everything runs on this machine; nothing leaves it.
 """
 import argparse
@@ -20,7 +20,7 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TARGET = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
-CDNLAKE = os.path.join(TARGET, "release", "cdnlake")
+CDNLAKE = os.path.join(TARGET, "dist", "cdnlake")
 
 # The same conversion a DuckDB user would write: one regexp over each line, partition columns
 # from the line's time in +08:00, zstd Parquet partitioned like cdnlake's access table.
@@ -74,7 +74,7 @@ def main():
     ap.add_argument("--skip-duckdb", action="store_true")
     a = ap.parse_args()
     if not os.path.exists(CDNLAKE):
-        sys.exit(f"{CDNLAKE} missing: run cargo build --release")
+        sys.exit(f"{CDNLAKE} missing: run cargo build --profile dist")
     work = tempfile.mkdtemp(prefix="cdnlake-compare-")
     try:
         log = a.log

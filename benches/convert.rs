@@ -2,9 +2,9 @@
 //! bytes of decompressed log text per second. Compare with `gzip -dc FILE > /dev/null` on the same
 //! file (see `benches/compare.sh`).
 
-use cdnlake::gen::{cdn_file_name, generate, GenOptions};
+use cdnlake::convert::{convert_path, ConvertOptions};
+use cdnlake::dev::gen::{cdn_file_name, generate, GenOptions};
 use cdnlake::lake::store::Lake;
-use cdnlake::pipeline::{convert_path, ConvertOptions};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 
 fn bench_convert(c: &mut Criterion) {

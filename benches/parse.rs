@@ -3,8 +3,8 @@
 
 use cdnlake::access::block::{parse_block, BlockOptions};
 use cdnlake::access::parse::parse_line;
-use cdnlake::access::schema::ACCESS;
-use cdnlake::gen::{generate, GenOptions};
+use cdnlake::dev::gen::{generate, GenOptions};
+use cdnlake::tables::access::ACCESS;
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};

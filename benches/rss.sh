@@ -2,17 +2,17 @@
 # Peak RSS of `cdnlake handle` on a LogFileCreated event whose log is served over loopback HTTP,
 # for a ~100 MB and a ~1.2 GB (decompressed) log: memory must not grow with the file.
 #
-#   cargo build --release && benches/rss.sh
+#   cargo build --profile dist && benches/rss.sh
 #
-# Uses $CDNLAKE_BIN, else $CARGO_TARGET_DIR/release/cdnlake, else target/release/cdnlake.
+# Uses $CDNLAKE_BIN, else $CARGO_TARGET_DIR/dist/cdnlake, else target/dist/cdnlake.
 # LINES_SMALL / LINES_LARGE override the line counts (about 240 bytes per line). Everything it
 # generates lives in one temp dir, removed at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-BIN="${CDNLAKE_BIN:-${CARGO_TARGET_DIR:-target}/release/cdnlake}"
+BIN="${CDNLAKE_BIN:-${CARGO_TARGET_DIR:-target}/dist/cdnlake}"
 if [ ! -x "$BIN" ]; then
-  echo "no binary at $BIN: run cargo build --release first (or set CDNLAKE_BIN)" >&2
+  echo "no binary at $BIN: run cargo build --profile dist first (or set CDNLAKE_BIN)" >&2
   exit 1
 fi
 if [ ! -x /usr/bin/time ]; then

@@ -7,9 +7,9 @@ use std::hint::black_box;
 use std::io::{Read, Write};
 
 use cdnlake::access::block::{parse_block, BlockOptions};
-use cdnlake::access::schema::ACCESS;
-use cdnlake::gen::{generate, GenOptions};
-use cdnlake::lake::parquet::{writer_properties, ParquetOptions};
+use cdnlake::dev::gen::{generate, GenOptions};
+use cdnlake::tables::access::ACCESS;
+use cdnlake::writers::parquet::{writer_properties, ParquetOptions};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 
 fn bench_stages(c: &mut Criterion) {

@@ -4,10 +4,10 @@
 # (apt-get install musl-tools cmake), or use `cargo zigbuild` with the same target instead.
 set -eu
 cd "$(dirname "$0")/.."
-cargo build --release --locked --target x86_64-unknown-linux-musl
+cargo build --profile dist --locked --target x86_64-unknown-linux-musl
 rm -rf deploy/code && mkdir -p deploy/code
-cp "${CARGO_TARGET_DIR:-target}/x86_64-unknown-linux-musl/release/cdnlake" deploy/code/cdnlake
-# The release profile keeps line tables for profiling; the deployed binary does not need them
+cp "${CARGO_TARGET_DIR:-target}/x86_64-unknown-linux-musl/dist/cdnlake" deploy/code/cdnlake
+# The dist profile keeps line tables for profiling; the deployed binary does not need them
 # (138 MB -> 24 MB).
 strip deploy/code/cdnlake
 cp deploy/bootstrap deploy/code/bootstrap

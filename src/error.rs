@@ -98,9 +98,19 @@ pub enum Error {
         reason: String,
     },
 
-    /// Fetching a log over HTTP failed. `url` never holds the signed query.
+    /// Fetching a log over HTTP failed. `url` never holds the signed query. `transient`: the
+    /// download gave up after retrying failures that may pass (connection errors, 5xx), as
+    /// opposed to an answer that will not change (404, a changed object, a size mismatch).
     #[error("GET {url}: {reason}")]
-    Http { url: String, reason: String },
+    Http {
+        url: String,
+        reason: String,
+        transient: bool,
+    },
+
+    /// The invocation request itself could not be read (the client went away mid-body).
+    #[error("reading the request: {reason}")]
+    Request { reason: String },
 
     /// A URL was refused before any connection (scheme, host not on the allow-list, redirect).
     #[error("refused {url}: {reason}")]
@@ -132,6 +142,38 @@ pub enum Error {
     Internal(String),
 }
 
+impl Error {
+    /// Whether the same work, tried again later, may succeed: the store or the network failed
+    /// in a way that passes (a 5xx, a reset, a timeout), not the input or the settings. `serve`
+    /// reports it with each failure, so a caller can tell one worth retrying from one to fix.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Error::Request { .. } => true,
+            // A download that failed says whether it may pass; a local read error may.
+            Error::Read { source, .. } => source
+                .get_ref()
+                .and_then(|e| e.downcast_ref::<ReadFailure>())
+                .is_none_or(|f| f.transient),
+            Error::Http { transient, .. } => *transient,
+            Error::Store { source, .. } => !matches!(
+                source,
+                object_store::Error::NotFound { .. }
+                    | object_store::Error::AlreadyExists { .. }
+                    | object_store::Error::Precondition { .. }
+                    | object_store::Error::NotModified { .. }
+                    | object_store::Error::NotSupported { .. }
+                    | object_store::Error::NotImplemented { .. }
+                    | object_store::Error::PermissionDenied { .. }
+                    | object_store::Error::Unauthenticated { .. }
+                    | object_store::Error::InvalidPath { .. }
+                    | object_store::Error::UnknownConfigurationKey { .. }
+            ),
+            Error::EventsFailed { first, .. } => first.is_retryable(),
+            _ => false,
+        }
+    }
+}
+
 /// `events[1].eventParameter.fileSize`, `events[0]`, `events`, or `event` for the whole body.
 fn event_at(index: Option<usize>, field: &str) -> String {
     match (index, field.is_empty()) {
@@ -142,5 +184,64 @@ fn event_at(index: Option<usize>, field: &str) -> String {
     }
 }
 
+/// A download failure carried through `Read` (whose errors are `std::io::Error`), keeping
+/// whether it may pass: [`Error::is_retryable`] looks for it under an [`Error::Read`].
+#[derive(Debug)]
+pub struct ReadFailure {
+    pub reason: String,
+    pub transient: bool,
+}
+
+impl std::fmt::Display for ReadFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.reason)
+    }
+}
+
+impl std::error::Error for ReadFailure {}
+
 /// Shorthand for results of this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retryable_is_told_from_permanent() {
+        let store = |source| Error::Store {
+            op: "write",
+            key: "k".into(),
+            source,
+        };
+        let generic = object_store::Error::Generic {
+            store: "S3",
+            source: "503 Slow Down".into(),
+        };
+        assert!(store(generic).is_retryable());
+        let missing = object_store::Error::NotFound {
+            path: "k".into(),
+            source: "404".into(),
+        };
+        assert!(!store(missing).is_retryable());
+        let http = |transient| Error::Http {
+            url: "u".into(),
+            reason: "r".into(),
+            transient,
+        };
+        assert!(http(true).is_retryable());
+        assert!(!http(false).is_retryable());
+        let event = Error::Event {
+            index: Some(0),
+            field: "eventTime".into(),
+            reason: "missing".into(),
+        };
+        assert!(!event.is_retryable());
+        let all = Error::EventsFailed {
+            failed: 2,
+            total: 3,
+            first: Box::new(http(true)),
+        };
+        assert!(all.is_retryable());
+    }
+}

@@ -6,10 +6,18 @@
 //! ## The flow of one log file
 //!
 //! ```text
-//!  source ──┬──> raw dump (byte for byte)
-//!           └──> gunzip (all members) ──> line-aligned blocks ──> parse in parallel (rayon)
-//!                 ──> per-partition Parquet writers ──> rejects ──> manifest (last)
+//!  ingest (FC server, event file) ─> fetch (allow-list, resumable GET)
+//!    ─> convert: tee ──┬──> raw dump (byte for byte)
+//!                      └──> gunzip (all members) ──> line-aligned blocks
+//!                            ──> access: parse in parallel (rayon), pure
+//!                            ──> writers: access by partition hour, traffic rollups, rejects
+//!    ─> lake: stage every object, publish them, manifest last
 //! ```
+//!
+//! Modules follow that path: [`ingest`], [`convert`], [`access`], [`writers`], [`lake`]; the
+//! tables' columns are defined once in [`tables`]; [`query`] is the read side (`report`, DDL);
+//! [`dev`] holds the generator and the benchmark. Lower layers never import higher ones. The
+//! design (formats, keys, the FC contract) is in `docs/design.md`.
 //!
 //! ## Guarantees
 //!
@@ -27,7 +35,7 @@
 //! ## Example
 //!
 //! ```no_run
-//! use cdnlake::{lake::store::Lake, pipeline::{convert_path, ConvertOptions}};
+//! use cdnlake::{convert::{convert_path, ConvertOptions}, lake::store::Lake};
 //! let rt = tokio::runtime::Runtime::new()?;
 //! let lake = Lake::open("./lake")?;
 //! let report = convert_path(&lake, rt.handle(), "sample_logs/x.gz".as_ref(), &ConvertOptions::default())?;
@@ -35,23 +43,19 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+#![deny(unsafe_code)]
+#![warn(clippy::undocumented_unsafe_blocks)]
+
 pub mod access;
-pub mod audit;
-pub mod bench;
-pub mod ddl;
+pub mod convert;
+pub mod dev;
 pub mod error;
 pub mod event;
-pub mod gen;
-pub mod handler;
-pub mod html;
-pub mod http;
+pub mod ingest;
 pub mod lake;
-pub mod pipeline;
-pub mod report;
-pub mod server;
-pub mod source;
-pub mod table;
-pub mod top;
-pub mod traffic;
+pub mod query;
+pub mod tables;
+pub mod tls;
+pub mod writers;
 
 pub use error::{Error, Result};

@@ -3,7 +3,7 @@
 
 mod common;
 
-use cdnlake::gen::GenOptions;
+use cdnlake::dev::gen::GenOptions;
 use common::*;
 
 /// A lake holding one good conversion, and the log that made it.

@@ -1,7 +1,7 @@
 //! DDL snapshots: the generated SQL is reviewed in `tests/snapshots/`. After an intended change,
 //! regenerate with `UPDATE_SNAPSHOTS=1 cargo test --test ddl` and review the diff.
 
-use cdnlake::ddl;
+use cdnlake::query::ddl;
 
 fn check(name: &str, got: &str) {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -9,7 +9,7 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use cdnlake::gen::GenOptions;
+use cdnlake::dev::gen::GenOptions;
 use common::*;
 use serde_json::Value;
 

@@ -20,10 +20,10 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use cdnlake::handler::HandlerOptions;
-use cdnlake::http::{AllowList, HttpOptions};
+use cdnlake::ingest::fetch::{AllowList, HttpOptions};
+use cdnlake::ingest::handler::HandlerOptions;
+use cdnlake::ingest::server::{serve, ServerOptions, MAX_BODY};
 use cdnlake::lake::store::OssOptions;
-use cdnlake::server::{serve, ServerOptions, MAX_BODY};
 use object_store::client::{DnsFuture, DnsResolver};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -441,10 +441,13 @@ async fn start_cdnlake_with(s3_port: u16, http: HttpOptions) -> Cdnlake {
 struct Reply {
     status: u16,
     fc_status: Option<String>,
+    /// `x-cdnlake-retryable` of a failure.
+    retryable: Option<String>,
     body: String,
 }
 
 async fn invoke(addr: SocketAddr, body: &str) -> Reply {
+    cdnlake::tls::ensure_provider();
     let r = reqwest::Client::new()
         .post(format!("http://{addr}/invoke"))
         .header("content-type", "application/octet-stream")
@@ -459,13 +462,17 @@ async fn invoke(addr: SocketAddr, body: &str) -> Reply {
         .await
         .unwrap();
     let status = r.status().as_u16();
-    let fc_status = r
-        .headers()
-        .get("x-fc-status")
-        .map(|v| v.to_str().unwrap().to_string());
+    let header = |name: &str| {
+        r.headers()
+            .get(name)
+            .map(|v| v.to_str().unwrap().to_string())
+    };
+    let fc_status = header("x-fc-status");
+    let retryable = header("x-cdnlake-retryable");
     Reply {
         status,
         fc_status,
+        retryable,
         body: r.text().await.unwrap(),
     }
 }
@@ -807,6 +814,8 @@ async fn retries_are_capped_in_all_even_with_progress() {
         "{}",
         r.body
     );
+    // A source that kept failing may work later: the reply says so.
+    assert_eq!(r.retryable.as_deref(), Some("true"), "{}", r.body);
     assert_eq!(
         r.body.matches("/trickle/").count(),
         1,
@@ -1013,6 +1022,8 @@ async fn bad_logs_and_refused_urls_get_404_and_no_manifest() {
         );
         assert_eq!(r.body.trim_end().lines().count(), 1, "{}", r.body);
         assert!(r.body.contains(want), "{url}: {}", r.body);
+        // A refused URL, a corrupt gzip, a size that lies: trying again will not help.
+        assert_eq!(r.retryable.as_deref(), Some("false"), "{url}: {}", r.body);
         assert_no_secrets(url, r.body.as_bytes());
     }
     // Malformed events: 404 with a reason naming the place.
@@ -1081,7 +1092,7 @@ async fn handle_and_serve_write_identical_lakes() {
     };
     let (report, result) = tokio::task::spawn_blocking(move || {
         let events = cdnlake::event::parse_lenient(lenient.as_bytes()).unwrap();
-        cdnlake::handler::handle_events(&lake, &rt, &events, &opts)
+        cdnlake::ingest::handler::handle_events(&lake, &rt, &events, &opts)
     })
     .await
     .unwrap();
@@ -1107,7 +1118,8 @@ async fn handle_and_serve_write_identical_lakes() {
 /// is where the multipart path meets a real S3 server.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn large_objects_use_multipart_uploads_through_the_oss_configuration() {
-    use cdnlake::lake::store::{Credentials, Lake, ObjectSink, PART_SIZE};
+    use cdnlake::lake::sink::{ObjectSink, PART_SIZE};
+    use cdnlake::lake::store::{Credentials, Lake};
     let s3 = start_s3().await;
     let oss = OssOptions {
         endpoint: Some(format!("http://oss.test:{}", s3.port)),

@@ -8,7 +8,7 @@ mod common;
 use std::path::Path;
 
 use cdnlake::access::parse::parse_line;
-use cdnlake::gen::GenOptions;
+use cdnlake::dev::gen::GenOptions;
 use common::*;
 use serde_json::Value;
 

@@ -2,7 +2,7 @@
 
 mod common;
 
-use cdnlake::gen::GenOptions;
+use cdnlake::dev::gen::GenOptions;
 use common::*;
 
 #[test]
@@ -139,7 +139,7 @@ fn rerun_is_idempotent_and_removes_stale_keys() {
 fn domain_flag_and_plain_text_input() {
     let tmp = tempfile::tempdir().unwrap();
     let mut text = Vec::new();
-    let s = cdnlake::gen::generate(
+    let s = cdnlake::dev::gen::generate(
         &GenOptions {
             lines: 200,
             ..GenOptions::default()
@@ -215,7 +215,7 @@ fn names_with_reserved_characters_rerun_cleanly() {
     // `~` and `#` are percent-encoded in keys; a re-run must find and remove the old keys.
     let tmp = tempfile::tempdir().unwrap();
     let mut text = Vec::new();
-    cdnlake::gen::generate(
+    cdnlake::dev::gen::generate(
         &GenOptions {
             lines: 300,
             ..GenOptions::default()

@@ -3,8 +3,8 @@
 
 use cdnlake::access::block::{parse_block, BlockOptions};
 use cdnlake::access::parse::{parse_line, split_url};
-use cdnlake::access::schema::ACCESS;
-use cdnlake::gen::{format_line, OwnedLine};
+use cdnlake::dev::gen::{format_line, OwnedLine};
+use cdnlake::tables::access::ACCESS;
 use proptest::prelude::*;
 
 /// A bare token: no spaces, not empty.

@@ -3,7 +3,7 @@
 
 mod common;
 
-use cdnlake::gen::GenOptions;
+use cdnlake::dev::gen::GenOptions;
 use common::*;
 
 #[test]

@@ -18,10 +18,10 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use cdnlake::handler::HandlerOptions;
-use cdnlake::http::{AllowList, HttpOptions};
+use cdnlake::ingest::fetch::{AllowList, HttpOptions};
+use cdnlake::ingest::handler::HandlerOptions;
+use cdnlake::ingest::server::{serve, ServerOptions, MAX_BODY};
 use cdnlake::lake::store::OssOptions;
-use cdnlake::server::{serve, ServerOptions, MAX_BODY};
 use futures::TryStreamExt;
 use object_store::client::{DnsFuture, DnsResolver};
 use object_store::path::Path;
@@ -185,6 +185,8 @@ impl DnsResolver for Loopback {
 
 /// A second, independent client: path-style to 127.0.0.1, to read back what landed in `lake`.
 fn reader(port: u16) -> object_store::aws::AmazonS3 {
+    // object_store is built without its own TLS provider (see src/tls.rs).
+    cdnlake::tls::ensure_provider();
     object_store::aws::AmazonS3Builder::new()
         .with_bucket_name(BUCKET)
         .with_region("us-east-1")
@@ -267,6 +269,7 @@ fn log_event(url: &str, size: usize) -> String {
 }
 
 async fn invoke(addr: SocketAddr, body: &str) -> (u16, String) {
+    cdnlake::tls::ensure_provider();
     let r = reqwest::Client::new()
         .post(format!("http://{addr}/invoke"))
         .header("x-fc-request-id", "req-weed")
@@ -313,7 +316,7 @@ async fn log_file_created_into_seaweedfs_through_oss_virtual_hosted() {
             client: Some(object_store::ClientOptions::new().with_dns_resolver(Arc::new(Loopback))),
         },
         max_body: MAX_BODY,
-        header_read_timeout: cdnlake::server::HEADER_READ_TIMEOUT,
+        header_read_timeout: cdnlake::ingest::server::HEADER_READ_TIMEOUT,
     };
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(async move {
@@ -389,6 +392,7 @@ async fn log_file_created_into_seaweedfs_through_oss_virtual_hosted() {
     assert_eq!(objects(&read).await, first);
 
     // Nothing went to a bucket named after the prefix (where path-style requests would go).
+    cdnlake::tls::ensure_provider();
     let stray: Vec<_> = object_store::aws::AmazonS3Builder::new()
         .with_bucket_name("pre")
         .with_region("us-east-1")

@@ -8,8 +8,8 @@ mod common;
 
 use std::path::Path;
 
-use cdnlake::gen::GenOptions;
-use cdnlake::traffic::{RT_BOUNDS_MS, TRAFFIC};
+use cdnlake::dev::gen::GenOptions;
+use cdnlake::tables::traffic::{RT_BOUNDS_MS, TRAFFIC};
 use common::*;
 use serde_json::Value;
 
@@ -144,7 +144,7 @@ fn traffic_equals_access_per_minute_across_files() {
         assert!(lo <= exact && exact <= hi, "{q} vs exact {exact}");
     }
     // The top-10 lists (read from the access files) equal SQL over `access`, ties included.
-    for dim in cdnlake::top::DIMENSIONS {
+    for dim in cdnlake::query::top::DIMENSIONS {
         for by in ["by_requests", "by_bytes"] {
             let got: Vec<Value> = r["top"][dim][by]
                 .as_array()

@@ -2,7 +2,7 @@
 
 Usage: python3 tests/traffic_check.py VIEWS.sql LAKE BOUNDS
 VIEWS.sql is the output of `cdnlake ddl --dialect duckdb --dest LAKE`; BOUNDS the comma-separated
-inclusive upper bounds (ms) of the response-time histogram, from cdnlake::traffic::RT_BOUNDS_MS.
+inclusive upper bounds (ms) of the response-time histogram, from cdnlake::tables::traffic::RT_BOUNDS_MS.
 Prints one JSON document; the Rust test decides what must be equal.
 """
 import json

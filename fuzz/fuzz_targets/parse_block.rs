@@ -5,7 +5,7 @@
 
 use cdnlake::access::block::{parse_block, BlockOptions};
 use cdnlake::access::parse::parse_line;
-use cdnlake::access::schema::ACCESS;
+use cdnlake::tables::access::ACCESS;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -4,12 +4,12 @@
 //! line-aligned blocks and hands each to [`parse_block`] on a rayon thread. Pure: bytes in, batches
 //! and rejects out.
 
-use arrow::array::RecordBatch;
-use arrow::datatypes::SchemaRef;
+use arrow_array::RecordBatch;
+use arrow_schema::SchemaRef;
 use serde::Serialize;
 
+use super::builder::AccessBuilder;
 use super::parse::{LineError, LineParser, RejectKind};
-use super::schema::AccessBuilder;
 use super::time::PartitionTz;
 
 /// Settings for block parsing.
@@ -166,7 +166,7 @@ pub fn parse_block(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::access::schema::ACCESS;
+    use crate::tables::access::ACCESS;
 
     const L: &str = r#"[9/Jun/2015:01:58:09 +0800] 192.0.2.10 - 1542 "-" "GET http://www.example.com/index.html" 200 191 2830 MISS "Mozilla/5.0" "text/html""#;
 
@@ -221,7 +221,7 @@ mod tests {
         let ua = p.parts[0].batch.column_by_name("user_agent").unwrap();
         let ua = ua
             .as_any()
-            .downcast_ref::<arrow::array::StringArray>()
+            .downcast_ref::<arrow_array::StringArray>()
             .unwrap();
         assert_eq!(ua.value(0), "Mozilla\u{fffd}");
     }

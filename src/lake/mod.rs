@@ -1,7 +1,9 @@
-//! The lake: destinations, object keys, and the writers of each kind of object.
+//! The lake: where a destination URL points, the uploads that stay invisible until committed,
+//! the keys every object goes to, the commit step, and the manifest that marks a file done.
 
+pub(crate) mod commit;
+pub mod dest;
 pub mod layout;
 pub mod manifest;
-pub mod parquet;
-pub mod rejects;
+pub mod sink;
 pub mod store;

@@ -1,15 +1,13 @@
-//! Destinations: a URL turned into an `object_store` store plus a key prefix, and a synchronous
-//! `Write` adapter over a multipart upload so the (synchronous) Parquet writer streams into any
-//! store with bounded memory.
+//! A destination opened: an `object_store` store plus the key prefix every key goes under, and
+//! the few whole-object operations (read, write, delete) the commit and the readers need.
 
-use std::io::Write;
 use std::sync::Arc;
 
 use object_store::memory::InMemory;
 use object_store::path::Path;
-use object_store::{ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
-use tokio::runtime::Handle;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 
+use super::dest::Destination;
 use crate::error::{Error, Result};
 
 /// A lake destination: the store, the prefix every key goes under, and the URL it came from.
@@ -126,90 +124,61 @@ impl Lake {
             url: url.to_string(),
             reason,
         };
-        if let Some(rest) = url.strip_prefix("oss://") {
-            let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
-            if bucket.is_empty() {
-                return Err(bad("no bucket name".into()));
-            }
-            let (endpoint, http) = oss_endpoint(bucket, oss).map_err(bad)?;
-            let creds = oss.credentials.as_ref().ok_or_else(|| {
-                bad("no credentials (ALIBABA_CLOUD_ACCESS_KEY_ID/SECRET, or the FC request headers)".into())
-            })?;
-            let region =
-                oss_region(oss).ok_or_else(|| bad("no region (set CDNLAKE_OSS_REGION)".into()))?;
-            let mut b = object_store::aws::AmazonS3Builder::new()
-                .with_bucket_name(bucket)
-                .with_region(region)
-                .with_endpoint(endpoint)
-                .with_virtual_hosted_style_request(true)
-                .with_access_key_id(&creds.key_id)
-                .with_secret_access_key(&creds.secret)
-                .with_conditional_put(object_store::aws::S3ConditionalPut::Disabled)
-                .with_disable_tagging(true)
-                .with_disable_bulk_delete(true);
-            if let Some(t) = creds.token.as_deref().filter(|t| !t.is_empty()) {
-                b = b.with_token(t);
-            }
-            if let Some(c) = &oss.client {
-                b = b.with_client_options(c.clone());
-            }
-            // After the client options, which would otherwise reset it.
-            b = b.with_allow_http(http);
-            let store = b.build().map_err(|e| bad(e.to_string()))?;
-            return Ok(Lake {
-                store: Arc::new(store),
-                prefix: Path::from(prefix),
-                url: url.into(),
-            });
-        }
-        if let Some(rest) = url.strip_prefix("memory://") {
-            return Ok(Lake {
-                store: Arc::new(InMemory::new()),
-                prefix: Path::from(rest),
-                url: url.into(),
-            });
-        }
-        if let Some(rest) = url.strip_prefix("s3://") {
-            let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
-            if bucket.is_empty() {
-                return Err(bad("no bucket name".into()));
-            }
-            let store = object_store::aws::AmazonS3Builder::from_env()
-                .with_bucket_name(bucket)
-                .build()
-                .map_err(|e| bad(e.to_string()))?;
-            return Ok(Lake {
-                store: Arc::new(store),
-                prefix: Path::from(prefix),
-                url: url.into(),
-            });
-        }
-        let local = if let Some(rest) = url.strip_prefix("file://") {
-            if !rest.starts_with('/') {
-                return Err(bad(
-                    "file:// URLs need an absolute path (file:///abs/path)".into()
-                ));
-            }
-            rest
-        } else if url.contains("://") {
-            return Err(bad(
-                "unsupported scheme (use a path, file://, s3://, oss:// or memory://)".into(),
-            ));
-        } else {
-            url
-        };
-        if local.is_empty() {
-            return Err(bad("empty path".into()));
-        }
-        std::fs::create_dir_all(local).map_err(|e| bad(format!("cannot create folder: {e}")))?;
-        let store = object_store::local::LocalFileSystem::new_with_prefix(local)
-            .map_err(|e| bad(e.to_string()))?
-            .with_automatic_cleanup(true);
-        Ok(Lake {
-            store: Arc::new(store),
-            prefix: Path::default(),
+        let lake = |store: Arc<dyn ObjectStore>, prefix: &str| Lake {
+            store,
+            prefix: Path::from(prefix),
             url: url.into(),
-        })
+        };
+        let dest = Destination::parse(url)?;
+        if matches!(dest, Destination::Oss { .. } | Destination::S3 { .. }) {
+            crate::tls::ensure_provider();
+        }
+        match dest {
+            Destination::Oss { bucket, prefix } => {
+                let (endpoint, http) = oss_endpoint(&bucket, oss).map_err(bad)?;
+                let creds = oss.credentials.as_ref().ok_or_else(|| {
+                    bad("no credentials (ALIBABA_CLOUD_ACCESS_KEY_ID/SECRET, or the FC request headers)".into())
+                })?;
+                let region = oss_region(oss)
+                    .ok_or_else(|| bad("no region (set CDNLAKE_OSS_REGION)".into()))?;
+                let mut b = object_store::aws::AmazonS3Builder::new()
+                    .with_bucket_name(&bucket)
+                    .with_region(region)
+                    .with_endpoint(endpoint)
+                    .with_virtual_hosted_style_request(true)
+                    .with_access_key_id(&creds.key_id)
+                    .with_secret_access_key(&creds.secret)
+                    .with_conditional_put(object_store::aws::S3ConditionalPut::Disabled)
+                    .with_disable_tagging(true)
+                    .with_disable_bulk_delete(true);
+                if let Some(t) = creds.token.as_deref().filter(|t| !t.is_empty()) {
+                    b = b.with_token(t);
+                }
+                if let Some(c) = &oss.client {
+                    b = b.with_client_options(c.clone());
+                }
+                // After the client options, which would otherwise reset it.
+                b = b.with_allow_http(http);
+                let store = b.build().map_err(|e| bad(e.to_string()))?;
+                Ok(lake(Arc::new(store), &prefix))
+            }
+            Destination::Memory { prefix } => Ok(lake(Arc::new(InMemory::new()), &prefix)),
+            Destination::S3 { bucket, prefix } => {
+                let store = object_store::aws::AmazonS3Builder::from_env()
+                    .with_bucket_name(&bucket)
+                    .build()
+                    .map_err(|e| bad(e.to_string()))?;
+                Ok(lake(Arc::new(store), &prefix))
+            }
+            Destination::Local { path } => {
+                std::fs::create_dir_all(&path)
+                    .map_err(|e| bad(format!("cannot create folder: {e}")))?;
+                let store = object_store::local::LocalFileSystem::new_with_prefix(&path)
+                    .map_err(|e| bad(e.to_string()))?
+                    .with_automatic_cleanup(true);
+                Ok(lake(Arc::new(store), ""))
+            }
+        }
     }
 
     /// The full key of a key relative to the destination, as manifests list them. Those keys
@@ -259,193 +228,6 @@ impl Lake {
                 key: key.to_string(),
                 source,
             }),
-        }
-    }
-}
-
-/// Part size of multipart uploads: large enough for S3/OSS's 10,000-part limit to allow ~80 GB.
-pub const PART_SIZE: usize = 8 * 1024 * 1024;
-/// Parts in flight per upload before writes wait (bounds memory per open object).
-const MAX_PARTS_IN_FLIGHT: usize = 2;
-
-/// A synchronous [`Write`] into an object, for use on a plain (non-async) thread.
-///
-/// Small objects (under one part) are sent with a single PUT at [`complete`](Self::complete);
-/// larger ones switch to a multipart upload as soon as they pass one part, so memory stays at
-/// about two parts per open object. Nothing becomes visible until `complete`; dropping the sink
-/// instead leaves the previous object, if any, in place and aborts the upload. This is what lets
-/// a failed run change nothing in the lake.
-pub struct ObjectSink {
-    store: Arc<dyn ObjectStore>,
-    rt: Handle,
-    key: Path,
-    /// The object so far while it is smaller than a part.
-    small: Vec<u8>,
-    upload: Option<WriteMultipart>,
-    done: bool,
-    written: u64,
-    unflushed: usize,
-    error: Option<object_store::Error>,
-}
-
-impl ObjectSink {
-    /// A sink for `key`. No request is made until the data passes one part or is completed.
-    pub fn create(lake: &Lake, key: Path, rt: &Handle) -> Result<ObjectSink> {
-        Ok(ObjectSink {
-            store: lake.store.clone(),
-            rt: rt.clone(),
-            key,
-            small: Vec::new(),
-            upload: None,
-            done: false,
-            written: 0,
-            unflushed: 0,
-            error: None,
-        })
-    }
-
-    pub fn key(&self) -> &Path {
-        &self.key
-    }
-
-    /// The error behind a failed write, with the key and the store's own error.
-    pub fn store_error(&mut self, op: &'static str) -> Error {
-        match self.error.take() {
-            Some(source) => Error::Store {
-                op,
-                key: self.key.to_string(),
-                source,
-            },
-            None => Error::Internal(format!("upload of {} already finished", self.key)),
-        }
-    }
-
-    /// Completes the upload: the object becomes visible, replacing any previous one.
-    pub fn complete(self) -> Result<u64> {
-        let rt = self.rt.clone();
-        let fut = self.into_completion()?;
-        rt.block_on(fut)
-    }
-
-    /// Completes several uploads concurrently (one round trip instead of one per object).
-    /// As with any set of objects, they become visible one by one, not atomically.
-    pub fn complete_all(sinks: Vec<ObjectSink>) -> Result<Vec<u64>> {
-        let Some(rt) = sinks.first().map(|s| s.rt.clone()) else {
-            return Ok(Vec::new());
-        };
-        let futs = sinks
-            .into_iter()
-            .map(ObjectSink::into_completion)
-            .collect::<Result<Vec<_>>>()?;
-        rt.block_on(futures::future::try_join_all(futs))
-    }
-
-    /// Takes the sink apart into the request(s) that complete it; after this, dropping it no
-    /// longer aborts anything.
-    fn into_completion(mut self) -> Result<impl std::future::Future<Output = Result<u64>>> {
-        if self.error.is_some() {
-            return Err(self.store_error("upload"));
-        }
-        if self.done {
-            return Err(Error::Internal(format!(
-                "upload of {} completed twice",
-                self.key
-            )));
-        }
-        self.done = true;
-        let (store, key, written) = (self.store.clone(), self.key.clone(), self.written);
-        let upload = self.upload.take();
-        let small = std::mem::take(&mut self.small);
-        Ok(async move {
-            let res = match upload {
-                Some(upload) => upload.finish().await.map(|_| ()),
-                None => store.put(&key, PutPayload::from(small)).await.map(|_| ()),
-            };
-            res.map(|()| written).map_err(|source| Error::Store {
-                op: "complete upload of",
-                key: key.to_string(),
-                source,
-            })
-        })
-    }
-
-    /// Starts the multipart upload once the object outgrows one part.
-    fn start_multipart(&mut self) -> std::result::Result<(), object_store::Error> {
-        let upload = self.rt.block_on(self.store.put_multipart(&self.key))?;
-        let mut w = WriteMultipart::new_with_chunk_size(upload, PART_SIZE);
-        let _guard = self.rt.enter();
-        w.put(bytes::Bytes::from(std::mem::take(&mut self.small)));
-        self.upload = Some(w);
-        Ok(())
-    }
-}
-
-/// How long an abandoned upload may take to abort before we give up on it (the store's own
-/// retries could otherwise hold a failing run for minutes). An upload left behind is invisible
-/// and is cleaned by the bucket's lifecycle rule for incomplete multipart uploads.
-const ABORT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
-
-impl Write for ObjectSink {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        if self.done {
-            return Err(std::io::Error::other("upload already finished"));
-        }
-        let fail = |this: &mut Self, e: object_store::Error| {
-            let msg = e.to_string();
-            this.error = Some(e);
-            Err(std::io::Error::other(msg))
-        };
-        self.written += buf.len() as u64;
-        let Some(upload) = self.upload.as_mut() else {
-            self.small.extend_from_slice(buf);
-            if self.small.len() >= PART_SIZE {
-                if let Err(e) = self.start_multipart() {
-                    return fail(self, e);
-                }
-            }
-            return Ok(buf.len());
-        };
-        let _guard = self.rt.enter();
-        upload.write(buf);
-        self.unflushed += buf.len();
-        if self.unflushed >= PART_SIZE {
-            self.unflushed = 0;
-            if let Err(e) = self
-                .rt
-                .block_on(upload.wait_for_capacity(MAX_PARTS_IN_FLIGHT))
-            {
-                return fail(self, e);
-            }
-        }
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Drop for ObjectSink {
-    /// Dropped without [`complete`](ObjectSink::complete) (a failed run): abort the upload so
-    /// nothing becomes visible and no parts are left behind. This runs on a fresh thread, so it
-    /// can block whatever thread drops the sink, even a runtime worker (where `block_on` would
-    /// panic), and it is bounded by [`ABORT_TIMEOUT`].
-    fn drop(&mut self) {
-        if let Some(upload) = self.upload.take() {
-            let rt = self.rt.clone();
-            let key = self.key.clone();
-            let aborted = std::thread::scope(|s| {
-                s.spawn(|| {
-                    rt.block_on(async { tokio::time::timeout(ABORT_TIMEOUT, upload.abort()).await })
-                })
-                .join()
-            });
-            match aborted {
-                Ok(Ok(Ok(()))) => {}
-                Ok(Ok(Err(e))) => tracing::warn!(%key, error = %e, "could not abort upload"),
-                Ok(Err(_)) => tracing::warn!(%key, "aborting the upload timed out"),
-                Err(_) => tracing::warn!(%key, "aborting the upload panicked"),
-            }
         }
     }
 }

@@ -6,7 +6,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use cdnlake::gen::{cdn_file_name, generate, GenOptions, GenSummary};
+use cdnlake::dev::gen::{cdn_file_name, generate, GenOptions, GenSummary};
 use sha2::{Digest, Sha256};
 
 pub fn bin() -> PathBuf {
@@ -76,7 +76,7 @@ pub fn reports(o: &Output) -> Vec<serde_json::Value> {
         .collect()
 }
 
-/// `n` lines of the DESIGN §1.3 format across two hours, every 7th one malformed (a small,
+/// `n` lines of the docs/design.md §1.3 format across two hours, every 7th one malformed (a small,
 /// hand-shaped log for the server tests, independent of the generator).
 pub fn log_text(n: usize) -> Vec<u8> {
     let mut s = String::new();

@@ -1,0 +1,68 @@
+//! `cdnlake report`: Summarise the traffic rollups: totals, hit ratio, status mix, response-time quantiles, requests and bytes per hour; and the access rows: top 10 paths, client IPs, referers and user agents by requests and by bytes.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+
+use super::common::*;
+
+#[derive(clap::Args)]
+pub(crate) struct Args {
+    #[arg(long, env = "CDNLAKE_DEST", default_value = "./lake")]
+    dest: String,
+    /// Only this domain.
+    #[arg(long)]
+    domain: Option<String>,
+    /// Minutes from this instant on, RFC 3339 (e.g. 2024-03-05T09:00:00+08:00).
+    #[arg(long)]
+    from: Option<String>,
+    /// Minutes before this instant, RFC 3339.
+    #[arg(long)]
+    to: Option<String>,
+    /// Wall clock of the per-hour rows, a fixed offset.
+    #[arg(long, env = "CDNLAKE_PARTITION_TZ", default_value = "+08:00")]
+    partition_tz: String,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+    /// Also write a self-contained HTML page with charts to this file.
+    #[arg(long)]
+    html: Option<PathBuf>,
+}
+
+pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let Args {
+        dest,
+        domain,
+        from,
+        to,
+        partition_tz,
+        json,
+        html,
+    } = args;
+    let filter = cdnlake::query::ReportFilter {
+        domain,
+        from_micros: parse_instant("--from", from.as_deref())?,
+        to_micros: parse_instant("--to", to.as_deref())?,
+    };
+    let tz = parse_tz(&partition_tz)?;
+    let lake = open_lake(&dest)?;
+    let rt = runtime()?;
+    let rows = rt.block_on(cdnlake::query::rollups::read_rollups(&lake, &filter))?;
+    let mut report = cdnlake::query::report::summarise(&rows, &filter, tz);
+    report.top = rt
+        .block_on(cdnlake::query::top::read_top(&lake, &filter))?
+        .lists();
+    if let Some(path) = html {
+        let minutes = cdnlake::query::report::per_minute(&rows, &filter);
+        std::fs::write(&path, cdnlake::query::html::render(&report, &minutes, tz))
+            .with_context(|| format!("{}: cannot write", path.display()))?;
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", cdnlake::query::text::render_text(&report));
+    }
+    Ok(ExitCode::SUCCESS)
+}

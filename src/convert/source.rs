@@ -1,0 +1,518 @@
+//! Byte streams in: opening a source, teeing its compressed bytes into the raw dump, gunzipping
+//! (every member), and cutting the decompressed text into line-aligned blocks for parallel parsing.
+//!
+//! All of this is synchronous and runs on one dedicated thread per file: gunzip is inherently
+//! sequential, and keeping it apart from parsing is what lets the other core parse.
+
+use std::io::{BufReader, Read, Write};
+use std::path::Path;
+use std::sync::mpsc::SyncSender;
+
+use sha2::{Digest, Sha256};
+
+use crate::error::{Error, Result};
+use crate::lake::sink::ObjectSink;
+
+/// A block of whole lines (the last block of a file may end without `\n`).
+#[derive(Debug)]
+pub struct Block {
+    pub seq: u64,
+    /// 1-based number of the block's first line in the decompressed file.
+    pub first_line: u64,
+    pub data: Vec<u8>,
+}
+
+/// Default bound on the decompressed size of one log file: far above any real hourly log
+/// (several GB), low enough that a gzip bomb stops instead of running until a timeout.
+pub const MAX_DECOMPRESSED: u64 = 64 << 30;
+
+/// Limits and sizes for decoding.
+#[derive(Debug, Clone)]
+pub struct DecodeOptions {
+    /// Target size of a block of lines (4 MiB).
+    pub block_size: usize,
+    /// Lines longer than this are cut (the parser then rejects them) instead of buffered.
+    pub max_line: usize,
+    /// Stop with an error past this many decompressed bytes.
+    pub max_decompressed: u64,
+    /// Told the number of source bytes read so far (for a progress bar).
+    pub progress: Option<Progress>,
+}
+
+/// A callback given the source bytes read so far. Called from the decoder thread.
+#[derive(Clone)]
+pub struct Progress(pub std::sync::Arc<dyn Fn(u64) + Send + Sync>);
+
+impl std::fmt::Debug for Progress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Progress(..)")
+    }
+}
+
+impl Default for DecodeOptions {
+    fn default() -> Self {
+        DecodeOptions {
+            // Measured against 2 MiB (window 5) on 360 MB and 1.5 GB logs: 5-8% faster end to
+            // end (fewer, larger encoder passes per row group), +25 MiB peak memory. 8 MiB gained
+            // nothing more and passed 256 MiB.
+            block_size: 4 * 1024 * 1024,
+            max_line: 64 * 1024,
+            max_decompressed: MAX_DECOMPRESSED,
+            progress: None,
+        }
+    }
+}
+
+/// What the source stage saw.
+#[derive(Debug, Clone, Default)]
+pub struct DecodeStats {
+    /// Bytes read from the source (compressed for a `.gz`).
+    pub bytes_in: u64,
+    /// SHA-256 of those bytes, hex.
+    pub sha256: String,
+    pub bytes_decompressed: u64,
+    pub gzip: bool,
+    pub blocks: u64,
+}
+
+/// Opens a local file for reading.
+pub fn open_local(path: &Path) -> Result<std::fs::File> {
+    let f = std::fs::File::open(path).map_err(|source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    match f.metadata() {
+        Ok(m) if m.is_dir() => Err(Error::Io {
+            path: path.to_path_buf(),
+            source: std::io::Error::other("is a folder"),
+        }),
+        _ => Ok(f),
+    }
+}
+
+/// Passes bytes through while hashing them, counting them and copying them to the raw dump.
+struct Tee<R> {
+    inner: R,
+    hasher: Sha256,
+    bytes: u64,
+    raw: Option<ObjectSink>,
+    progress: Option<Progress>,
+    /// Set when the failure came from the source or the raw dump rather than the gzip data.
+    failure: Option<Error>,
+    file: String,
+}
+
+impl<R: Read> Read for Tee<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = match self.inner.read(buf) {
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => return Err(e),
+            Err(e) => {
+                let msg = e.to_string();
+                self.failure = Some(Error::Read {
+                    file: self.file.clone(),
+                    bytes: self.bytes,
+                    source: e,
+                });
+                return Err(std::io::Error::other(msg));
+            }
+        };
+        let data = &buf[..n];
+        self.hasher.update(data);
+        self.bytes += n as u64;
+        if let Some(p) = &self.progress {
+            (p.0)(self.bytes);
+        }
+        if let Some(raw) = self.raw.as_mut() {
+            if let Err(e) = raw.write_all(data) {
+                self.failure = Some(raw.store_error("upload raw dump to"));
+                return Err(e);
+            }
+        }
+        Ok(n)
+    }
+}
+
+/// Reads up to `want` more bytes into `buf`; returns true at end of input.
+fn fill(r: &mut impl Read, buf: &mut Vec<u8>, want: usize) -> std::io::Result<bool> {
+    let got = r.by_ref().take(want as u64).read_to_end(buf)?;
+    Ok(got < want)
+}
+
+/// Counts the decompressed bytes and enforces the size bound.
+struct Counted<R> {
+    inner: R,
+    n: u64,
+    limit: u64,
+}
+
+impl<R: Read> Read for Counted<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.n += n as u64;
+        if self.n > self.limit {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::FileTooLarge,
+                "decompressed size limit",
+            ));
+        }
+        Ok(n)
+    }
+}
+
+/// Reads `input` to the end: tees it into `raw`, gunzips it when it starts with the gzip magic
+/// (all members), and sends line-aligned blocks to `tx`. Returns the stats and the raw sink (not
+/// yet completed: the caller commits it with everything else).
+///
+/// `file` names the source in errors. A name ending in `.gz` must be gzip.
+pub fn decode_and_split(
+    input: impl Read,
+    file: &str,
+    raw: Option<ObjectSink>,
+    opts: &DecodeOptions,
+    tx: &SyncSender<Block>,
+) -> Result<(DecodeStats, Option<ObjectSink>)> {
+    let tee = Tee {
+        inner: input,
+        hasher: Sha256::new(),
+        bytes: 0,
+        raw,
+        progress: opts.progress.clone(),
+        failure: None,
+        file: file.to_string(),
+    };
+    // Peek the first two bytes (the gzip magic). A source may hand them over one at a time (an
+    // HTTP body cut into tiny chunks), so read until there are two or the input ends.
+    let mut tee = tee;
+    let mut head = Vec::with_capacity(2);
+    while head.len() < 2 {
+        let mut b = [0u8; 2];
+        match tee.read(&mut b[..2 - head.len()]) {
+            Ok(0) => break,
+            Ok(n) => head.extend_from_slice(&b[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                return Err(tee.failure.take().unwrap_or(Error::Read {
+                    file: file.into(),
+                    bytes: 0,
+                    source: e,
+                }))
+            }
+        }
+    }
+    if head.is_empty() {
+        return Err(Error::EmptyFile { file: file.into() });
+    }
+    let gzip = head.starts_with(&[0x1f, 0x8b]);
+    let br = BufReader::with_capacity(256 * 1024, std::io::Cursor::new(head.clone()).chain(tee));
+    if !gzip && file.ends_with(".gz") {
+        let magic = head
+            .iter()
+            .take(4)
+            .map(|b| format!("{b:02x}"))
+            .collect::<Vec<_>>()
+            .join(" ");
+        return Err(Error::NotGzip {
+            file: file.into(),
+            magic,
+        });
+    }
+    let limit = opts.max_decompressed;
+    let mut stats = DecodeStats {
+        gzip,
+        ..DecodeStats::default()
+    };
+    let result = if gzip {
+        let mut r = Counted {
+            inner: flate2::bufread::MultiGzDecoder::new(br),
+            n: 0,
+            limit,
+        };
+        let res = split_blocks(&mut r, opts, tx, &mut stats);
+        stats.bytes_decompressed = r.n;
+        (res, r.inner.into_inner().into_inner().into_inner().1)
+    } else {
+        let mut r = Counted {
+            inner: br,
+            n: 0,
+            limit,
+        };
+        let res = split_blocks(&mut r, opts, tx, &mut stats);
+        stats.bytes_decompressed = r.n;
+        (res, r.inner.into_inner().into_inner().1)
+    };
+    let (res, mut tee) = result;
+    stats.bytes_in = tee.bytes;
+    if let Err(e) = res {
+        if let Some(f) = tee.failure.take() {
+            return Err(f);
+        }
+        return Err(match e {
+            SplitError::Io(e) if e.kind() == std::io::ErrorKind::FileTooLarge => Error::TooLarge {
+                file: file.into(),
+                limit,
+            },
+            SplitError::Io(source) if gzip => Error::Gzip {
+                file: file.into(),
+                compressed_bytes: stats.bytes_in,
+                decompressed_bytes: stats.bytes_decompressed,
+                source,
+            },
+            SplitError::Io(source) => Error::Read {
+                file: file.into(),
+                bytes: stats.bytes_in,
+                source,
+            },
+            SplitError::Closed => Error::Cancelled { file: file.into() },
+        });
+    }
+    // Drain anything after the last member the decoder did not need (there is none for a valid
+    // file, but the raw dump and checksum must cover every byte).
+    let mut rest = Vec::new();
+    if let Err(source) = tee.read_to_end(&mut rest) {
+        return Err(tee.failure.take().unwrap_or(Error::Read {
+            file: file.into(),
+            bytes: tee.bytes,
+            source,
+        }));
+    }
+    stats.bytes_in = tee.bytes;
+    stats.sha256 = hex::encode(tee.hasher.finalize_reset());
+    Ok((stats, tee.raw.take()))
+}
+
+enum SplitError {
+    Io(std::io::Error),
+    Closed,
+}
+
+impl From<std::io::Error> for SplitError {
+    fn from(e: std::io::Error) -> Self {
+        SplitError::Io(e)
+    }
+}
+
+/// Cuts a decompressed stream into blocks of whole lines. A line longer than the block is cut
+/// to `max_line + 1` bytes (so the parser rejects it as too long) and the rest of it is skipped:
+/// memory stays bounded whatever the input.
+fn split_blocks(
+    r: &mut impl Read,
+    opts: &DecodeOptions,
+    tx: &SyncSender<Block>,
+    stats: &mut DecodeStats,
+) -> std::result::Result<(), SplitError> {
+    let block_size = opts.block_size.max(2 * opts.max_line + 2);
+    let mut carry: Vec<u8> = Vec::new();
+    let mut next_line: u64 = 1;
+    let mut seq = 0;
+    let mut send =
+        |data: Vec<u8>, last: bool, next_line: &mut u64| -> std::result::Result<(), SplitError> {
+            // A plain loop the compiler vectorises: counting is cheaper than finding each newline,
+            // and this runs on the decoder thread, the one stage that cannot be parallel.
+            let mut lines = data.iter().filter(|&&b| b == b'\n').count() as u64;
+            if last && !data.ends_with(b"\n") {
+                lines += 1;
+            }
+            let b = Block {
+                seq,
+                first_line: *next_line,
+                data,
+            };
+            seq += 1;
+            stats.blocks += 1;
+            *next_line += lines;
+            tx.send(b).map_err(|_| SplitError::Closed)
+        };
+    loop {
+        let mut buf = Vec::with_capacity(block_size + 64);
+        buf.append(&mut carry);
+        let want = block_size.saturating_sub(buf.len());
+        let eof = fill(r, &mut buf, want)?;
+        if eof {
+            if !buf.is_empty() {
+                send(buf, true, &mut next_line)?;
+            }
+            return Ok(());
+        }
+        match memchr::memrchr(b'\n', &buf) {
+            Some(i) => {
+                carry.extend_from_slice(&buf[i + 1..]);
+                buf.truncate(i + 1);
+                send(buf, false, &mut next_line)?;
+            }
+            None => {
+                // One line fills the whole block: keep a prefix, skip to its end.
+                buf.truncate(opts.max_line + 1);
+                buf.push(b'\n');
+                let mut chunk = vec![0u8; 64 * 1024];
+                let mut at_eof = true;
+                loop {
+                    let n = r.read(&mut chunk)?;
+                    if n == 0 {
+                        break;
+                    }
+                    if let Some(i) = memchr::memchr(b'\n', &chunk[..n]) {
+                        carry.extend_from_slice(&chunk[i + 1..n]);
+                        at_eof = false;
+                        break;
+                    }
+                }
+                send(buf, false, &mut next_line)?;
+                if at_eof {
+                    return Ok(());
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::mpsc::sync_channel;
+
+    fn run(input: &[u8], file: &str, opts: &DecodeOptions) -> (Result<DecodeStats>, Vec<Block>) {
+        let (tx, rx) = sync_channel(1024);
+        let res = decode_and_split(input, file, None, opts, &tx).map(|(s, _)| s);
+        drop(tx);
+        (res, rx.into_iter().collect())
+    }
+
+    fn gz(data: &[u8]) -> Vec<u8> {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        e.write_all(data).unwrap();
+        e.finish().unwrap()
+    }
+
+    #[test]
+    fn blocks_are_line_aligned_and_numbered() {
+        let text: String = (0..1000)
+            .map(|i| format!("line {i} {}\n", "x".repeat(i % 50)))
+            .collect();
+        let opts = DecodeOptions {
+            block_size: 1000,
+            max_line: 100,
+            ..Default::default()
+        };
+        let (res, blocks) = run(text.as_bytes(), "f", &opts);
+        let stats = res.unwrap();
+        assert!(!stats.gzip);
+        assert!(blocks.len() > 10);
+        let mut joined = Vec::new();
+        let mut line = 1;
+        for b in &blocks {
+            assert_eq!(b.first_line, line);
+            assert!(b.data.ends_with(b"\n"));
+            line += b.data.iter().filter(|&&c| c == b'\n').count() as u64;
+            joined.extend_from_slice(&b.data);
+        }
+        assert_eq!(joined, text.as_bytes());
+    }
+
+    /// A reader that hands over one byte per call, like an HTTP body cut into tiny chunks.
+    struct Trickle<'a>(&'a [u8]);
+
+    impl Read for Trickle<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            match (self.0.split_first(), buf.first_mut()) {
+                (Some((b, rest)), Some(slot)) => {
+                    *slot = *b;
+                    self.0 = rest;
+                    Ok(1)
+                }
+                _ => Ok(0),
+            }
+        }
+    }
+
+    #[test]
+    fn gzip_magic_split_across_reads_is_recognised() {
+        let data = gz(b"a\nb\n");
+        let (tx, rx) = sync_channel(16);
+        let (stats, _) =
+            decode_and_split(Trickle(&data), "x.gz", None, &DecodeOptions::default(), &tx).unwrap();
+        drop(tx);
+        assert!(stats.gzip);
+        assert_eq!(stats.bytes_in, data.len() as u64);
+        let all: Vec<u8> = rx.into_iter().flat_map(|b| b.data).collect();
+        assert_eq!(all, b"a\nb\n");
+    }
+
+    #[test]
+    fn all_gzip_members_are_decoded() {
+        let mut data = gz(b"a\nb\n");
+        data.extend(gz(b"c\nd"));
+        let (res, blocks) = run(&data, "x.gz", &DecodeOptions::default());
+        let stats = res.unwrap();
+        assert!(stats.gzip);
+        assert_eq!(stats.bytes_in, data.len() as u64);
+        assert_eq!(stats.bytes_decompressed, 7);
+        let all: Vec<u8> = blocks.into_iter().flat_map(|b| b.data).collect();
+        assert_eq!(all, b"a\nb\nc\nd");
+    }
+
+    #[test]
+    fn truncated_and_non_gzip_and_empty_are_errors() {
+        let text = "hello\n".repeat(10_000);
+        let data = gz(text.as_bytes());
+        let (res, _) = run(&data[..data.len() / 2], "x.gz", &DecodeOptions::default());
+        assert!(matches!(res, Err(Error::Gzip { .. })), "{res:?}");
+        let (res, _) = run(&data[..data.len() - 4], "x.gz", &DecodeOptions::default());
+        assert!(
+            matches!(res, Err(Error::Gzip { .. })),
+            "missing trailer: {res:?}"
+        );
+        let mut corrupt = data.clone();
+        let mid = corrupt.len() / 2;
+        corrupt[mid] ^= 0xff;
+        let (res, _) = run(&corrupt, "x.gz", &DecodeOptions::default());
+        assert!(res.is_err(), "corrupt");
+        let (res, _) = run(b"plain text\n", "x.gz", &DecodeOptions::default());
+        assert!(matches!(res, Err(Error::NotGzip { .. })), "{res:?}");
+        let (res, _) = run(b"", "x.gz", &DecodeOptions::default());
+        assert!(matches!(res, Err(Error::EmptyFile { .. })), "{res:?}");
+        let mut trailing = data.clone();
+        trailing.extend_from_slice(b"garbage");
+        let (res, _) = run(&trailing, "x.gz", &DecodeOptions::default());
+        assert!(res.is_err(), "trailing garbage");
+    }
+
+    #[test]
+    fn over_long_lines_are_cut_not_buffered() {
+        let mut text = b"short\n".to_vec();
+        text.extend(std::iter::repeat_n(b'y', 10_000));
+        text.extend(b"\nafter\n");
+        let opts = DecodeOptions {
+            block_size: 1000,
+            max_line: 100,
+            ..Default::default()
+        };
+        let (res, blocks) = run(&text, "f", &opts);
+        res.unwrap();
+        let lines: Vec<Vec<u8>> = blocks
+            .iter()
+            .flat_map(|b| {
+                b.data
+                    .split(|&c| c == b'\n')
+                    .filter(|l| !l.is_empty())
+                    .map(<[u8]>::to_vec)
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        assert_eq!(lines.len(), 3);
+        assert_eq!(lines[1].len(), 101);
+        assert_eq!(lines[2], b"after");
+        assert_eq!(blocks.last().unwrap().first_line, 3);
+    }
+
+    #[test]
+    fn decompressed_size_is_bounded() {
+        let data = gz(&vec![b'a'; 100_000]);
+        let opts = DecodeOptions {
+            max_decompressed: 1000,
+            ..Default::default()
+        };
+        let (res, _) = run(&data, "x.gz", &opts);
+        assert!(matches!(res, Err(Error::TooLarge { .. })), "{res:?}");
+    }
+}

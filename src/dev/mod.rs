@@ -1,0 +1,3 @@
+//! Developer tools: the synthetic log generator and the stage benchmark.
+pub mod bench;
+pub mod gen;

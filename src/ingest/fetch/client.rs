@@ -1,0 +1,95 @@
+//! The HTTP client of log downloads and its retry and timeout policy.
+
+use std::time::Duration;
+
+use reqwest::Url;
+
+use crate::error::{Error, Result};
+
+/// Retry and timeout settings of a download.
+#[derive(Debug, Clone)]
+pub struct HttpOptions {
+    /// Consecutive failed attempts (without progress) before giving up.
+    pub max_attempts: u32,
+    /// Retries of one download in all, progress or not. Progress resets the count of
+    /// consecutive failures, so without this bound a server that sends a byte and drops would
+    /// be retried once per byte of the file; 10 covers real interruptions of a log of a few
+    /// hundred MB and ends such a server in seconds.
+    pub max_retries: u32,
+    /// First backoff; doubles after each failure, up to `max_backoff`.
+    pub backoff: Duration,
+    pub max_backoff: Duration,
+    pub connect_timeout: Duration,
+    /// Longest wait for the next bytes of a body.
+    pub read_timeout: Duration,
+}
+
+impl Default for HttpOptions {
+    fn default() -> Self {
+        HttpOptions {
+            max_attempts: 6,
+            max_retries: 10,
+            backoff: Duration::from_millis(500),
+            max_backoff: Duration::from_secs(10),
+            connect_timeout: Duration::from_secs(10),
+            read_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Same scheme, host and port (the scheme's default when not written). The allow-list names hosts
+/// only, so a redirect that kept the host but changed the port (`x.aliyuncs.com:6379`) or
+/// downgraded `https` to `http` would reach a service or a channel nobody allowed.
+pub(super) fn same_origin(a: &Url, b: &Url) -> bool {
+    a.scheme() == b.scheme()
+        && a.host_str() == b.host_str()
+        && a.port_or_known_default() == b.port_or_known_default()
+}
+
+/// An HTTP client for log downloads: redirects only to the same origin, timeouts set, no
+/// automatic decompression (the raw dump must get the bytes as delivered).
+pub fn client(opts: &HttpOptions) -> Result<reqwest::Client> {
+    crate::tls::ensure_provider();
+    let policy = reqwest::redirect::Policy::custom(|attempt| {
+        let same = attempt
+            .previous()
+            .first()
+            .is_some_and(|first| same_origin(first, attempt.url()));
+        if attempt.previous().len() > 5 {
+            attempt.error("too many redirects")
+        } else if !same {
+            attempt.error("redirect to another origin (scheme, host or port) refused")
+        } else if !matches!(attempt.url().scheme(), "http" | "https") {
+            attempt.error("redirect to a scheme other than http/https refused")
+        } else {
+            attempt.follow()
+        }
+    });
+    reqwest::Client::builder()
+        .redirect(policy)
+        .connect_timeout(opts.connect_timeout)
+        .read_timeout(opts.read_timeout)
+        .user_agent(concat!("cdnlake/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| Error::Config {
+            setting: "HTTP client",
+            value: String::new(),
+            reason: describe(e),
+        })
+}
+
+/// A reqwest error as text, without the URL (it may carry the signature) but with its causes.
+pub(super) fn describe(e: reqwest::Error) -> String {
+    let e = e.without_url();
+    let mut msg = e.to_string();
+    let mut src = std::error::Error::source(&e);
+    while let Some(s) = src {
+        let t = s.to_string();
+        if !msg.contains(&t) {
+            msg.push_str(": ");
+            msg.push_str(&t);
+        }
+        src = s.source();
+    }
+    msg
+}

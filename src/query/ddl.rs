@@ -1,0 +1,420 @@
+//! DDL for the lake's readers, generated from the same [`Table`] definitions the writers use.
+//!
+//! - DuckDB: one view per table over `read_parquet(..., hive_partitioning = true)`, with the
+//!   columns listed explicitly so a schema drift fails loudly instead of returning nulls.
+//!   DuckDB binds a view when it is created, and a glob that matches no file is an error ("No
+//!   files found that match the pattern") that would stop the whole script; a table without files
+//!   yet (no CDN event received, so no `audit/cache/`) gets an empty view with the same columns
+//!   instead, and the script says to run `cdnlake ddl` again once files exist.
+//! - MaxCompute: `CREATE EXTERNAL TABLE ... PARTITIONED BY (...) STORED AS PARQUET LOCATION ...`,
+//!   signed types only, plus `ALTER TABLE ... ADD IF NOT EXISTS PARTITION` statements for the
+//!   partitions the manifests record (MaxCompute needs partitions registered).
+
+use std::fmt::Write;
+
+use std::collections::BTreeSet;
+
+use futures::TryStreamExt;
+use object_store::path::Path;
+
+use crate::error::{Error, Result};
+use crate::lake::dest::Destination;
+use crate::lake::layout::relative;
+use crate::lake::manifest::Manifest;
+use crate::lake::store::Lake;
+use crate::tables::access::ACCESS;
+use crate::tables::audit::{CACHE_AUDIT, DOMAIN_AUDIT};
+use crate::tables::traffic::TRAFFIC;
+use crate::tables::Table;
+
+/// SQL dialects we generate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    DuckDb,
+    MaxCompute,
+}
+
+/// Tables of the lake that have DDL.
+pub fn tables() -> Vec<&'static Table> {
+    crate::tables::all().to_vec()
+}
+
+fn sql_str(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+/// Where DuckDB reads a destination (see [`Destination::duckdb_location`]); a URL that does not
+/// parse is passed through, for the user to see in the SQL.
+pub fn duckdb_location(dest: &str) -> String {
+    match Destination::parse(dest) {
+        Ok(d) => d.duckdb_location(),
+        Err(_) => dest.trim_end_matches('/').to_string(),
+    }
+}
+
+/// DuckDB: `CREATE OR REPLACE VIEW` for each table, all assumed to hold files.
+pub fn duckdb(dest: &str) -> String {
+    duckdb_views(dest, |_| true)
+}
+
+/// DuckDB views; tables for which `has_files` is false get an empty view with the same columns
+/// (see the module doc).
+pub fn duckdb_views(dest: &str, has_files: impl Fn(&Table) -> bool) -> String {
+    let base = duckdb_location(dest);
+    let mut out = String::new();
+    let _ = writeln!(out, "-- cdnlake views over {base}");
+    if base.starts_with("s3://") {
+        let _ = writeln!(
+            out,
+            "-- needs: INSTALL httpfs; LOAD httpfs; CREATE SECRET (TYPE s3, ...);"
+        );
+    }
+    for t in tables() {
+        let _ = writeln!(out, "\n-- {}: {}", t.name, t.doc);
+        let w = t.columns.iter().map(|c| c.name.len()).max().unwrap_or(0);
+        let tw = t
+            .columns
+            .iter()
+            .map(|c| c.kind.duckdb().len())
+            .max()
+            .unwrap_or(0);
+        for c in t.columns {
+            let _ = writeln!(
+                out,
+                "--   {:<w$} {:<tw$} {}",
+                c.name,
+                c.kind.duckdb(),
+                c.doc
+            );
+        }
+        let glob = format!("{base}/{}/**/*.parquet", t.folder);
+        if !has_files(t) {
+            let cols: Vec<String> = t
+                .columns
+                .iter()
+                .map(|c| format!("NULL::{} AS \"{}\"", c.kind.duckdb(), c.name))
+                .chain(
+                    t.partitions
+                        .iter()
+                        .map(|p| format!("NULL::VARCHAR AS \"{p}\"")),
+                )
+                .collect();
+            let _ = writeln!(
+                out,
+                "-- No files match {glob} yet (DuckDB refuses a view over an empty glob):\n\
+                 -- an empty view with the same columns. Run cdnlake ddl again once there are files.\n\
+                 CREATE OR REPLACE VIEW {} AS\nSELECT {}\nWHERE false;",
+                t.name,
+                cols.join(", ")
+            );
+            continue;
+        }
+        let cols: Vec<String> = t
+            .columns
+            .iter()
+            .map(|c| format!("\"{}\"", c.name))
+            .chain(t.partitions.iter().map(|p| format!("\"{p}\"")))
+            .collect();
+        let hive_types: Vec<String> = t
+            .partitions
+            .iter()
+            .map(|p| format!("'{p}': VARCHAR"))
+            .collect();
+        let _ = writeln!(
+            out,
+            "CREATE OR REPLACE VIEW {} AS\nSELECT {}\nFROM read_parquet({}, hive_partitioning = true, hive_types = {{{}}}, union_by_name = true);",
+            t.name,
+            cols.join(", "),
+            sql_str(&glob),
+            hive_types.join(", "),
+        );
+    }
+    out
+}
+
+/// The OSS location MaxCompute reads: `oss://<endpoint>/<bucket>/<prefix>`.
+pub fn maxcompute_location(dest: &str, oss_endpoint: Option<&str>) -> String {
+    let endpoint = oss_endpoint.unwrap_or("oss-cn-hangzhou-internal.aliyuncs.com");
+    match Destination::parse(dest) {
+        Ok(d) => d.maxcompute_location(endpoint),
+        Err(_) => format!("oss://{endpoint}/<bucket>/<prefix>"),
+    }
+}
+
+/// MaxCompute: `CREATE EXTERNAL TABLE` for each table.
+pub fn maxcompute(dest: &str, oss_endpoint: Option<&str>) -> String {
+    let base = maxcompute_location(dest, oss_endpoint);
+    let mut out = String::new();
+    let _ = writeln!(out, "-- cdnlake external tables over {base}");
+    let _ = writeln!(
+        out,
+        "-- Register partitions with: cdnlake ddl --dialect maxcompute --partitions --dest {dest}"
+    );
+    for t in tables() {
+        let cols: Vec<String> = t
+            .columns
+            .iter()
+            .map(|c| {
+                format!(
+                    "  `{}` {} COMMENT {}",
+                    c.name,
+                    c.kind.maxcompute(),
+                    sql_str(c.doc)
+                )
+            })
+            .collect();
+        let parts: Vec<String> = t
+            .partitions
+            .iter()
+            .map(|p| format!("`{p}` STRING"))
+            .collect();
+        let _ = writeln!(
+            out,
+            "\nCREATE EXTERNAL TABLE IF NOT EXISTS {} (\n{}\n)\nCOMMENT {}\nPARTITIONED BY ({})\nSTORED AS PARQUET\nLOCATION {};",
+            t.name,
+            cols.join(",\n"),
+            sql_str(t.doc),
+            parts.join(", "),
+            sql_str(&format!("{base}/{}/", t.folder)),
+        );
+    }
+    out
+}
+
+/// `ALTER TABLE ... ADD IF NOT EXISTS PARTITION` for partitions given as (table, values).
+pub fn maxcompute_partitions<'a>(
+    parts: impl IntoIterator<Item = (&'a str, Vec<(&'a str, String)>)>,
+) -> String {
+    let mut out = String::new();
+    for (table, values) in parts {
+        let spec: Vec<String> = values
+            .iter()
+            .map(|(k, v)| format!("`{k}`={}", sql_str(v)))
+            .collect();
+        let _ = writeln!(
+            out,
+            "ALTER TABLE {table} ADD IF NOT EXISTS PARTITION ({});",
+            spec.join(", ")
+        );
+    }
+    out
+}
+
+/// A partition of one table: the table name and its (key, value) pairs, outermost first.
+pub type PartitionSpec = (&'static str, Vec<(&'static str, String)>);
+
+/// Whether a table holds at least one Parquet file: lists its folder and stops at the first one.
+/// (I/O: the one call here that reads the lake besides listing audit keys.)
+pub async fn has_files(lake: &Lake, table: &Table) -> Result<bool> {
+    let prefix = Path::from_iter(lake.prefix.parts().chain(Path::from(table.folder).parts()));
+    let mut list = lake.store.list(Some(&prefix));
+    while let Some(meta) = list.try_next().await.map_err(|source| Error::Store {
+        op: "list",
+        key: prefix.to_string(),
+        source,
+    })? {
+        if meta.location.as_ref().ends_with(".parquet") {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// Keys (relative to the destination) of the audit tables' files. Audit files have no manifest
+/// (each event is written whole with one PUT), so listing their folders is how their partitions
+/// are found.
+pub async fn audit_keys(lake: &Lake) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    for t in [&CACHE_AUDIT, &DOMAIN_AUDIT] {
+        let prefix = Path::from_iter(lake.prefix.parts().chain(Path::from(t.folder).parts()));
+        let metas: Vec<object_store::ObjectMeta> = lake
+            .store
+            .list(Some(&prefix))
+            .try_collect()
+            .await
+            .map_err(|source| Error::Store {
+                op: "list",
+                key: prefix.to_string(),
+                source,
+            })?;
+        out.extend(metas.iter().map(|m| relative(&lake.prefix, &m.location)));
+    }
+    Ok(out)
+}
+
+/// The (table, event, dt) partitions of audit keys like
+/// `audit/cache/event=CachedObjectsRefreshed/dt=2024-03-05/<traceId>.parquet`.
+pub fn audit_partitions<'a>(keys: impl IntoIterator<Item = &'a str>) -> Vec<PartitionSpec> {
+    let mut seen: BTreeSet<(&'static str, String, String)> = BTreeSet::new();
+    for key in keys {
+        if !key.ends_with(".parquet") {
+            continue;
+        }
+        let Some(table) = [&CACHE_AUDIT, &DOMAIN_AUDIT]
+            .into_iter()
+            .find(|t| key.starts_with(&format!("{}/", t.folder)))
+        else {
+            continue;
+        };
+        let rest = &key[table.folder.len() + 1..];
+        let mut parts = rest.split('/');
+        if let (Some(ev), Some(dt), Some(_file), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        {
+            if let (Some(ev), Some(dt)) = (ev.strip_prefix("event="), dt.strip_prefix("dt=")) {
+                seen.insert((table.name, ev.to_string(), dt.to_string()));
+            }
+        }
+    }
+    seen.into_iter()
+        .map(|(t, ev, dt)| (t, vec![("event", ev), ("dt", dt)]))
+        .collect()
+}
+
+/// Keeps the partitions whose `dt` is `since_dt` (`YYYY-MM-DD`) or later, and sorts all by table
+/// then values. Dates compare as strings, which `YYYY-MM-DD` makes chronological.
+pub fn since(mut parts: Vec<PartitionSpec>, since_dt: Option<&str>) -> Vec<PartitionSpec> {
+    if let Some(s) = since_dt {
+        parts.retain(|(_, values)| {
+            values
+                .iter()
+                .find(|(k, _)| *k == "dt")
+                .is_none_or(|(_, dt)| dt.as_str() >= s)
+        });
+    }
+    parts.sort();
+    parts.dedup();
+    parts
+}
+
+/// The (table, domain, dt, hour) partitions the manifests record, sorted and deduplicated, in the
+/// shape [`maxcompute_partitions`] takes. Access partitions come from the manifest's partition
+/// list; traffic partitions from the `traffic/` keys it lists, so lakes written before the rollups
+/// existed register no traffic partitions that hold no files.
+pub fn manifest_partitions(manifests: &[Manifest]) -> Vec<PartitionSpec> {
+    let mut seen: BTreeSet<(&'static str, String, String, String)> = BTreeSet::new();
+    for m in manifests {
+        for p in &m.partitions {
+            seen.insert((ACCESS.name, m.domain.clone(), p.dt.clone(), p.hour.clone()));
+        }
+        for key in m.keys() {
+            let mut parts = key.split('/');
+            if parts.next() != Some(TRAFFIC.folder) {
+                continue;
+            }
+            let (mut dt, mut hour) = (None, None);
+            for part in parts {
+                if let Some(v) = part.strip_prefix("dt=") {
+                    dt = Some(v);
+                } else if let Some(v) = part.strip_prefix("hour=") {
+                    hour = Some(v);
+                }
+            }
+            if let (Some(dt), Some(hour)) = (dt, hour) {
+                seen.insert((TRAFFIC.name, m.domain.clone(), dt.into(), hour.into()));
+            }
+        }
+    }
+    seen.into_iter()
+        .map(|(t, d, dt, h)| (t, vec![("domain", d), ("dt", dt), ("hour", h)]))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn maxcompute_has_signed_types_only() {
+        let sql = maxcompute("oss://bucket/lake", None);
+        assert!(sql.contains("PARTITIONED BY (`domain` STRING, `dt` STRING, `hour` STRING)"));
+        assert!(sql.contains(
+            "LOCATION 'oss://oss-cn-hangzhou-internal.aliyuncs.com/bucket/lake/access/'"
+        ));
+        assert!(!sql.to_lowercase().contains("unsigned"));
+        assert!(!sql.contains("TIMESTAMP_NTZ"));
+    }
+
+    #[test]
+    fn audit_partitions_from_keys_and_since() {
+        let keys = [
+            "audit/cache/event=CachedObjectsRefreshed/dt=2024-03-05/t1.parquet",
+            "audit/cache/event=CachedObjectsRefreshed/dt=2024-03-05/t2.parquet",
+            "audit/cache/event=CachedObjectsPushed/dt=2024-03-04/t3.parquet",
+            "audit/domain/event=CdnDomainStarted/dt=2024-03-06/t4.parquet",
+            "audit/events/dt=2024-03-05/t1.json",
+            "audit/cache/stray.parquet",
+        ];
+        let p = audit_partitions(keys);
+        assert_eq!(p.len(), 3);
+        let got = maxcompute_partitions(since(p, Some("2024-03-05")));
+        assert_eq!(
+            got,
+            "ALTER TABLE cache_audit ADD IF NOT EXISTS PARTITION (`event`='CachedObjectsRefreshed', `dt`='2024-03-05');\n\
+             ALTER TABLE domain_audit ADD IF NOT EXISTS PARTITION (`event`='CdnDomainStarted', `dt`='2024-03-06');\n"
+        );
+    }
+
+    #[test]
+    fn empty_tables_get_an_empty_view() {
+        let sql = duckdb_views("/l", |t| t.name != "domain_audit");
+        assert!(sql.contains("FROM read_parquet('/l/audit/cache/**/*.parquet'"));
+        assert!(sql.contains("CREATE OR REPLACE VIEW domain_audit AS\nSELECT NULL::VARCHAR AS \"event_name\", NULL::TIMESTAMP WITH TIME ZONE AS \"event_time\""));
+        assert!(!sql.contains("read_parquet('/l/audit/domain/"));
+    }
+
+    #[test]
+    fn partitions_are_quoted() {
+        let s = maxcompute_partitions([(
+            "access",
+            vec![("domain", "a'b".to_string()), ("dt", "2024-03-05".into())],
+        )]);
+        assert_eq!(s, "ALTER TABLE access ADD IF NOT EXISTS PARTITION (`domain`='a''b', `dt`='2024-03-05');\n");
+    }
+
+    #[test]
+    fn partitions_of_both_tables_from_manifests() {
+        use crate::lake::manifest::{ObjectEntry, PartitionEntry, SourceEntry};
+        let obj = |key: &str| ObjectEntry {
+            key: key.into(),
+            bytes: 1,
+            rows: Some(1),
+        };
+        let m = Manifest {
+            manifest_version: 1,
+            schema_version: 1,
+            tool: "t".into(),
+            domain: "a.example.com".into(),
+            partition_tz: "+08:00".into(),
+            source: SourceEntry {
+                name: "f.gz".into(),
+                location: "f.gz".into(),
+                bytes: 1,
+                sha256: String::new(),
+                gzip: true,
+                bytes_decompressed: 1,
+            },
+            lines: 2,
+            rows: 2,
+            rejected: 0,
+            empty: 0,
+            invalid_utf8: 0,
+            partitions: vec![PartitionEntry {
+                dt: "2024-03-05".into(),
+                hour: "08".into(),
+                rows: 2,
+            }],
+            objects: vec![
+                obj("raw/a.example.com/2024_03_05/f.gz"),
+                obj("access/domain=a.example.com/dt=2024-03-05/hour=08/f.parquet"),
+                obj("traffic/domain=a.example.com/dt=2024-03-05/hour=08/f.parquet"),
+            ],
+        };
+        let got = maxcompute_partitions(manifest_partitions(&[m.clone(), m]));
+        assert_eq!(
+            got,
+            "ALTER TABLE access ADD IF NOT EXISTS PARTITION (`domain`='a.example.com', `dt`='2024-03-05', `hour`='08');\n\
+             ALTER TABLE traffic ADD IF NOT EXISTS PARTITION (`domain`='a.example.com', `dt`='2024-03-05', `hour`='08');\n"
+        );
+    }
+}

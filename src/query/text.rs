@@ -1,0 +1,111 @@
+//! The report as text for a terminal.
+
+use super::report::Report;
+use super::top::DIMENSIONS;
+
+/// The terminal summary.
+pub fn render_text(r: &Report) -> String {
+    use std::fmt::Write;
+    let mut s = String::new();
+    let pct = |n: i64| {
+        if r.requests > 0 {
+            100.0 * n as f64 / r.requests as f64
+        } else {
+            0.0
+        }
+    };
+    let _ = writeln!(
+        s,
+        "domains:        {}",
+        if r.domains.is_empty() {
+            "(none)".to_string()
+        } else {
+            r.domains.join(", ")
+        }
+    );
+    let _ = writeln!(s, "minutes:        {}", r.minutes);
+    let _ = writeln!(s, "requests:       {}", r.requests);
+    let _ = writeln!(
+        s,
+        "bytes:          {:.3} GB out, {:.3} GB in",
+        r.response_bytes as f64 / 1e9,
+        r.request_bytes as f64 / 1e9
+    );
+    let _ = writeln!(
+        s,
+        "hit ratio:      {} ({} hits, {} misses)",
+        r.hit_ratio
+            .map_or("n/a".into(), |h| format!("{:.2}%", h * 100.0)),
+        r.hits,
+        r.misses
+    );
+    let mix: Vec<String> = r
+        .status
+        .iter()
+        .map(|(k, v)| format!("{k} {v} ({:.2}%)", pct(*v)))
+        .collect();
+    let _ = writeln!(s, "status:         {}", mix.join(", "));
+    if let (Some(mean), Some(max)) = (r.response_time_ms_mean, r.response_time_ms_max) {
+        let _ = writeln!(s, "response time:  mean {mean:.1} ms, max {max} ms");
+    }
+    for q in &r.quantiles {
+        let _ = writeln!(
+            s,
+            "  p{:<3}          ~{:.0} ms (histogram bucket ({}, {}] ms)",
+            (q.q * 100.0).round(),
+            q.estimate_ms,
+            q.lower_ms,
+            q.upper_ms
+        );
+    }
+    let _ = writeln!(s, "\nper hour ({}):", r.tz);
+    let _ = writeln!(
+        s,
+        "  {:<16} {:>12} {:>16} {:>16}",
+        "hour", "requests", "response bytes", "request bytes"
+    );
+    for h in &r.per_hour {
+        let _ = writeln!(
+            s,
+            "  {:<16} {:>12} {:>16} {:>16}",
+            h.hour, h.requests, h.response_bytes, h.request_bytes
+        );
+    }
+    for name in DIMENSIONS {
+        let Some(t) = r.top.get(name) else { continue };
+        for (by, list) in [("requests", &t.by_requests), ("bytes", &t.by_bytes)] {
+            let _ = writeln!(s, "\ntop {name} by {by}:");
+            let _ = writeln!(s, "  {:>10} {:>16}  value", "requests", "bytes");
+            if list.is_empty() {
+                let _ = writeln!(s, "  (none)");
+            }
+            for e in list {
+                let _ = writeln!(
+                    s,
+                    "  {:>10} {:>16}  {}",
+                    e.requests,
+                    e.bytes,
+                    terminal_safe(&e.value, 100)
+                );
+            }
+        }
+    }
+    s
+}
+
+/// Log values are untrusted: control characters (an escape sequence in a user agent) are shown
+/// escaped rather than sent to the terminal, and long values are cut.
+fn terminal_safe(v: &str, max_chars: usize) -> String {
+    let mut out = String::new();
+    for c in v.chars().take(max_chars) {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    if v.chars().count() > max_chars {
+        out.push('…');
+    }
+    out
+}

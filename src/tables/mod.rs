@@ -1,0 +1,120 @@
+//! Table definitions: one place that says what every column is, from which the Arrow schema the
+//! writers use, the DDL for DuckDB and MaxCompute and the readers of `report` all follow, so they
+//! cannot drift. Add a column to a table's file here; the compiler and the tests then point at
+//! the one builder that must fill it.
+
+pub mod access;
+pub mod audit;
+pub mod traffic;
+
+use std::sync::Arc;
+
+use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
+
+/// The logical type of a column, restricted to what every reader handles: signed integers only
+/// (MaxCompute has no unsigned types) and UTC-adjusted microsecond timestamps (no TIMESTAMP_NTZ).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// INT64 micros, `isAdjustedToUTC = true`.
+    Timestamp,
+    Int64,
+    Int32,
+    Utf8,
+}
+
+impl Kind {
+    pub fn arrow(self) -> DataType {
+        match self {
+            Kind::Timestamp => DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+            Kind::Int64 => DataType::Int64,
+            Kind::Int32 => DataType::Int32,
+            Kind::Utf8 => DataType::Utf8,
+        }
+    }
+
+    pub fn duckdb(self) -> &'static str {
+        match self {
+            Kind::Timestamp => "TIMESTAMP WITH TIME ZONE",
+            Kind::Int64 => "BIGINT",
+            Kind::Int32 => "INTEGER",
+            Kind::Utf8 => "VARCHAR",
+        }
+    }
+
+    pub fn maxcompute(self) -> &'static str {
+        match self {
+            Kind::Timestamp => "TIMESTAMP",
+            Kind::Int64 => "BIGINT",
+            Kind::Int32 => "INT",
+            Kind::Utf8 => "STRING",
+        }
+    }
+}
+
+/// One column of a table.
+#[derive(Debug, Clone, Copy)]
+pub struct Column {
+    pub name: &'static str,
+    pub kind: Kind,
+    pub nullable: bool,
+    /// Low-cardinality: Parquet dictionary encoding pays off.
+    pub dictionary: bool,
+    pub doc: &'static str,
+}
+
+impl Column {
+    /// A column, for the `const` table definitions.
+    pub const fn new(
+        name: &'static str,
+        kind: Kind,
+        nullable: bool,
+        dictionary: bool,
+        doc: &'static str,
+    ) -> Column {
+        Column {
+            name,
+            kind,
+            nullable,
+            dictionary,
+            doc,
+        }
+    }
+}
+
+/// A table of the lake: its folder under the destination, columns, and hive partition keys.
+#[derive(Debug, Clone, Copy)]
+pub struct Table {
+    /// View / table name (`access`).
+    pub name: &'static str,
+    /// Top-level folder under the destination (`access`).
+    pub folder: &'static str,
+    pub columns: &'static [Column],
+    /// Hive partition keys, outermost first (all STRING).
+    pub partitions: &'static [&'static str],
+    pub doc: &'static str,
+    /// Columns written without min/max statistics: those whose min/max can never let a reader
+    /// skip a row group, where computing them costs a comparison per value.
+    pub no_statistics: &'static [&'static str],
+}
+
+impl Table {
+    /// The Arrow schema the writer uses (partition keys are in the path, not in the file).
+    pub fn arrow_schema(&self) -> SchemaRef {
+        Arc::new(Schema::new(
+            self.columns
+                .iter()
+                .map(|c| Field::new(c.name, c.kind.arrow(), c.nullable))
+                .collect::<Vec<_>>(),
+        ))
+    }
+}
+
+/// Every table of the lake, in the order the DDL declares them.
+pub fn all() -> [&'static Table; 4] {
+    [
+        &access::ACCESS,
+        &traffic::TRAFFIC,
+        &audit::CACHE_AUDIT,
+        &audit::DOMAIN_AUDIT,
+    ]
+}

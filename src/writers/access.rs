@@ -1,0 +1,133 @@
+//! The access table: one Parquet file per partition hour a log file's lines fall in (more when a
+//! file passes [`ParquetOptions::max_file_bytes`](super::parquet::ParquetOptions)), streamed
+//! into uploads as blocks arrive and staged, not committed, at the end.
+
+use std::collections::BTreeMap;
+
+use arrow_array::RecordBatch;
+use arrow_schema::SchemaRef;
+use parquet::file::properties::WriterProperties;
+use tokio::runtime::Handle;
+
+use super::parquet::{writer_properties, ParquetOptions, PartFile};
+use crate::access::time::PartitionTz;
+use crate::error::Result;
+use crate::lake::commit::Staged;
+use crate::lake::layout::FileLayout;
+use crate::lake::manifest::PartitionEntry;
+use crate::lake::sink::ObjectSink;
+use crate::lake::store::Lake;
+use crate::tables::access::ACCESS;
+
+/// One partition hour being written.
+struct PartitionState {
+    dt: String,
+    hour: String,
+    current: Option<PartFile>,
+    /// Files closed because they reached the size limit, not yet committed.
+    done: Vec<(ObjectSink, u64)>,
+    files: usize,
+    rows: u64,
+}
+
+/// The access files of one log file, by partition hour.
+pub struct AccessWriter {
+    lake: Lake,
+    rt: Handle,
+    layout: FileLayout,
+    tz: PartitionTz,
+    max_file_bytes: u64,
+    props: WriterProperties,
+    schema: SchemaRef,
+    partitions: BTreeMap<i64, PartitionState>,
+}
+
+/// What the access writer staged: the files, and each partition hour with its rows.
+pub struct AccessFiles {
+    pub staged: Vec<Staged>,
+    pub partitions: Vec<PartitionEntry>,
+}
+
+impl AccessWriter {
+    pub fn new(
+        lake: &Lake,
+        rt: &Handle,
+        layout: &FileLayout,
+        tz: PartitionTz,
+        parquet: &ParquetOptions,
+    ) -> Result<AccessWriter> {
+        Ok(AccessWriter {
+            lake: lake.clone(),
+            rt: rt.clone(),
+            layout: layout.clone(),
+            tz,
+            max_file_bytes: parquet.max_file_bytes,
+            props: writer_properties(&ACCESS, parquet)?,
+            schema: ACCESS.arrow_schema(),
+            partitions: BTreeMap::new(),
+        })
+    }
+
+    /// Appends a batch whose rows all fall in partition hour `bucket`.
+    pub fn write(&mut self, bucket: i64, batch: &RecordBatch) -> Result<()> {
+        let tz = self.tz;
+        let st = self.partitions.entry(bucket).or_insert_with(|| {
+            let (dt, hour) = tz.partition_values(bucket);
+            PartitionState {
+                dt,
+                hour,
+                current: None,
+                done: Vec::new(),
+                files: 0,
+                rows: 0,
+            }
+        });
+        if st.current.is_none() {
+            let key = self.layout.access(&st.dt, &st.hour, st.files);
+            st.files += 1;
+            st.current = Some(PartFile::create(
+                &self.lake,
+                key,
+                self.schema.clone(),
+                self.props.clone(),
+                &self.rt,
+            )?);
+        }
+        if let Some(f) = st.current.as_mut() {
+            f.write(batch)?;
+            st.rows += batch.num_rows() as u64;
+            if f.size() >= self.max_file_bytes {
+                if let Some(f) = st.current.take() {
+                    let rows = f.rows;
+                    st.done.push((f.finish()?, rows));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Closes every open file and stages them all, partition hours in order.
+    pub fn finish(self) -> Result<AccessFiles> {
+        let mut staged = Vec::new();
+        let mut partitions = Vec::new();
+        for st in self.partitions.into_values() {
+            staged.extend(st.done.into_iter().map(|(sink, rows)| Staged {
+                sink,
+                rows: Some(rows),
+            }));
+            if let Some(f) = st.current {
+                let rows = f.rows;
+                staged.push(Staged {
+                    sink: f.finish()?,
+                    rows: Some(rows),
+                });
+            }
+            partitions.push(PartitionEntry {
+                dt: st.dt,
+                hour: st.hour,
+                rows: st.rows,
+            });
+        }
+        Ok(AccessFiles { staged, partitions })
+    }
+}

@@ -1,7 +1,7 @@
 #!/bin/sh
 # Builds a static Linux binary for FC's custom runtime and stages ./code (bootstrap + binary).
-# Needs: rustup target add x86_64-unknown-linux-musl, and a musl C toolchain for aws-lc-rs
-# (apt-get install musl-tools cmake), or use `cargo zigbuild` with the same target instead.
+# Needs: rustup target add x86_64-unknown-linux-musl, and a musl C toolchain for ring and zstd
+# (apt-get install musl-tools), or use `cargo zigbuild` with the same target instead.
 set -eu
 cd "$(dirname "$0")/.."
 cargo build --profile dist --locked --target x86_64-unknown-linux-musl

@@ -137,6 +137,11 @@ pub enum Error {
     #[error("{file}: reading stopped because a later stage failed")]
     Cancelled { file: String },
 
+    /// The run was stopped from outside: the client that asked for it went away, or the server
+    /// is shutting down. Its uploads were aborted; nothing of it is visible.
+    #[error("{file}: stopped: the invocation was cancelled (client gone or server shutting down)")]
+    Interrupted { file: String },
+
     /// A worker thread stopped unexpectedly (a bug, reported rather than propagated as a panic).
     #[error("internal error: {0}")]
     Internal(String),
@@ -148,7 +153,7 @@ impl Error {
     /// reports it with each failure, so a caller can tell one worth retrying from one to fix.
     pub fn is_retryable(&self) -> bool {
         match self {
-            Error::Request { .. } => true,
+            Error::Request { .. } | Error::Interrupted { .. } => true,
             // A download that failed says whether it may pass; a local read error may.
             Error::Read { source, .. } => source
                 .get_ref()

@@ -422,6 +422,7 @@ async fn start_cdnlake_with(s3_port: u16, http: HttpOptions) -> Cdnlake {
         },
         max_body: MAX_BODY,
         header_read_timeout: Duration::from_secs(1),
+        max_memory: cdnlake::ingest::server::DEFAULT_MAX_MEMORY,
     };
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(async move {
@@ -976,6 +977,48 @@ async fn slow_body_within_the_read_timeout_converts_exactly() {
     assert_eq!(seen, vec![(format!("/slow/{NAME}"), None)]);
     let raw = objects(&s3)[&format!("pre/raw/www.example.com/2015_06_09/{NAME}")].clone();
     assert_eq!(raw, data, "raw dump is byte for byte");
+    app.shutdown().await;
+}
+
+/// The same slow body, each pause within the read timeout, but past the download's overall
+/// deadline: the invocation fails with a line that says so (retryable), and nothing is committed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_download_past_its_overall_deadline_fails() {
+    let (data, _) = fixture();
+    let size = data.len();
+    let logsrv = start_log_server(HashMap::from([(NAME.to_string(), data.clone())])).await;
+    let s3 = start_s3().await;
+    let app = start_cdnlake_with(
+        s3.port,
+        HttpOptions {
+            backoff: Duration::from_millis(20),
+            max_attempts: 2,
+            read_timeout: SLOW_PAUSE * 4,
+            // Far less than the slow body takes.
+            deadline_base: SLOW_PAUSE,
+            min_rate: u64::MAX,
+            ..HttpOptions::default()
+        },
+    )
+    .await;
+    let body = envelope(&[log_event(
+        &format!("http://{}/slow/{NAME}", logsrv.addr),
+        Some(size),
+        "deadline",
+    )]);
+    let r = invoke(app.addr, &body).await;
+    assert_eq!(
+        (r.status, r.fc_status.as_deref()),
+        (404, Some("404")),
+        "{}",
+        r.body
+    );
+    assert!(r.body.contains("not done after"), "{}", r.body);
+    assert_eq!(r.retryable.as_deref(), Some("true"), "{}", r.body);
+    assert!(
+        !objects(&s3).keys().any(|k| k.contains("_manifests/")),
+        "no manifest after a failed download"
+    );
     app.shutdown().await;
 }
 

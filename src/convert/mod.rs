@@ -135,6 +135,9 @@ pub fn convert_reader(
     let started = Instant::now();
     let manifest_key = layout.manifest();
     let previous = read_manifest(lake, rt, &manifest_key)?;
+    // This file's uploads stage in a folder of their own, emptied of what a killed run left.
+    let lake = &lake.for_work(layout.staging_group());
+    lake.clear_staging()?;
 
     // Read: tee into the raw dump, gunzip, frame, parse in parallel, write in line order.
     let raw = ObjectSink::create(lake, layout.raw(), rt)?;
@@ -179,7 +182,13 @@ pub fn convert_reader(
         partitions: tables.partitions,
         objects,
     };
-    let removed = replace_manifest(lake, rt, &manifest_key, previous.as_ref(), &manifest)?;
+    let removed = replace_manifest(lake, rt, &manifest_key, previous.as_ref(), &manifest, |k| {
+        layout.owns(k)
+    })?;
+    // Every staged object was renamed into place; what is left is empty folders.
+    if let Err(e) = lake.clear_staging() {
+        tracing::warn!(error = %e, "could not remove the emptied staging folder");
+    }
     Ok(RunReport::of(
         &manifest,
         relative(&lake.prefix, &manifest_key),

@@ -37,6 +37,23 @@ pub struct DecodeOptions {
     pub max_decompressed: u64,
     /// Told the number of source bytes read so far (for a progress bar).
     pub progress: Option<Progress>,
+    /// Checked before every read of the source: once set, the run stops with
+    /// [`Error::Interrupted`] and aborts its uploads (a client that went away, a shutdown).
+    pub cancel: Option<Cancel>,
+}
+
+/// A flag that stops a run between two reads of its source.
+#[derive(Debug, Clone, Default)]
+pub struct Cancel(pub std::sync::Arc<std::sync::atomic::AtomicBool>);
+
+impl Cancel {
+    pub fn cancel(&self) {
+        self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(std::sync::atomic::Ordering::Relaxed)
+    }
 }
 
 /// A callback given the source bytes read so far. Called from the decoder thread.
@@ -59,6 +76,7 @@ impl Default for DecodeOptions {
             max_line: 64 * 1024,
             max_decompressed: MAX_DECOMPRESSED,
             progress: None,
+            cancel: None,
         }
     }
 }
@@ -97,6 +115,7 @@ struct Tee<R> {
     bytes: u64,
     raw: Option<ObjectSink>,
     progress: Option<Progress>,
+    cancel: Option<Cancel>,
     /// Set when the failure came from the source or the raw dump rather than the gzip data.
     failure: Option<Error>,
     file: String,
@@ -104,6 +123,12 @@ struct Tee<R> {
 
 impl<R: Read> Read for Tee<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.cancel.as_ref().is_some_and(Cancel::is_cancelled) {
+            self.failure = Some(Error::Interrupted {
+                file: self.file.clone(),
+            });
+            return Err(std::io::Error::other("cancelled"));
+        }
         let n = match self.inner.read(buf) {
             Ok(n) => n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => return Err(e),
@@ -178,6 +203,7 @@ pub fn decode_and_split(
         bytes: 0,
         raw,
         progress: opts.progress.clone(),
+        cancel: opts.cancel.clone(),
         failure: None,
         file: file.to_string(),
     };

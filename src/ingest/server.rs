@@ -10,12 +10,19 @@
 //! Credentials for `oss://` come from the request headers `x-fc-access-key-id`,
 //! `x-fc-access-key-secret`, `x-fc-security-token`: they are used for that request's store and
 //! dropped with it, never cached or logged. The log pipeline is synchronous; it runs on the
-//! blocking pool with the runtime's handle. On shutdown the server stops accepting and lets
-//! in-flight invocations finish.
+//! blocking pool with the runtime's handle.
+//!
+//! Memory is bounded: conversions run at most [`conversion_slots`] at a time for the instance's
+//! memory (FC's `x-fc-function-memory` header, else [`ServerOptions::max_memory`]); further
+//! invocations wait, their requests held open, rather than run the instance out of memory and
+//! lose every invocation in flight. A client that goes away cancels its invocation (its uploads
+//! are aborted). On shutdown the server stops accepting, lets in-flight invocations finish, and
+//! waits for the work of clients that went away to clean up.
 
 use std::convert::Infallible;
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
@@ -26,7 +33,9 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::runtime::Handle;
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 
+use crate::convert::source::Cancel;
 use crate::error::{Error, Result};
 use crate::event::parse_strict_each;
 use crate::ingest::handler::{handle_parsed, HandlerOptions};
@@ -48,6 +57,78 @@ pub struct ServerOptions {
     /// A connection that has not sent a whole request head within this time is closed, so
     /// half-open or stalled clients cannot hold connections forever.
     pub header_read_timeout: std::time::Duration,
+    /// Memory of the instance, in bytes, when FC's `x-fc-function-memory` header does not say
+    /// (local runs): it decides how many conversions run at once ([`conversion_slots`]).
+    pub max_memory: u64,
+}
+
+/// Default of [`ServerOptions::max_memory`]: the memory size of `deploy/s.yaml`.
+pub const DEFAULT_MAX_MEMORY: u64 = 1024 << 20;
+
+/// Memory the server needs besides its conversions (the binary, the runtime, request bodies).
+pub const BASE_MEMORY: u64 = 96 << 20;
+
+/// Memory one conversion may use at its peak, whatever the file size: the blocks in flight (one
+/// per parse thread plus one, 4 MiB of text each and their Arrow batches), the open row groups of
+/// two partition hours, two 8 MiB parts in flight per upload. Measured peak of a whole `convert`
+/// of 360 MB to 3 GB logs: 171-227 MiB including the process itself (README, Performance).
+pub const CONVERSION_MEMORY: u64 = 192 << 20;
+
+/// How many conversions fit in `memory` bytes: at least one, so a small instance still works
+/// (one at a time), as it did before there was a bound.
+pub fn conversion_slots(memory: u64) -> usize {
+    (memory.saturating_sub(BASE_MEMORY) / CONVERSION_MEMORY).max(1) as usize
+}
+
+/// Work running on the blocking pool, counted so shutdown can wait for it even when the
+/// request that started it is gone.
+#[derive(Default)]
+struct InFlight {
+    count: AtomicUsize,
+    idle: Notify,
+}
+
+/// Held by one piece of in-flight work; dropping it counts the work as done.
+struct InFlightGuard(Arc<InFlight>);
+
+impl InFlight {
+    fn enter(self: &Arc<Self>) -> InFlightGuard {
+        self.count.fetch_add(1, Ordering::SeqCst);
+        InFlightGuard(self.clone())
+    }
+
+    async fn wait_idle(&self) {
+        loop {
+            let idle = self.idle.notified();
+            if self.count.load(Ordering::SeqCst) == 0 {
+                return;
+            }
+            idle.await;
+        }
+    }
+}
+
+impl Drop for InFlightGuard {
+    fn drop(&mut self) {
+        if self.0.count.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.0.idle.notify_waiters();
+        }
+    }
+}
+
+/// Cancels an invocation's work when the future serving it is dropped before it finished: hyper
+/// drops it when the client disconnects.
+struct CancelOnDrop {
+    cancel: Cancel,
+    finished: bool,
+}
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.cancel.cancel();
+        }
+    }
 }
 
 /// Default for [`ServerOptions::header_read_timeout`]: far longer than FC ever takes to send a
@@ -58,6 +139,9 @@ struct State {
     opts: ServerOptions,
     /// The destination when it needs no per-request credentials (not `oss://`).
     fixed: Option<Lake>,
+    /// Conversion slots, sized on the first invocation (from its memory header).
+    slots: OnceLock<Arc<Semaphore>>,
+    in_flight: Arc<InFlight>,
 }
 
 impl State {
@@ -87,6 +171,24 @@ impl State {
         }
         Lake::open_with(&self.opts.dest, &oss)
     }
+
+    /// The conversion slots: as many as the instance's memory holds. FC tells the memory in
+    /// every request (`x-fc-function-memory`, MB); it does not change during an instance's life.
+    fn slots(&self, headers: &hyper::HeaderMap) -> Arc<Semaphore> {
+        self.slots
+            .get_or_init(|| {
+                let memory = headers
+                    .get("x-fc-function-memory")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.trim().parse::<u64>().ok())
+                    .filter(|mb| *mb > 0)
+                    .map_or(self.opts.max_memory, |mb| mb << 20);
+                let slots = conversion_slots(memory);
+                tracing::info!(memory, slots, "conversions at once");
+                Arc::new(Semaphore::new(slots))
+            })
+            .clone()
+    }
 }
 
 /// Serves until `shutdown` resolves, then waits for in-flight invocations to finish.
@@ -100,7 +202,12 @@ pub async fn serve(
     } else {
         Some(Lake::open(&opts.dest)?)
     };
-    let state = Arc::new(State { opts, fixed });
+    let state = Arc::new(State {
+        opts,
+        fixed,
+        slots: OnceLock::new(),
+        in_flight: Arc::default(),
+    });
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {
@@ -137,6 +244,8 @@ pub async fn serve(
     drop(listener);
     tracing::info!("shutting down: waiting for in-flight invocations");
     graceful.shutdown().await;
+    // Work whose client went away was cancelled; wait for it to abort its uploads.
+    state.in_flight.wait_idle().await;
     Ok(())
 }
 
@@ -242,16 +351,43 @@ async fn invoke(state: &Arc<State>, req: Request<Incoming>) -> Result<Vec<u8>> {
     // others were handled (docs/design.md §1.1: every element handled, every event kept as received).
     let parsed = parse_strict_each(&body)?;
     let lake = state.lake(&parts.headers)?;
-    let handler = state.opts.handler.clone();
+    let mut handler = state.opts.handler.clone();
+    // A conversion waits for a slot (its request held open); other events need none.
+    let converts = parsed
+        .events
+        .iter()
+        .any(|e| matches!(e.payload, crate::event::Payload::LogFile(_)));
+    let permit: Option<OwnedSemaphorePermit> = if converts {
+        let slots = state.slots(&parts.headers);
+        Some(
+            slots
+                .acquire_owned()
+                .await
+                .map_err(|_| Error::Internal("conversion slots closed".into()))?,
+        )
+    } else {
+        None
+    };
+    let cancel = Cancel::default();
+    handler.convert.decode.cancel = Some(cancel.clone());
+    let mut on_drop = CancelOnDrop {
+        cancel,
+        finished: false,
+    };
     let rt = Handle::current();
+    let guard = state.in_flight.enter();
     let (report, result) = tokio::task::spawn_blocking(move || {
         let out = handle_parsed(&lake, &rt, &parsed, &handler);
-        // The store (and any credentials in it) goes with the request.
+        // The store (and any credentials in it) goes with the request; the slot and the
+        // in-flight count are released when the work is done, even if the client went away.
         drop(lake);
+        drop(permit);
+        drop(guard);
         out
     })
     .await
     .map_err(|e| Error::Internal(format!("handler task failed: {e}")))?;
+    on_drop.finished = true;
     result?;
     serde_json::to_vec(&report).map_err(|source| Error::Json {
         what: "invocation report".into(),

@@ -71,13 +71,16 @@ impl Commit {
 
 /// Makes `manifest` the commit marker at `key`: first removes the keys `previous` listed that
 /// `manifest` does not (so a failed delete leaves the old manifest naming the key, and a retry
-/// finds it again), then writes the manifest. Returns the keys removed.
+/// finds it again), then writes the manifest. Only keys `owned` accepts are ever deleted: a
+/// damaged or edited manifest cannot make a run delete another file's objects. Returns the
+/// keys removed.
 pub fn replace_manifest(
     lake: &Lake,
     rt: &Handle,
     key: &Path,
     previous: Option<&Manifest>,
     manifest: &Manifest,
+    owned: impl Fn(&str) -> bool,
 ) -> Result<Vec<String>> {
     let body = serde_json::to_vec_pretty(manifest).map_err(|source| Error::Json {
         what: format!("manifest {key}"),
@@ -87,6 +90,10 @@ pub fn replace_manifest(
     let mut removed = Vec::new();
     if let Some(prev) = previous {
         for k in prev.keys().filter(|k| !keep.contains(k)) {
+            if !owned(k) {
+                tracing::warn!(key = %k, manifest = %key, "not deleting a key outside this file's layout");
+                continue;
+            }
             rt.block_on(lake.delete(&lake.key_of(k)))?;
             removed.push(k.to_string());
         }

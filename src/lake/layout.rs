@@ -30,10 +30,7 @@ pub struct FileLayout {
 impl FileLayout {
     /// `raw/<domain>/<YYYY_MM_DD>/<file name>`
     pub fn raw(&self) -> Path {
-        key(
-            &self.prefix,
-            &["raw", &self.domain, &self.date_folder, &self.file_name],
-        )
+        self.raw_at(&self.prefix)
     }
 
     /// `access/domain=<d>/dt=<YYYY-MM-DD>/hour=<HH>/<stem>[-<n>].parquet`
@@ -66,15 +63,7 @@ impl FileLayout {
 
     /// `rejects/<domain>/<YYYY_MM_DD>/<stem>.jsonl`
     pub fn rejects(&self) -> Path {
-        key(
-            &self.prefix,
-            &[
-                "rejects",
-                &self.domain,
-                &self.date_folder,
-                &format!("{}.jsonl", self.stem),
-            ],
-        )
+        self.rejects_at(&self.prefix)
     }
 
     /// `_manifests/<domain>/<YYYY_MM_DD>/<stem>.json`
@@ -86,6 +75,66 @@ impl FileLayout {
                 &self.domain,
                 &self.date_folder,
                 &format!("{}.json", self.stem),
+            ],
+        )
+    }
+}
+
+impl FileLayout {
+    /// The unit of work of this file's uploads, for [`Lake::for_work`](super::store::Lake::for_work):
+    /// its local staging folder is `_staging/<domain>/<YYYY_MM_DD>/<stem>`.
+    pub fn staging_group(&self) -> [&str; 3] {
+        [&self.domain, &self.date_folder, &self.stem]
+    }
+
+    /// Whether `relative` (a key relative to the destination, as a manifest lists it) is one
+    /// that a run of this file writes. A re-run deletes only such keys of the previous
+    /// manifest, so a manifest that was edited or damaged can never make it delete anything
+    /// else.
+    pub fn owns(&self, relative: &str) -> bool {
+        let root = Path::default();
+        let Ok(k) = Path::parse(relative) else {
+            return false;
+        };
+        if k == self.rejects_at(&root) || k == self.raw_at(&root) {
+            return true;
+        }
+        let parts: Vec<PathPart<'_>> = k.parts().collect();
+        let [table, domain, dt, hour, file] = parts.as_slice() else {
+            return false;
+        };
+        let stem = PathPart::from(self.stem.as_str());
+        let file = file.as_ref();
+        let numbered = |rest: &str| {
+            rest.strip_prefix('-')
+                .and_then(|r| r.strip_suffix(".parquet"))
+                .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+        };
+        let file_ok = file.strip_prefix(stem.as_ref()).is_some_and(|rest| {
+            rest == ".parquet" || (table.as_ref() == "access" && numbered(rest))
+        });
+        matches!(table.as_ref(), "access" | "traffic")
+            && *domain == PathPart::from(format!("domain={}", self.domain).as_str())
+            && dt.as_ref().starts_with("dt=")
+            && hour.as_ref().starts_with("hour=")
+            && file_ok
+    }
+
+    fn raw_at(&self, prefix: &Path) -> Path {
+        key(
+            prefix,
+            &["raw", &self.domain, &self.date_folder, &self.file_name],
+        )
+    }
+
+    fn rejects_at(&self, prefix: &Path) -> Path {
+        key(
+            prefix,
+            &[
+                "rejects",
+                &self.domain,
+                &self.date_folder,
+                &format!("{}.jsonl", self.stem),
             ],
         )
     }
@@ -143,6 +192,34 @@ mod tests {
             relative(&Path::from("lake"), &l.rejects()),
             "rejects/a.example.com/2024_03_05/a.example.com_2024_03_05_0800_0900.jsonl"
         );
+    }
+
+    #[test]
+    fn a_file_owns_only_its_own_keys() {
+        let l = layout("a.example.com", "a.example.com_2024_03_05_0800_0900.gz");
+        let root = Path::from("lake");
+        for k in [
+            l.raw(),
+            l.rejects(),
+            l.access("2024-03-05", "08", 0),
+            l.access("2024-03-06", "00", 3),
+            l.traffic("2024-03-05", "09"),
+        ] {
+            assert!(l.owns(&relative(&root, &k)), "{k}");
+        }
+        for k in [
+            "_manifests/a.example.com/2024_03_05/a.example.com_2024_03_05_0800_0900.json",
+            "access/domain=a.example.com/dt=2024-03-05/hour=08/a.example.com_2024_03_05_0800_0900_1.parquet",
+            "access/domain=a.example.com/dt=2024-03-05/hour=08/other.parquet",
+            "access/domain=b.example.com/dt=2024-03-05/hour=08/a.example.com_2024_03_05_0800_0900.parquet",
+            "traffic/domain=a.example.com/dt=2024-03-05/hour=08/a.example.com_2024_03_05_0800_0900-1.parquet",
+            "raw/a.example.com/2024_03_05/other.gz",
+            "audit/events/dt=2024-03-05/x.json",
+            "../etc/passwd",
+            "",
+        ] {
+            assert!(!l.owns(k), "{k}");
+        }
     }
 
     #[test]

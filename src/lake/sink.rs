@@ -1,12 +1,24 @@
-//! A synchronous `Write` adapter over an upload, so the (synchronous) Parquet writer streams into
-//! any store with bounded memory, and nothing becomes visible before the commit.
+//! A synchronous `Write` into an object, so the (synchronous) Parquet writer streams into any
+//! store with bounded memory, and nothing becomes visible before the commit.
+//!
+//! Small objects (under one part) are held in memory and sent with one PUT at completion;
+//! larger ones become a multipart upload as soon as they pass one part, with at most
+//! [`MAX_PARTS_IN_FLIGHT`] parts uploading at once. On an object store an upload is invisible
+//! until completed. On a local destination the object is written under `_staging/` and renamed
+//! into place at completion (see [`Lake::write_key`]), because object_store's local store
+//! would otherwise write it next to its final name, inside a partition folder.
+//!
+//! An upload that is not completed is aborted: when the sink is dropped (a failed run), and when
+//! completing it fails, so a failed commit leaves no parts behind that the store would keep.
 
+use std::collections::VecDeque;
 use std::io::Write;
 use std::sync::Arc;
 
 use object_store::path::Path;
-use object_store::{ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
+use object_store::{MultipartUpload, ObjectStore, ObjectStoreExt, PutPayload};
 use tokio::runtime::Handle;
+use tokio::task::JoinHandle;
 
 use super::store::Lake;
 use crate::error::{Error, Result};
@@ -14,25 +26,28 @@ use crate::error::{Error, Result};
 /// Part size of multipart uploads: large enough for S3/OSS's 10,000-part limit to allow ~80 GB.
 pub const PART_SIZE: usize = 8 * 1024 * 1024;
 /// Parts in flight per upload before writes wait (bounds memory per open object).
-const MAX_PARTS_IN_FLIGHT: usize = 2;
+pub const MAX_PARTS_IN_FLIGHT: usize = 2;
+
+/// How long an abandoned upload may take to abort before we give up on it (the store's own
+/// retries could otherwise hold a failing run for minutes). An upload left behind is invisible
+/// and is cleaned by the bucket's lifecycle rule for incomplete multipart uploads.
+const ABORT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// A synchronous [`Write`] into an object, for use on a plain (non-async) thread.
-///
-/// Small objects (under one part) are sent with a single PUT at [`complete`](Self::complete);
-/// larger ones switch to a multipart upload as soon as they pass one part, so memory stays at
-/// about two parts per open object. Nothing becomes visible until `complete`; dropping the sink
-/// instead leaves the previous object, if any, in place and aborts the upload. This is what lets
-/// a failed run change nothing in the lake.
 pub struct ObjectSink {
     store: Arc<dyn ObjectStore>,
     rt: Handle,
+    /// Where the object becomes visible.
     key: Path,
-    /// The object so far while it is smaller than a part.
-    small: Vec<u8>,
-    upload: Option<WriteMultipart>,
+    /// Where it is written until then (the key itself, or a staging key).
+    write_key: Path,
+    part_size: usize,
+    /// Bytes not yet sent: the whole object while it is smaller than a part.
+    buf: Vec<u8>,
+    upload: Option<Box<dyn MultipartUpload>>,
+    parts: VecDeque<JoinHandle<object_store::Result<()>>>,
     done: bool,
     written: u64,
-    unflushed: usize,
     error: Option<object_store::Error>,
 }
 
@@ -42,12 +57,14 @@ impl ObjectSink {
         Ok(ObjectSink {
             store: lake.store.clone(),
             rt: rt.clone(),
+            write_key: lake.write_key(&key),
             key,
-            small: Vec::new(),
+            part_size: lake.part_size,
+            buf: Vec::new(),
             upload: None,
+            parts: VecDeque::new(),
             done: false,
             written: 0,
-            unflushed: 0,
             error: None,
         })
     }
@@ -75,21 +92,42 @@ impl ObjectSink {
         rt.block_on(fut)
     }
 
-    /// Completes several uploads concurrently (one round trip instead of one per object).
-    /// As with any set of objects, they become visible one by one, not atomically.
+    /// Completes several uploads concurrently (one round trip instead of one per object), and
+    /// waits for every one of them even when one fails, so that each failed upload is aborted
+    /// rather than dropped half-way. As with any set of objects, they become visible one by
+    /// one, not atomically. Returns the sizes, or the first error.
     pub fn complete_all(sinks: Vec<ObjectSink>) -> Result<Vec<u64>> {
         let Some(rt) = sinks.first().map(|s| s.rt.clone()) else {
             return Ok(Vec::new());
         };
-        let futs = sinks
-            .into_iter()
-            .map(ObjectSink::into_completion)
-            .collect::<Result<Vec<_>>>()?;
-        rt.block_on(futures::future::try_join_all(futs))
+        let mut futs = Vec::with_capacity(sinks.len());
+        let mut first_error = None;
+        for s in sinks {
+            match s.into_completion() {
+                Ok(f) => futs.push(f),
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        let results = rt.block_on(futures::future::join_all(futs));
+        let mut sizes = Vec::with_capacity(results.len());
+        for r in results {
+            match r {
+                Ok(n) => sizes.push(n),
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(sizes),
+        }
     }
 
     /// Takes the sink apart into the request(s) that complete it; after this, dropping it no
-    /// longer aborts anything.
+    /// longer aborts anything: the returned future aborts the upload itself if completing fails.
     fn into_completion(mut self) -> Result<impl std::future::Future<Output = Result<u64>>> {
         if self.error.is_some() {
             return Err(self.store_error("upload"));
@@ -101,68 +139,111 @@ impl ObjectSink {
             )));
         }
         self.done = true;
-        let (store, key, written) = (self.store.clone(), self.key.clone(), self.written);
+        let (store, key, write_key, written) = (
+            self.store.clone(),
+            self.key.clone(),
+            self.write_key.clone(),
+            self.written,
+        );
         let upload = self.upload.take();
-        let small = std::mem::take(&mut self.small);
+        let parts = std::mem::take(&mut self.parts);
+        let rest = std::mem::take(&mut self.buf);
+        let err = move |op: &'static str, key: &Path| {
+            let key = key.to_string();
+            move |source| Error::Store { op, key, source }
+        };
         Ok(async move {
-            let res = match upload {
-                Some(upload) => upload.finish().await.map(|_| ()),
-                None => store.put(&key, PutPayload::from(small)).await.map(|_| ()),
-            };
-            res.map(|()| written).map_err(|source| Error::Store {
-                op: "complete upload of",
-                key: key.to_string(),
-                source,
-            })
+            match upload {
+                None => {
+                    store
+                        .put(&write_key, PutPayload::from(rest))
+                        .await
+                        .map_err(err("write", &key))?;
+                }
+                Some(mut upload) => {
+                    let last = (!rest.is_empty()).then(|| upload.put_part(PutPayload::from(rest)));
+                    let finished = async {
+                        for p in parts {
+                            p.await.map_err(join_error)??;
+                        }
+                        if let Some(last) = last {
+                            last.await?;
+                        }
+                        upload.complete().await
+                    }
+                    .await;
+                    if let Err(e) = finished {
+                        abort(upload.as_mut(), &write_key).await;
+                        return Err(err("complete upload of", &key)(e));
+                    }
+                }
+            }
+            if write_key != key {
+                store
+                    .rename(&write_key, &key)
+                    .await
+                    .map_err(err("publish", &key))?;
+            }
+            Ok(written)
         })
     }
 
-    /// Starts the multipart upload once the object outgrows one part.
-    fn start_multipart(&mut self) -> std::result::Result<(), object_store::Error> {
-        let upload = self.rt.block_on(self.store.put_multipart(&self.key))?;
-        let mut w = WriteMultipart::new_with_chunk_size(upload, PART_SIZE);
-        let _guard = self.rt.enter();
-        w.put(bytes::Bytes::from(std::mem::take(&mut self.small)));
-        self.upload = Some(w);
+    /// Sends the first `n` buffered bytes as the next part, starting the multipart upload on
+    /// the first one, and waits while too many parts are in flight.
+    fn send_part(&mut self, n: usize) -> std::result::Result<(), object_store::Error> {
+        if self.upload.is_none() {
+            let upload = self
+                .rt
+                .block_on(self.store.put_multipart(&self.write_key))?;
+            self.upload = Some(upload);
+        }
+        let data: Vec<u8> = self.buf.drain(..n).collect();
+        if let Some(upload) = self.upload.as_mut() {
+            let part = upload.put_part(PutPayload::from(data));
+            self.parts.push_back(self.rt.spawn(part));
+        }
+        while self.parts.len() > MAX_PARTS_IN_FLIGHT {
+            if let Some(p) = self.parts.pop_front() {
+                self.rt.block_on(p).map_err(join_error)??;
+            }
+        }
         Ok(())
     }
 }
 
-/// How long an abandoned upload may take to abort before we give up on it (the store's own
-/// retries could otherwise hold a failing run for minutes). An upload left behind is invisible
-/// and is cleaned by the bucket's lifecycle rule for incomplete multipart uploads.
-const ABORT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+/// A part task that panicked or was cancelled, as a store error.
+fn join_error(e: tokio::task::JoinError) -> object_store::Error {
+    object_store::Error::Generic {
+        store: "upload",
+        source: Box::new(e),
+    }
+}
+
+/// Aborts an upload, bounded by [`ABORT_TIMEOUT`]; a failure is logged (the upload stays
+/// invisible and the lifecycle rule removes it).
+async fn abort(upload: &mut dyn MultipartUpload, key: &Path) {
+    match tokio::time::timeout(ABORT_TIMEOUT, upload.abort()).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::warn!(%key, error = %e, "could not abort upload"),
+        Err(_) => tracing::warn!(%key, "aborting the upload timed out"),
+    }
+}
 
 impl Write for ObjectSink {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         if self.done {
             return Err(std::io::Error::other("upload already finished"));
         }
-        let fail = |this: &mut Self, e: object_store::Error| {
-            let msg = e.to_string();
-            this.error = Some(e);
-            Err(std::io::Error::other(msg))
-        };
+        if self.error.is_some() {
+            return Err(std::io::Error::other("upload failed"));
+        }
         self.written += buf.len() as u64;
-        let Some(upload) = self.upload.as_mut() else {
-            self.small.extend_from_slice(buf);
-            if self.small.len() >= PART_SIZE {
-                if let Err(e) = self.start_multipart() {
-                    return fail(self, e);
-                }
-            }
-            return Ok(buf.len());
-        };
-        let _guard = self.rt.enter();
-        upload.write(buf);
-        self.unflushed += buf.len();
-        if self.unflushed >= PART_SIZE {
-            self.unflushed = 0;
-            if let Err(e) = self
-                .rt
-                .block_on(upload.wait_for_capacity(MAX_PARTS_IN_FLIGHT))
-            {
-                return fail(self, e);
+        self.buf.extend_from_slice(buf);
+        while self.buf.len() >= self.part_size {
+            if let Err(e) = self.send_part(self.part_size) {
+                let msg = e.to_string();
+                self.error = Some(e);
+                return Err(std::io::Error::other(msg));
             }
         }
         Ok(buf.len())
@@ -179,20 +260,17 @@ impl Drop for ObjectSink {
     /// can block whatever thread drops the sink, even a runtime worker (where `block_on` would
     /// panic), and it is bounded by [`ABORT_TIMEOUT`].
     fn drop(&mut self) {
-        if let Some(upload) = self.upload.take() {
+        for p in self.parts.drain(..) {
+            p.abort();
+        }
+        if let Some(mut upload) = self.upload.take() {
             let rt = self.rt.clone();
-            let key = self.key.clone();
-            let aborted = std::thread::scope(|s| {
-                s.spawn(|| {
-                    rt.block_on(async { tokio::time::timeout(ABORT_TIMEOUT, upload.abort()).await })
-                })
-                .join()
+            let key = self.write_key.clone();
+            let joined = std::thread::scope(|s| {
+                s.spawn(|| rt.block_on(abort(upload.as_mut(), &key))).join()
             });
-            match aborted {
-                Ok(Ok(Ok(()))) => {}
-                Ok(Ok(Err(e))) => tracing::warn!(%key, error = %e, "could not abort upload"),
-                Ok(Err(_)) => tracing::warn!(%key, "aborting the upload timed out"),
-                Err(_) => tracing::warn!(%key, "aborting the upload panicked"),
+            if joined.is_err() {
+                tracing::warn!(key = %self.write_key, "aborting the upload panicked");
             }
         }
     }

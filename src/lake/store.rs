@@ -17,7 +17,21 @@ pub struct Lake {
     pub prefix: Path,
     /// The destination as the user gave it (never contains credentials).
     pub url: String,
+    /// The folder of a local destination. Its uploads are staged under `_staging/` and renamed
+    /// into place at commit: object_store's local store would write them next to their final
+    /// name (`x.parquet#1`), inside the partition folders that Spark and Hive read whole.
+    pub(crate) local_root: Option<std::path::PathBuf>,
+    /// The unit of work this handle stages for (`<domain>/<date>/<stem>` of a log file): its
+    /// staging folder, cleared when the same work starts again after a crash.
+    pub(crate) staging_group: Vec<String>,
+    /// Part size of multipart uploads ([`PART_SIZE`](super::sink::PART_SIZE) unless changed).
+    pub(crate) part_size: usize,
 }
+
+/// The folder, under a destination, where a local destination stages objects before the commit
+/// renames them into place. Readers never look there: DuckDB globs the table folders, and Spark
+/// and Hive skip names that start with `_`.
+pub const STAGING: &str = "_staging";
 
 impl std::fmt::Debug for Lake {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -128,6 +142,9 @@ impl Lake {
             store,
             prefix: Path::from(prefix),
             url: url.into(),
+            local_root: None,
+            staging_group: Vec::new(),
+            part_size: super::sink::PART_SIZE,
         };
         let dest = Destination::parse(url)?;
         if matches!(dest, Destination::Oss { .. } | Destination::S3 { .. }) {
@@ -176,8 +193,66 @@ impl Lake {
                 let store = object_store::local::LocalFileSystem::new_with_prefix(&path)
                     .map_err(|e| bad(e.to_string()))?
                     .with_automatic_cleanup(true);
-                Ok(lake(Arc::new(store), ""))
+                Ok(Lake {
+                    local_root: Some(path),
+                    ..lake(Arc::new(store), "")
+                })
             }
+        }
+    }
+
+    /// The same destination, staging for one unit of work (a log file: `domain/date/stem`).
+    pub fn for_work<'a>(&self, group: impl IntoIterator<Item = &'a str>) -> Lake {
+        Lake {
+            staging_group: group.into_iter().map(str::to_string).collect(),
+            ..self.clone()
+        }
+    }
+
+    /// The same destination with another multipart part size (tests use small parts to reach
+    /// the multipart path with small files; S3 wants at least 5 MiB but for the last part).
+    pub fn with_part_size(&self, part_size: usize) -> Lake {
+        Lake {
+            part_size: part_size.max(1),
+            ..self.clone()
+        }
+    }
+
+    /// Where an object is written until the commit: the key itself on an object store (whose
+    /// uploads are invisible until completed); on a local destination a key under
+    /// [`STAGING`], in this unit of work's folder.
+    pub(crate) fn write_key(&self, key: &Path) -> Path {
+        if self.local_root.is_none() {
+            return key.clone();
+        }
+        let rel = key
+            .prefix_match(&self.prefix)
+            .map(|p| p.collect::<Vec<_>>());
+        let mut parts: Vec<object_store::path::PathPart<'_>> = self.prefix.parts().collect();
+        parts.push(STAGING.into());
+        parts.extend(self.staging_group.iter().map(|g| g.as_str().into()));
+        match rel {
+            Some(rel) => parts.extend(rel),
+            None => parts.extend(key.parts()),
+        }
+        Path::from_iter(parts)
+    }
+
+    /// Removes what a killed run of this unit of work left in its staging folder (local
+    /// destinations; an object store's incomplete uploads are invisible and expire by the
+    /// bucket's lifecycle rule, see deploy/README.md).
+    pub fn clear_staging(&self) -> Result<()> {
+        let (Some(root), false) = (&self.local_root, self.staging_group.is_empty()) else {
+            return Ok(());
+        };
+        let mut dir = root.join(STAGING);
+        for g in &self.staging_group {
+            dir.push(object_store::path::PathPart::from(g.as_str()).as_ref());
+        }
+        match std::fs::remove_dir_all(&dir) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(source) => Err(Error::Io { path: dir, source }),
         }
     }
 

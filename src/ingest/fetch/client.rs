@@ -22,6 +22,25 @@ pub struct HttpOptions {
     pub connect_timeout: Duration,
     /// Longest wait for the next bytes of a body.
     pub read_timeout: Duration,
+    /// The whole download must end within `deadline_base` plus its size at `min_rate` bytes
+    /// per second: a server sending one byte just inside every read timeout would otherwise
+    /// hold the invocation until FC's own timeout, and then nothing would say why.
+    pub deadline_base: Duration,
+    pub min_rate: u64,
+    /// The deadline when no size is known (no `fileSize`, no `Content-Length`).
+    pub deadline_unknown_size: Duration,
+}
+
+impl HttpOptions {
+    /// The overall deadline of a download of `size` bytes (when known).
+    pub fn deadline(&self, size: Option<u64>) -> Duration {
+        match size {
+            Some(n) => self
+                .deadline_base
+                .saturating_add(Duration::from_secs(n / self.min_rate.max(1))),
+            None => self.deadline_unknown_size,
+        }
+    }
 }
 
 impl Default for HttpOptions {
@@ -33,6 +52,10 @@ impl Default for HttpOptions {
             max_backoff: Duration::from_secs(10),
             connect_timeout: Duration::from_secs(10),
             read_timeout: Duration::from_secs(60),
+            // 460 MB: 2 + 29 minutes, inside FC's 60-minute timeout of deploy/s.yaml.
+            deadline_base: Duration::from_secs(120),
+            min_rate: 256 * 1024,
+            deadline_unknown_size: Duration::from_secs(3600),
         }
     }
 }

@@ -83,6 +83,8 @@ pub struct HttpReader {
     /// it in its report after the reader was consumed (see [`HttpReader::with_retry_counter`]).
     retries: Arc<AtomicU32>,
     done: bool,
+    /// When the download started, for its overall deadline ([`HttpOptions::deadline`]).
+    started: std::time::Instant,
 }
 
 impl HttpReader {
@@ -112,6 +114,7 @@ impl HttpReader {
             failures: 0,
             retries: Arc::new(AtomicU32::new(0)),
             done: false,
+            started: std::time::Instant::now(),
         })
     }
 
@@ -256,6 +259,18 @@ impl HttpReader {
     /// Gets the next non-empty chunk, or `None` at the verified end of the body.
     fn next_chunk(&mut self) -> Result<Option<Bytes>> {
         loop {
+            let deadline = self.opts.deadline(self.total.or(self.expected));
+            if self.started.elapsed() > deadline {
+                return Err(self.gave_up(format!(
+                    "not done after {} s, the deadline for {} at {} KiB/s at least ({} bytes received)",
+                    deadline.as_secs(),
+                    self.total
+                        .or(self.expected)
+                        .map_or("a file of unknown size".to_string(), |n| format!("{n} bytes")),
+                    self.opts.min_rate / 1024,
+                    self.received
+                )));
+            }
             if self.done {
                 return Ok(None);
             }

@@ -112,6 +112,11 @@ pub enum Error {
     #[error("reading the request: {reason}")]
     Request { reason: String },
 
+    /// An Alibaba Cloud API request signature (ACS3-HMAC-SHA256) could not be made or did not
+    /// verify: which part of the request, and why. Never holds a secret or a valid signature.
+    #[error("ACS3 signature: {reason}")]
+    Signature { reason: String },
+
     /// A URL was refused before any connection (scheme, host not on the allow-list, redirect).
     #[error("refused {url}: {reason}")]
     Refused { url: String, reason: String },
@@ -142,6 +147,16 @@ pub enum Error {
     #[error("{file}: stopped: the invocation was cancelled (client gone or server shutting down)")]
     Interrupted { file: String },
 
+    /// A file of the lake cannot be converted again from its raw dump (`verify --repair`,
+    /// `rebuild`): the raw dump is missing or not the one the manifest records, or the manifest
+    /// does not say where it is.
+    #[error("{file}: cannot convert again from {key}: {reason}")]
+    Reconvert {
+        file: String,
+        key: String,
+        reason: String,
+    },
+
     /// A worker thread stopped unexpectedly (a bug, reported rather than propagated as a panic).
     #[error("internal error: {0}")]
     Internal(String),
@@ -160,6 +175,14 @@ impl Error {
                 .and_then(|e| e.downcast_ref::<ReadFailure>())
                 .is_none_or(|f| f.transient),
             Error::Http { transient, .. } => *transient,
+            // A completion whose reply was lost is retried by the client, and the store then
+            // answers that the upload is gone (404, or 403 on some stores): the object may well
+            // be complete. Running the file again is what fixes it.
+            Error::Store {
+                op: "complete upload of",
+                source,
+                ..
+            } => !matches!(source, object_store::Error::Unauthenticated { .. }),
             Error::Store { source, .. } => !matches!(
                 source,
                 object_store::Error::NotFound { .. }
@@ -229,6 +252,16 @@ mod tests {
             source: "404".into(),
         };
         assert!(!store(missing).is_retryable());
+        // A completion whose lost reply was retried finds the upload gone: running again fixes it.
+        let gone = Error::Store {
+            op: "complete upload of",
+            key: "k".into(),
+            source: object_store::Error::NotFound {
+                path: "k".into(),
+                source: "NoSuchUpload".into(),
+            },
+        };
+        assert!(gone.is_retryable());
         let http = |transient| Error::Http {
             url: "u".into(),
             reason: "r".into(),

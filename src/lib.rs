@@ -47,6 +47,7 @@
 #![warn(clippy::undocumented_unsafe_blocks)]
 
 pub mod access;
+pub mod cloud;
 pub mod convert;
 pub mod dev;
 pub mod error;
@@ -54,6 +55,7 @@ pub mod event;
 pub mod ingest;
 pub mod lake;
 pub mod query;
+pub mod repair;
 pub mod tables;
 pub mod tls;
 pub mod writers;

@@ -53,8 +53,8 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
             // Which tables hold files decides between a read_parquet view and an empty
             // one; a lake that cannot be listed (no credentials here) gets the former.
             let present: anyhow::Result<Vec<&str>> = (|| {
-                let local = !dest.contains("://") || dest.starts_with("file://");
-                if local && !std::path::Path::new(&ddl::duckdb_location(&dest)).exists() {
+                let parsed = cdnlake::lake::dest::Destination::parse(&dest)?;
+                if parsed.local_path().is_some_and(|p| !p.exists()) {
                     // Opening would create the folder; nothing is there yet.
                     return Ok(Vec::new());
                 }
@@ -71,7 +71,10 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
             let sql = match present {
                 Ok(p) => ddl::duckdb_views(&dest, |t| p.contains(&t.name)),
                 Err(e) => {
-                    eprintln!("cdnlake: warning: cannot list {dest} ({e:#}); writing views for every table");
+                    eprintln!(
+                        "cdnlake: warning: cannot list {dest} ({}); writing views for every table",
+                        super::one_line(e.as_ref())
+                    );
                     ddl::duckdb(&dest)
                 }
             };

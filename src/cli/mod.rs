@@ -7,8 +7,10 @@ mod convert;
 mod ddl;
 mod gen;
 mod handle;
+mod rebuild;
 mod report;
 mod serve;
+mod verify;
 
 use std::process::ExitCode;
 
@@ -44,6 +46,13 @@ enum Command {
     /// requests and bytes per hour; and the access rows: top 10 paths, client IPs, referers and
     /// user agents by requests and by bytes.
     Report(report::Args),
+    /// Check the lake against its manifests: every listed object present with its size and
+    /// Parquet row count, the counts reconciled, no orphans; --repair deletes orphans and
+    /// converts damaged files again from their raw dumps.
+    Verify(verify::Args),
+    /// Convert every (selected) file of the lake again from its raw dump, e.g. after a schema
+    /// change.
+    Rebuild(rebuild::Args),
 }
 
 /// Runs the command the arguments name.
@@ -56,6 +65,8 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Handle(a) => handle::run(a),
         Command::Serve(a) => serve::run(a),
         Command::Report(a) => report::run(a),
+        Command::Verify(a) => verify::run(a),
+        Command::Rebuild(a) => rebuild::run(a),
     }
 }
 

@@ -371,6 +371,42 @@ mod tests {
         assert!(e.contains("filePath") && e.contains("missing"), "{e}");
     }
 
+    /// The same event with `filePath` as the CDN API's `LogPath` gives it, without a scheme:
+    /// the file name is still the last segment, and the signed query is redacted everywhere.
+    #[test]
+    fn scheme_less_file_path() {
+        let text = LOG.replace("\"filePath\":\"http://", "\"filePath\":\"");
+        assert!(text.contains("\"filePath\":\"cdnlog."));
+        let ev = parse_strict(text.as_bytes()).unwrap();
+        let Payload::LogFile(l) = &ev[0].payload else {
+            panic!("not a log event")
+        };
+        assert_eq!(
+            l.file_name().as_deref(),
+            Some("example.com_2018_06_14_1400_1500.gz")
+        );
+        for shown in [
+            serde_json::to_string(&ev[0].redacted()).unwrap(),
+            format!("{:?}", ev[0]),
+            format!("{l:?}"),
+        ] {
+            assert!(
+                !shown.contains("SIG") && !shown.contains("OSSAccessKeyId"),
+                "{shown}"
+            );
+            assert!(
+                shown.contains("cdnlog.cn-hangzhou.oss.aliyun-inc.com/example.com/2018_06_14/example.com_2018_06_14_1400_1500.gz?<redacted>"),
+                "{shown}"
+            );
+        }
+        // A host alone names no file.
+        let bare = LogFile {
+            file_path: "cdnlog.cn-hangzhou.oss.aliyun-inc.com?x=1".into(),
+            ..l.clone()
+        };
+        assert_eq!(bare.file_name(), None);
+    }
+
     #[test]
     fn debug_output_is_redacted() {
         let ev = parse_strict(LOG.as_bytes()).unwrap();

@@ -39,6 +39,7 @@ use crate::convert::source::Cancel;
 use crate::error::{Error, Result};
 use crate::event::parse_strict_each;
 use crate::ingest::handler::{handle_parsed, HandlerOptions};
+use crate::lake::dest::Destination;
 use crate::lake::store::{Credentials, Lake, OssOptions};
 
 /// Largest accepted invocation body. CDN events are a few KB; FC's own limit is larger.
@@ -197,7 +198,7 @@ pub async fn serve(
     opts: ServerOptions,
     shutdown: impl Future<Output = ()>,
 ) -> Result<()> {
-    let fixed = if opts.dest.starts_with("oss://") {
+    let fixed = if Destination::parse(&opts.dest)?.credentials_per_request() {
         None
     } else {
         Some(Lake::open(&opts.dest)?)

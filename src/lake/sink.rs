@@ -20,7 +20,7 @@ use object_store::{MultipartUpload, ObjectStore, ObjectStoreExt, PutPayload};
 use tokio::runtime::Handle;
 use tokio::task::JoinHandle;
 
-use super::store::Lake;
+use super::store::{store_error, Lake};
 use crate::error::{Error, Result};
 
 /// Part size of multipart uploads: large enough for S3/OSS's 10,000-part limit to allow ~80 GB.
@@ -76,11 +76,7 @@ impl ObjectSink {
     /// The error behind a failed write, with the key and the store's own error.
     pub fn store_error(&mut self, op: &'static str) -> Error {
         match self.error.take() {
-            Some(source) => Error::Store {
-                op,
-                key: self.key.to_string(),
-                source,
-            },
+            Some(source) => store_error(op, &self.key, source),
             None => Error::Internal(format!("upload of {} already finished", self.key)),
         }
     }
@@ -149,8 +145,8 @@ impl ObjectSink {
         let parts = std::mem::take(&mut self.parts);
         let rest = std::mem::take(&mut self.buf);
         let err = move |op: &'static str, key: &Path| {
-            let key = key.to_string();
-            move |source| Error::Store { op, key, source }
+            let key = key.clone();
+            move |source| store_error(op, &key, source)
         };
         Ok(async move {
             match upload {
@@ -163,8 +159,17 @@ impl ObjectSink {
                 Some(mut upload) => {
                     let last = (!rest.is_empty()).then(|| upload.put_part(PutPayload::from(rest)));
                     let finished = async {
+                        // Every part in flight is waited for, even after one failed: a part
+                        // landing after the abort would be left behind on the store.
+                        let mut failed = None;
                         for p in parts {
-                            p.await.map_err(join_error)??;
+                            if let Err(e) = p.await.map_err(join_error).and_then(|r| r) {
+                                failed.get_or_insert(e);
+                            }
+                        }
+                        if let Some(e) = failed {
+                            // The last part's request was never sent: dropping it sends nothing.
+                            return Err(e);
                         }
                         if let Some(last) = last {
                             last.await?;

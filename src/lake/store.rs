@@ -267,17 +267,13 @@ impl Lake {
     /// Reads a whole (small) object; `None` when it does not exist.
     pub async fn get_opt(&self, key: &Path) -> Result<Option<bytes::Bytes>> {
         match self.store.get(key).await {
-            Ok(r) => r.bytes().await.map(Some).map_err(|source| Error::Store {
-                op: "read",
-                key: key.to_string(),
-                source,
-            }),
+            Ok(r) => r
+                .bytes()
+                .await
+                .map(Some)
+                .map_err(|source| store_error("read", key, source)),
             Err(object_store::Error::NotFound { .. }) => Ok(None),
-            Err(source) => Err(Error::Store {
-                op: "read",
-                key: key.to_string(),
-                source,
-            }),
+            Err(source) => Err(store_error("read", key, source)),
         }
     }
 
@@ -287,25 +283,90 @@ impl Lake {
             .put(key, PutPayload::from(data))
             .await
             .map(|_| ())
-            .map_err(|source| Error::Store {
-                op: "write",
-                key: key.to_string(),
-                source,
-            })
+            .map_err(|source| store_error("write", key, source))
     }
 
     /// Deletes an object; a missing object is not an error (deletes must be idempotent).
     pub async fn delete(&self, key: &Path) -> Result<()> {
         match self.store.delete(key).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-            Err(source) => Err(Error::Store {
-                op: "delete",
-                key: key.to_string(),
-                source,
-            }),
+            Err(source) => Err(store_error("delete", key, source)),
         }
     }
 }
+
+/// An [`Error::Store`] that prints as one line.
+///
+/// object_store puts the server's error document in its message, and S3 and OSS send that
+/// document over several lines (S3 breaks the line after the XML declaration, OSS indents each
+/// element on a line of its own): a failed upload printed as several lines, on `cdnlake: error:`
+/// and in logs (found by tests/store_faults.rs). The error keeps its variant, which
+/// [`Error::is_retryable`] reads; only a message that spans lines is replaced by the same text on
+/// one line (that replacement drops the error's own chain of causes, whose text it holds).
+pub(crate) fn store_error(op: &'static str, key: &Path, source: object_store::Error) -> Error {
+    use object_store::Error as E;
+    type Source = Box<dyn std::error::Error + Send + Sync + 'static>;
+    fn flat(source: Source) -> Source {
+        let text = source.to_string();
+        if !text.contains(['\n', '\r']) {
+            return source;
+        }
+        Box::new(OneLine(
+            text.split_whitespace().collect::<Vec<_>>().join(" "),
+        ))
+    }
+    let source = match source {
+        E::Generic { store, source } => E::Generic {
+            store,
+            source: flat(source),
+        },
+        E::NotFound { path, source } => E::NotFound {
+            path,
+            source: flat(source),
+        },
+        E::NotSupported { source } => E::NotSupported {
+            source: flat(source),
+        },
+        E::AlreadyExists { path, source } => E::AlreadyExists {
+            path,
+            source: flat(source),
+        },
+        E::Precondition { path, source } => E::Precondition {
+            path,
+            source: flat(source),
+        },
+        E::NotModified { path, source } => E::NotModified {
+            path,
+            source: flat(source),
+        },
+        E::PermissionDenied { path, source } => E::PermissionDenied {
+            path,
+            source: flat(source),
+        },
+        E::Unauthenticated { path, source } => E::Unauthenticated {
+            path,
+            source: flat(source),
+        },
+        other => other,
+    };
+    Error::Store {
+        op,
+        key: key.to_string(),
+        source,
+    }
+}
+
+/// A cause's message, on one line (see [`store_error`]).
+#[derive(Debug)]
+struct OneLine(String);
+
+impl std::fmt::Display for OneLine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for OneLine {}
 
 #[cfg(test)]
 mod tests {
@@ -341,5 +402,47 @@ mod tests {
         assert!(oss_endpoint("b", &OssOptions::default()).is_err());
         let e = Lake::open("oss://b/p").unwrap_err().to_string();
         assert!(e.contains("endpoint or region"), "{e}");
+    }
+
+    #[test]
+    fn store_errors_print_on_one_line_and_keep_their_kind() {
+        let doc = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error>\n  <Code>NoSuchUpload</Code>\n</Error>";
+        let key = Path::from("raw/x.gz");
+        let e = store_error(
+            "complete upload of",
+            &key,
+            object_store::Error::NotFound {
+                path: "raw/x.gz".into(),
+                source: doc.into(),
+            },
+        );
+        let line = e.to_string();
+        assert!(!line.contains('\n'), "{line}");
+        assert!(
+            line.contains("<Error> <Code>NoSuchUpload</Code> </Error>"),
+            "{line}"
+        );
+        assert!(matches!(
+            e,
+            Error::Store {
+                source: object_store::Error::NotFound { .. },
+                ..
+            }
+        ));
+        // A completion that finds its upload gone may have completed: worth running again.
+        assert!(e.is_retryable());
+        let e = store_error(
+            "write",
+            &key,
+            object_store::Error::Generic {
+                store: "S3",
+                source: "503 Slow Down".into(),
+            },
+        );
+        assert_eq!(
+            e.to_string(),
+            "write raw/x.gz: Generic S3 error: 503 Slow Down"
+        );
+        assert!(e.is_retryable());
     }
 }

@@ -63,7 +63,10 @@ pub fn duckdb_views(dest: &str, has_files: impl Fn(&Table) -> bool) -> String {
     let base = duckdb_location(dest);
     let mut out = String::new();
     let _ = writeln!(out, "-- cdnlake views over {base}");
-    if base.starts_with("s3://") {
+    if matches!(
+        Destination::parse(dest),
+        Ok(Destination::S3 { .. } | Destination::Oss { .. })
+    ) {
         let _ = writeln!(
             out,
             "-- needs: INSTALL httpfs; LOAD httpfs; CREATE SECRET (TYPE s3, ...);"

@@ -84,3 +84,65 @@ pub async fn read_rollups(lake: &Lake, filter: &ReportFilter) -> Result<Vec<Minu
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow_array::{ArrayRef, RecordBatch};
+    use arrow_schema::{DataType, Field, Schema, TimeUnit};
+    use std::sync::Arc;
+
+    /// A traffic file from a lake written before most counters existed: only `minute` and
+    /// `requests`. It still reads, every missing counter as 0.
+    #[test]
+    fn a_file_without_newer_columns_reads_them_as_zero() {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new(
+                "minute",
+                DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+                false,
+            ),
+            Field::new("requests", DataType::Int64, false),
+        ]));
+        let cols: Vec<ArrayRef> = vec![
+            Arc::new(
+                TimestampMicrosecondArray::from(vec![60_000_000, 120_000_000]).with_timezone("UTC"),
+            ),
+            Arc::new(Int64Array::from(vec![5, 7])),
+        ];
+        let batch = RecordBatch::try_new(schema.clone(), cols).unwrap();
+        let mut buf = Vec::new();
+        let mut w = parquet::arrow::ArrowWriter::try_new(&mut buf, schema, None).unwrap();
+        w.write(&batch).unwrap();
+        w.close().unwrap();
+        let rows = rows_of(&Path::from("old.parquet"), bytes::Bytes::from(buf), "d").unwrap();
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[1].minute_micros, 120_000_000);
+        assert_eq!(rows[1].stats[crate::tables::traffic::idx::REQUESTS], 7);
+        assert!(
+            rows[1].stats[1..].iter().all(|&v| v == 0),
+            "{:?}",
+            rows[1].stats
+        );
+        // A counter of the wrong type is an error, not a silent zero.
+        let schema = Arc::new(Schema::new(vec![
+            Field::new(
+                "minute",
+                DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+                false,
+            ),
+            Field::new("requests", DataType::Utf8, false),
+        ]));
+        let cols: Vec<ArrayRef> = vec![
+            Arc::new(TimestampMicrosecondArray::from(vec![60_000_000]).with_timezone("UTC")),
+            Arc::new(arrow_array::StringArray::from(vec!["x"])),
+        ];
+        let batch = RecordBatch::try_new(schema.clone(), cols).unwrap();
+        let mut buf = Vec::new();
+        let mut w = parquet::arrow::ArrowWriter::try_new(&mut buf, schema, None).unwrap();
+        w.write(&batch).unwrap();
+        w.close().unwrap();
+        let e = rows_of(&Path::from("bad.parquet"), bytes::Bytes::from(buf), "d").unwrap_err();
+        assert!(e.to_string().contains("requests"), "{e}");
+    }
+}

@@ -121,3 +121,66 @@ pub fn duckdb_script(dir: &Path, lake: &str, script: &str, args: &[&str]) -> ser
     );
     serde_json::from_slice(&o.stdout).expect("checker prints JSON")
 }
+
+/// Like [`gen_gz`], but the gzip stores the text uncompressed (deflate level 0): a valid gzip
+/// as large as the log text, so its raw dump passes an upload part (a multipart upload) with a
+/// log that converts in little time.
+pub fn gen_gz_stored(dir: &Path, opts: &GenOptions) -> (PathBuf, GenSummary) {
+    let path = dir.join(cdn_file_name(opts));
+    let mut text = Vec::new();
+    let s = generate(opts, &mut text).unwrap();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::none());
+    gz.write_all(&text).unwrap();
+    std::fs::write(&path, gz.finish().unwrap()).unwrap();
+    (path, s)
+}
+
+/// Every file a Hive-style reader (Spark, Hive, MaxCompute, a DuckDB glob) takes from the table
+/// folders `access/`, `traffic/`, `raw/` and `rejects/` of a local lake: those whose path
+/// (relative to the lake) has no component starting with `_` or `.`. Relative paths, sorted.
+pub fn reader_visible_files(lake: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for table in ["access", "traffic", "raw", "rejects"] {
+        let mut stack = vec![lake.join(table)];
+        while let Some(d) = stack.pop() {
+            let Ok(rd) = std::fs::read_dir(&d) else {
+                continue;
+            };
+            for e in rd.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if name.starts_with('_') || name.starts_with('.') {
+                    continue;
+                }
+                let p = e.path();
+                if p.is_dir() {
+                    stack.push(p);
+                } else {
+                    out.push(p.strip_prefix(lake).unwrap().to_string_lossy().into_owned());
+                }
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Files (not folders) under `dir`, relative to it, sorted; empty when it does not exist.
+pub fn files_under(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push(p.strip_prefix(dir).unwrap().to_string_lossy().into_owned());
+            }
+        }
+    }
+    out.sort();
+    out
+}

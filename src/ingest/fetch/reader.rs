@@ -1,10 +1,16 @@
 //! A download as a blocking, resumable [`Read`].
+//!
+//! When the server gives `x-oss-hash-crc64ecma` (OSS's CRC-64 of the whole object, in decimal),
+//! the CRC-64 of every byte received, across resumes, must equal it at the end of the body, or
+//! the read fails like a size mismatch: the bytes went to the raw dump and the decoder already,
+//! so a corrupted download must end the run, not complete it.
 
 use std::io::Read;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
+use crc_fast::{CrcAlgorithm, Digest};
 use reqwest::header::{
     HeaderMap, HeaderValue, CONTENT_LENGTH, CONTENT_RANGE, ETAG, IF_RANGE, LAST_MODIFIED, RANGE,
 };
@@ -15,6 +21,26 @@ use super::allow::{check_url, AllowList};
 use super::client::{describe, HttpOptions};
 use crate::error::{Error, ReadFailure, Result};
 use crate::event::redact::redact_url;
+
+/// OSS's checksum of the whole object: CRC-64/XZ (ECMA-182 polynomial, reflected, init and
+/// xorout all ones), as an unsigned decimal.
+const OSS_CRC64: &str = "x-oss-hash-crc64ecma";
+
+/// A CRC-64 as OSS computes it for `x-oss-hash-crc64ecma`.
+fn crc64() -> Digest {
+    Digest::new(CrcAlgorithm::Crc64Xz)
+}
+
+/// The checksum a response announces, when it announces a readable one. An unreadable value is
+/// logged and not checked: it says nothing about the bytes.
+fn announced_crc(h: &HeaderMap, shown: &str) -> Option<u64> {
+    let v = h.get(OSS_CRC64)?;
+    let parsed = v.to_str().ok().and_then(|s| s.trim().parse::<u64>().ok());
+    if parsed.is_none() {
+        tracing::warn!(url = %shown, value = ?v, "{OSS_CRC64} is not a decimal number; not checked");
+    }
+    parsed
+}
 
 /// What identifies the object, to detect a change between attempts.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,6 +103,10 @@ pub struct HttpReader {
     /// Total size from the first response (`Content-Length`), when given.
     total: Option<u64>,
     validator: Option<Validator>,
+    /// `x-oss-hash-crc64ecma` of the first response, checked at the end of the body.
+    crc_expected: Option<u64>,
+    /// CRC-64 of every byte received so far, across resumes.
+    crc: Digest,
     /// Consecutive failures since the last progress.
     failures: u32,
     /// Every retry, capped by [`HttpOptions::max_retries`]; shared so that the caller can put
@@ -111,6 +141,8 @@ impl HttpReader {
             received: 0,
             total: None,
             validator: None,
+            crc_expected: None,
+            crc: crc64(),
             failures: 0,
             retries: Arc::new(AtomicU32::new(0)),
             done: false,
@@ -223,6 +255,17 @@ impl HttpReader {
                 )));
             }
         }
+        // OSS sends the whole object's checksum with a 206 too: another one is another object.
+        if let (Some(first), Some(now)) = (
+            self.crc_expected,
+            announced_crc(resp.headers(), &self.shown),
+        ) {
+            if first != now {
+                return Err(Failure::Fatal(self.error(format!(
+                    "object changed while downloading ({OSS_CRC64} {first} became {now})"
+                ))));
+            }
+        }
         Ok(Some(resp))
     }
 
@@ -288,6 +331,7 @@ impl HttpReader {
                                     .and_then(|v| v.to_str().ok())
                                     .and_then(|v| v.parse().ok());
                                 self.validator = Some(Validator::of(resp.headers()));
+                                self.crc_expected = announced_crc(resp.headers(), &self.shown);
                                 if let (Some(t), Some(e)) = (self.total, self.expected) {
                                     if t != e {
                                         return Err(self.error(format!(
@@ -312,6 +356,7 @@ impl HttpReader {
                 Ok(Some(b)) if b.is_empty() => continue,
                 Ok(Some(b)) => {
                     self.received += b.len() as u64;
+                    self.crc.update(&b);
                     self.failures = 0;
                     if let Some(t) = self.total.or(self.expected) {
                         if self.received > t {
@@ -351,12 +396,21 @@ impl HttpReader {
         }
     }
 
-    /// The end of the body: checks the size the event announced.
+    /// The end of the body: checks the size the event announced and the server's checksum.
     fn finish(&mut self) -> Result<Option<Bytes>> {
         if let Some(e) = self.expected {
             if self.received != e {
                 return Err(self.error(format!(
                     "received {} bytes but the event announced fileSize {e}",
+                    self.received
+                )));
+            }
+        }
+        if let Some(want) = self.crc_expected {
+            let got = self.crc.finalize();
+            if got != want {
+                return Err(self.error(format!(
+                    "the {} bytes received have CRC-64 {got}, not the {want} of the server's {OSS_CRC64}: the download is corrupt",
                     self.received
                 )));
             }
@@ -473,6 +527,33 @@ mod tests {
         let weak = v(Some("W/\"a\""), Some("Mon, 01 Jan 2024 00:00:00 GMT"));
         assert_eq!(weak.if_range(), weak.last_modified.as_ref());
         assert_eq!(v(Some("W/\"a\""), None).if_range(), None);
+    }
+
+    /// CRC-64/XZ's published check value (the CRC of the ASCII digits `123456789`, in the
+    /// catalogue of parametrised CRC algorithms, reveng.sourceforge.io/crc-catalogue) and
+    /// one computed in pieces, as chunks arrive.
+    #[test]
+    fn crc64_is_oss_crc64ecma() {
+        let mut d = crc64();
+        d.update(b"123456789");
+        assert_eq!(d.finalize(), 0x995D_C9BB_DF19_39FA);
+        let mut parts = crc64();
+        for piece in [&b"1234"[..], b"", b"56789"] {
+            parts.update(piece);
+        }
+        assert_eq!(parts.finalize(), d.finalize());
+        assert_eq!(crc64().finalize(), 0);
+        let h = |v: &'static str| {
+            let mut h = HeaderMap::new();
+            h.insert(OSS_CRC64, HeaderValue::from_static(v));
+            h
+        };
+        assert_eq!(
+            announced_crc(&h("11051210869376104954"), "u"),
+            Some(0x995D_C9BB_DF19_39FA)
+        );
+        assert_eq!(announced_crc(&h("0x12"), "u"), None);
+        assert_eq!(announced_crc(&HeaderMap::new(), "u"), None);
     }
 
     #[test]

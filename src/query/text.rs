@@ -94,8 +94,12 @@ pub fn render_text(r: &Report) -> String {
 }
 
 /// Log values are untrusted: control characters (an escape sequence in a user agent) are shown
-/// escaped rather than sent to the terminal, and long values are cut.
+/// escaped rather than sent to the terminal, and long values are cut. An empty value (a `""` user
+/// agent, an empty path) is shown as `(empty)`, not as a blank a reader would take for a gap.
 fn terminal_safe(v: &str, max_chars: usize) -> String {
+    if v.is_empty() {
+        return "(empty)".to_string();
+    }
     let mut out = String::new();
     for c in v.chars().take(max_chars) {
         if c.is_control() {
@@ -108,4 +112,17 @@ fn terminal_safe(v: &str, max_chars: usize) -> String {
         out.push('…');
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::terminal_safe;
+
+    #[test]
+    fn values_are_shown_safely() {
+        assert_eq!(terminal_safe("", 100), "(empty)");
+        // An escape sequence is shown, not sent to the terminal.
+        assert_eq!(terminal_safe("/a\u{1b}[2J", 100), "/a\\u{1b}[2J");
+        assert_eq!(terminal_safe("abcdef", 3), "abc…");
+    }
 }

@@ -79,7 +79,8 @@ pub(crate) fn one_line(e: &(dyn std::error::Error + 'static)) -> String {
     let mut line = e.to_string();
     let mut cause = e.source();
     while let Some(c) = cause {
-        let text = c.to_string();
+        // A store's error document may span lines; the library prints it on one.
+        let text = cdnlake::error::one_line(&c.to_string());
         if !text.is_empty() && !line.contains(&text) {
             line.push_str(": ");
             line.push_str(&text);

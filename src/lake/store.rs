@@ -295,78 +295,15 @@ impl Lake {
     }
 }
 
-/// An [`Error::Store`] that prints as one line.
-///
-/// object_store puts the server's error document in its message, and S3 and OSS send that
-/// document over several lines (S3 breaks the line after the XML declaration, OSS indents each
-/// element on a line of its own): a failed upload printed as several lines, on `cdnlake: error:`
-/// and in logs (found by tests/store_faults.rs). The error keeps its variant, which
-/// [`Error::is_retryable`] reads; only a message that spans lines is replaced by the same text on
-/// one line (that replacement drops the error's own chain of causes, whose text it holds).
+/// The [`Error::Store`] of an operation on `key`. Its message is one line even when the
+/// store's error document spans several (see [`crate::error::one_line`]).
 pub(crate) fn store_error(op: &'static str, key: &Path, source: object_store::Error) -> Error {
-    use object_store::Error as E;
-    type Source = Box<dyn std::error::Error + Send + Sync + 'static>;
-    fn flat(source: Source) -> Source {
-        let text = source.to_string();
-        if !text.contains(['\n', '\r']) {
-            return source;
-        }
-        Box::new(OneLine(
-            text.split_whitespace().collect::<Vec<_>>().join(" "),
-        ))
-    }
-    let source = match source {
-        E::Generic { store, source } => E::Generic {
-            store,
-            source: flat(source),
-        },
-        E::NotFound { path, source } => E::NotFound {
-            path,
-            source: flat(source),
-        },
-        E::NotSupported { source } => E::NotSupported {
-            source: flat(source),
-        },
-        E::AlreadyExists { path, source } => E::AlreadyExists {
-            path,
-            source: flat(source),
-        },
-        E::Precondition { path, source } => E::Precondition {
-            path,
-            source: flat(source),
-        },
-        E::NotModified { path, source } => E::NotModified {
-            path,
-            source: flat(source),
-        },
-        E::PermissionDenied { path, source } => E::PermissionDenied {
-            path,
-            source: flat(source),
-        },
-        E::Unauthenticated { path, source } => E::Unauthenticated {
-            path,
-            source: flat(source),
-        },
-        other => other,
-    };
     Error::Store {
         op,
         key: key.to_string(),
         source,
     }
 }
-
-/// A cause's message, on one line (see [`store_error`]).
-#[derive(Debug)]
-struct OneLine(String);
-
-impl std::fmt::Display for OneLine {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for OneLine {}
 
 #[cfg(test)]
 mod tests {

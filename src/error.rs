@@ -117,6 +117,24 @@ pub enum Error {
     #[error("ACS3 signature: {reason}")]
     Signature { reason: String },
 
+    /// An Alibaba Cloud API call (the CDN's `DescribeCdnDomainLogs`, FC's `InvokeFunction`)
+    /// failed: the operation, the endpoint, and what the service answered (HTTP status, its
+    /// error code and message, its request id for a support ticket). `retryable`: the failure
+    /// may pass (throttling, 5xx, a connection error) and was already retried as long as made
+    /// sense.
+    #[error("{action} at {endpoint}: {reason}")]
+    Api {
+        action: String,
+        endpoint: String,
+        reason: String,
+        retryable: bool,
+    },
+
+    /// A sync did not leave the lake complete: files that failed, domains that could not be
+    /// listed (the first failure in full).
+    #[error("sync incomplete: {reason}")]
+    SyncIncomplete { reason: String },
+
     /// A URL was refused before any connection (scheme, host not on the allow-list, redirect).
     #[error("refused {url}: {reason}")]
     Refused { url: String, reason: String },
@@ -175,6 +193,8 @@ impl Error {
                 .and_then(|e| e.downcast_ref::<ReadFailure>())
                 .is_none_or(|f| f.transient),
             Error::Http { transient, .. } => *transient,
+            Error::Api { retryable, .. } => *retryable,
+            Error::SyncIncomplete { .. } => true,
             // A completion whose reply was lost is retried by the client, and the store then
             // answers that the upload is gone (404, or 403 on some stores): the object may well
             // be complete. Running the file again is what fixes it.

@@ -423,6 +423,7 @@ async fn start_cdnlake_with(s3_port: u16, http: HttpOptions) -> Cdnlake {
         max_body: MAX_BODY,
         header_read_timeout: Duration::from_secs(1),
         max_memory: cdnlake::ingest::server::DEFAULT_MAX_MEMORY,
+        timer: None,
     };
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(async move {

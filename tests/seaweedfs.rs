@@ -318,6 +318,7 @@ async fn log_file_created_into_seaweedfs_through_oss_virtual_hosted() {
         max_body: MAX_BODY,
         header_read_timeout: cdnlake::ingest::server::HEADER_READ_TIMEOUT,
         max_memory: cdnlake::ingest::server::DEFAULT_MAX_MEMORY,
+        timer: None,
     };
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(async move {

@@ -10,6 +10,7 @@ mod handle;
 mod rebuild;
 mod report;
 mod serve;
+mod sync;
 mod verify;
 
 use std::process::ExitCode;
@@ -50,6 +51,9 @@ enum Command {
     /// Parquet row count, the counts reconciled, no orphans; --repair deletes orphans and
     /// converts damaged files again from their raw dumps.
     Verify(verify::Args),
+    /// Make the lake complete: list the CDN's log files for each domain and window
+    /// (DescribeCdnDomainLogs) and convert, or hand to Function Compute, every one it lacks.
+    Sync(sync::Args),
     /// Convert every (selected) file of the lake again from its raw dump, e.g. after a schema
     /// change.
     Rebuild(rebuild::Args),
@@ -67,6 +71,7 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Report(a) => report::run(a),
         Command::Verify(a) => verify::run(a),
         Command::Rebuild(a) => rebuild::run(a),
+        Command::Sync(a) => sync::run(a),
     }
 }
 

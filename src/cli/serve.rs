@@ -17,36 +17,64 @@ pub(crate) struct Args {
     /// after 96 MiB for the server).
     #[arg(long, env = "CDNLAKE_MAX_MEMORY", default_value = "1GiB", value_parser = parse_size)]
     max_memory: u64,
+    /// Domains a timer event reconciles (FC timer trigger, see deploy/s.yaml).
+    #[arg(long, env = "CDNLAKE_SYNC_DOMAINS", value_delimiter = ',')]
+    sync_domains: Vec<String>,
+    /// Hours back a timer event reconciles.
+    #[arg(long, env = "CDNLAKE_SYNC_HOURS", default_value_t = cdnlake::sync::timer::DEFAULT_HOURS)]
+    sync_hours: u32,
+    /// The CDN OpenAPI endpoint of timer syncs.
+    #[arg(long, env = "CDNLAKE_CDN_ENDPOINT", default_value = cdnlake::cloud::cdn::ENDPOINT)]
+    cdn_endpoint: String,
+    /// FC endpoint a timer sync invokes through (default: the internal endpoint of the
+    /// function's account and region, from FC's headers).
+    #[arg(long, env = "CDNLAKE_FC_ENDPOINT")]
+    fc_endpoint: Option<String>,
+    /// Function a timer sync invokes per missing file (default: this one).
+    #[arg(long, env = "CDNLAKE_SYNC_FUNCTION")]
+    sync_function: Option<String>,
+    /// Convert missing files in the timer's own invocation instead of invoking the function
+    /// once per file.
+    #[arg(long, env = "CDNLAKE_SYNC_CONVERT")]
+    sync_convert: bool,
     #[command(flatten)]
     common: EventArgs,
-}
-
-/// `512MiB`, `2GiB`, `1024MB`, `800M` or a number of bytes.
-fn parse_size(s: &str) -> Result<u64, String> {
-    let t = s.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("{s:?}: expected a size like 512MiB, 2GiB or a number of bytes"))?;
-    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "k" | "kb" | "kib" => 1 << 10,
-        "m" | "mb" | "mib" => 1 << 20,
-        "g" | "gb" | "gib" => 1 << 30,
-        other => return Err(format!("{s:?}: unknown unit {other:?} (use MiB or GiB)")),
-    };
-    n.checked_mul(mult)
-        .ok_or_else(|| format!("{s:?}: too large"))
 }
 
 pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
     let Args {
         listen,
         max_memory,
+        sync_domains,
+        sync_hours,
+        cdn_endpoint,
+        fc_endpoint,
+        sync_function,
+        sync_convert,
         common,
     } = args;
     let (handler, oss) = common.options()?;
+    let timer = cdnlake::sync::timer::TimerSync {
+        domains: sync_domains
+            .iter()
+            .map(|d| d.trim().to_string())
+            .filter(|d| !d.is_empty())
+            .collect(),
+        hours: sync_hours,
+        cdn_endpoint,
+        fc_endpoint,
+        function: sync_function,
+        convert_here: sync_convert,
+        handler: handler.clone(),
+        credentials: oss
+            .credentials
+            .as_ref()
+            .map(|c| cdnlake::cloud::acs3::Credentials {
+                access_key_id: c.key_id.clone(),
+                access_key_secret: c.secret.clone(),
+                security_token: c.token.clone(),
+            }),
+    };
     let opts = ServerOptions {
         dest: common.dest.clone(),
         handler,
@@ -54,6 +82,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
         max_body: MAX_BODY,
         header_read_timeout: cdnlake::ingest::server::HEADER_READ_TIMEOUT,
         max_memory,
+        timer: Some(std::sync::Arc::new(timer)),
     };
     let rt = runtime()?;
     rt.block_on(async {
@@ -90,19 +119,4 @@ async fn shutdown_signal() {
     }
     #[cfg(not(unix))]
     ctrl_c.await;
-}
-
-#[cfg(test)]
-mod tests {
-    use super::parse_size;
-
-    #[test]
-    fn sizes() {
-        assert_eq!(parse_size("512MiB"), Ok(512 << 20));
-        assert_eq!(parse_size("2GiB"), Ok(2 << 30));
-        assert_eq!(parse_size("1024"), Ok(1024));
-        assert_eq!(parse_size("800M"), Ok(800 << 20));
-        assert!(parse_size("1TB").is_err());
-        assert!(parse_size("lots").is_err());
-    }
 }

@@ -1,9 +1,13 @@
-//! Building blocks for calling Alibaba Cloud APIs, pure (no I/O): today the V3 request
-//! signature, [`acs3`], which both the CDN OpenAPI (`DescribeCdnDomainLogs`, to list a domain's
-//! log files) and Function Compute accept.
+//! Calling Alibaba Cloud APIs: the V3 request signature [`acs3`] (pure: the published example is
+//! a unit test, and the loopback stand-ins of the tests verify requests with the same code that
+//! signs them), the signed HTTP client with its retries [`api`], and the two operations cdnlake
+//! calls: the CDN's `DescribeCdnDomainLogs` ([`cdn`], to list a domain's log files) and Function
+//! Compute's asynchronous `InvokeFunction` ([`fc`], to fan conversions out).
 //!
-//! It sits at the bottom of the layers (it needs only [`crate::error`]): the HTTP calls that use
-//! it belong to `ingest`, and the loopback stand-in servers of the tests verify requests with
-//! the same code that signs them.
+//! It sits low in the layers: it needs only [`crate::error`], [`crate::tls`] and the file-name
+//! and redaction helpers; `sync` builds on it.
 
 pub mod acs3;
+pub mod api;
+pub mod cdn;
+pub mod fc;

@@ -61,6 +61,103 @@ pub struct ServerOptions {
     /// Memory of the instance, in bytes, when FC's `x-fc-function-memory` header does not say
     /// (local runs): it decides how many conversions run at once ([`conversion_slots`]).
     pub max_memory: u64,
+    /// What an FC timer event runs (`cdnlake serve` wires `sync` here); `None`: a timer event
+    /// fails the invocation with a clear reason.
+    pub timer: Option<Arc<dyn TimerHandler>>,
+}
+
+/// An FC timer trigger's event: `{"triggerTime": "...", "triggerName": "...", "payload": "..."}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TimerEvent {
+    pub trigger_name: String,
+    pub trigger_time: String,
+    /// The trigger's configured payload, if any (a string).
+    pub payload: Option<String>,
+}
+
+impl TimerEvent {
+    /// Reads a body as a timer event: an object with `triggerName` and `triggerTime` and no
+    /// `events`. Anything else is not one (and goes to the event parser, which explains what
+    /// is wrong with it).
+    pub fn parse(body: &[u8]) -> Option<TimerEvent> {
+        let v: serde_json::Value = serde_json::from_slice(body).ok()?;
+        let o = v.as_object()?;
+        if o.contains_key("events") {
+            return None;
+        }
+        let s = |k: &str| o.get(k).and_then(|v| v.as_str()).map(str::to_string);
+        Some(TimerEvent {
+            trigger_name: s("triggerName")?,
+            trigger_time: s("triggerTime")?,
+            payload: match o.get("payload") {
+                Some(serde_json::Value::String(p)) if !p.trim().is_empty() => Some(p.clone()),
+                Some(serde_json::Value::Null) | None => None,
+                Some(serde_json::Value::String(_)) => None,
+                Some(other) => Some(other.to_string()),
+            },
+        })
+    }
+}
+
+/// What FC tells an invocation about the function, from its request headers.
+#[derive(Clone, Default)]
+pub struct FcContext {
+    /// The function's role credentials (`x-fc-access-key-id`, ...).
+    pub credentials: Option<Credentials>,
+    pub function: Option<String>,
+    pub qualifier: Option<String>,
+    pub region: Option<String>,
+    pub account_id: Option<String>,
+}
+
+impl std::fmt::Debug for FcContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FcContext")
+            .field("credentials", &self.credentials.as_ref().map(|c| &c.key_id))
+            .field("function", &self.function)
+            .field("qualifier", &self.qualifier)
+            .field("region", &self.region)
+            .field("account_id", &self.account_id)
+            .finish()
+    }
+}
+
+impl FcContext {
+    fn from_headers(headers: &hyper::HeaderMap) -> FcContext {
+        let h = |name: &str| {
+            headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+                .filter(|v| !v.is_empty())
+        };
+        let credentials = match (h("x-fc-access-key-id"), h("x-fc-access-key-secret")) {
+            (Some(key_id), Some(secret)) => Some(Credentials {
+                key_id,
+                secret,
+                token: h("x-fc-security-token"),
+            }),
+            _ => None,
+        };
+        FcContext {
+            credentials,
+            function: h("x-fc-function-name"),
+            qualifier: h("x-fc-qualifier"),
+            region: h("x-fc-region"),
+            account_id: h("x-fc-account-id"),
+        }
+    }
+}
+
+/// Runs an FC timer event. The server stays below `sync` in the layers: it only recognises the
+/// event and hands it over with the lake and what FC said about the function.
+pub trait TimerHandler: Send + Sync + std::fmt::Debug {
+    fn handle(
+        &self,
+        lake: Lake,
+        fc: FcContext,
+        event: TimerEvent,
+    ) -> futures::future::BoxFuture<'static, Result<Vec<u8>>>;
 }
 
 /// Default of [`ServerOptions::max_memory`]: the memory size of `deploy/s.yaml`.
@@ -348,6 +445,19 @@ async fn invoke(state: &Arc<State>, req: Request<Incoming>) -> Result<Vec<u8>> {
             }
         })?
         .to_bytes();
+    if let Some(timer) = TimerEvent::parse(&body) {
+        let Some(handler) = state.opts.timer.clone() else {
+            return Err(Error::Config {
+                setting: "timer event",
+                value: timer.trigger_name,
+                reason: "this server runs no timer work (set CDNLAKE_SYNC_DOMAINS to reconcile on a timer)".into(),
+            });
+        };
+        let lake = state.lake(&parts.headers)?;
+        let fc = FcContext::from_headers(&parts.headers);
+        tracing::info!(trigger = %timer.trigger_name, time = %timer.trigger_time, "timer event");
+        return handler.handle(lake, fc, timer).await;
+    }
     // Each element on its own: a malformed one is kept and fails the invocation only after the
     // others were handled (docs/design.md §1.1: every element handled, every event kept as received).
     let parsed = parse_strict_each(&body)?;

@@ -29,6 +29,7 @@ use super::{
     count_requests, folder, list, load_manifests, Entry, RequestCounts, Selection, CONCURRENCY,
 };
 use crate::error::{Error, Result};
+use crate::lake::descriptor::{Descriptor, PartitionBy};
 use crate::lake::store::{Lake, STAGING};
 use crate::tables::access::ACCESS;
 use crate::tables::traffic::TRAFFIC;
@@ -119,6 +120,9 @@ pub struct Verification {
     pub seconds: f64,
     /// No problem and no orphan, or (with `--repair`) every one fixed.
     pub whole: bool,
+    /// The lake's layout (its descriptor's; `hour` for a lake without one): what `--repair`
+    /// converts files again into.
+    pub partition_by: PartitionBy,
     /// With `--repair`: manifest keys of the files converted again.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub repaired: Option<Vec<String>>,
@@ -452,6 +456,7 @@ async fn footer_rows(
 /// should be a [`count_requests`] one for the figures to count.
 pub async fn verify(lake: &Lake, select: &Selection) -> Result<Verification> {
     let domain = select.domain.as_deref();
+    let partition_by = Descriptor::load_or_default(lake).await?.partition_by;
     let manifests = load_manifests(lake, domain).await?;
     let listed_by: BTreeSet<&str> = manifests
         .entries
@@ -566,6 +571,7 @@ pub async fn verify(lake: &Lake, select: &Selection) -> Result<Verification> {
         orphans,
         entries,
         sizes,
+        partition_by,
         ..Verification::default()
     })
 }
@@ -602,7 +608,7 @@ pub fn repair(lake: &Lake, rt: &Handle, v: &mut Verification) -> Result<()> {
             });
             continue;
         };
-        match reconvert(lake, rt, entry, Some(&v.sizes)) {
+        match reconvert(lake, rt, entry, Some(&v.sizes), v.partition_by) {
             Ok(r) => {
                 tracing::info!(file = %r.source, rows = r.rows, "converted again from the raw dump");
                 repaired.push(key.to_string());

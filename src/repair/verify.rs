@@ -120,9 +120,6 @@ pub struct Verification {
     pub seconds: f64,
     /// No problem and no orphan, or (with `--repair`) every one fixed.
     pub whole: bool,
-    /// The lake's layout (its descriptor's; `hour` for a lake without one): what `--repair`
-    /// converts files again into.
-    pub partition_by: PartitionBy,
     /// With `--repair`: manifest keys of the files converted again.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub repaired: Option<Vec<String>>,
@@ -456,7 +453,6 @@ async fn footer_rows(
 /// should be a [`count_requests`] one for the figures to count.
 pub async fn verify(lake: &Lake, select: &Selection) -> Result<Verification> {
     let domain = select.domain.as_deref();
-    let partition_by = Descriptor::load_or_default(lake).await?.partition_by;
     let manifests = load_manifests(lake, domain).await?;
     let listed_by: BTreeSet<&str> = manifests
         .entries
@@ -571,7 +567,6 @@ pub async fn verify(lake: &Lake, select: &Selection) -> Result<Verification> {
         orphans,
         entries,
         sizes,
-        partition_by,
         ..Verification::default()
     })
 }
@@ -599,6 +594,7 @@ pub fn repair(lake: &Lake, rt: &Handle, v: &mut Verification) -> Result<()> {
     let damaged: BTreeSet<&str> = v.problems.iter().map(|p| p.manifest.as_str()).collect();
     let mut repaired = Vec::new();
     let mut unrepairable = Vec::new();
+    let mut by: Option<PartitionBy> = None;
     for key in damaged {
         let Some(entry) = v.entries.iter().find(|e| e.key == key) else {
             unrepairable.push(Unrepairable {
@@ -608,7 +604,13 @@ pub fn repair(lake: &Lake, rt: &Handle, v: &mut Verification) -> Result<()> {
             });
             continue;
         };
-        match reconvert(lake, rt, entry, Some(&v.sizes), v.partition_by) {
+        // Into the lake's layout (its descriptor's, read once and only when there is
+        // something to convert): a lake never changes layout, so the file's own.
+        let by = match by {
+            Some(by) => by,
+            None => *by.insert(rt.block_on(Descriptor::load_or_default(lake))?.partition_by),
+        };
+        match reconvert(lake, rt, entry, Some(&v.sizes), by) {
             Ok(r) => {
                 tracing::info!(file = %r.source, rows = r.rows, "converted again from the raw dump");
                 repaired.push(key.to_string());

@@ -175,6 +175,17 @@ pub enum Error {
         reason: String,
     },
 
+    /// A setting given to a writing run contradicts the lake's own (its `_cdnlake.json`, see
+    /// [`crate::lake::descriptor`]): a lake keeps one partitioning for all its files.
+    #[error("{url}: {setting} {given} contradicts the lake, which has {lake} ({whence}); a lake keeps its partitioning: drop the setting or write to another destination")]
+    LakeSettings {
+        url: String,
+        setting: &'static str,
+        lake: String,
+        given: String,
+        whence: String,
+    },
+
     /// A worker thread stopped unexpectedly (a bug, reported rather than propagated as a panic).
     #[error("internal error: {0}")]
     Internal(String),

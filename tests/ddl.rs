@@ -1,6 +1,7 @@
 //! DDL snapshots: the generated SQL is reviewed in `tests/snapshots/`. After an intended change,
 //! regenerate with `UPDATE_SNAPSHOTS=1 cargo test --test ddl` and review the diff.
 
+use cdnlake::lake::descriptor::PartitionBy;
 use cdnlake::query::ddl;
 
 fn check(name: &str, got: &str) {
@@ -19,7 +20,15 @@ fn check(name: &str, got: &str) {
 
 #[test]
 fn duckdb_views() {
-    check("duckdb.sql", &ddl::duckdb("/data/lake"));
+    check("duckdb.sql", &ddl::duckdb("/data/lake", PartitionBy::Hour));
+}
+
+#[test]
+fn duckdb_views_of_a_day_lake() {
+    check(
+        "duckdb_day.sql",
+        &ddl::duckdb("/data/lake", PartitionBy::Day),
+    );
 }
 
 #[test]
@@ -28,6 +37,19 @@ fn maxcompute_tables() {
         "maxcompute.sql",
         &ddl::maxcompute(
             "oss://my-bucket/cdn/lake",
+            PartitionBy::Hour,
+            Some("oss-cn-shanghai-internal.aliyuncs.com"),
+        ),
+    );
+}
+
+#[test]
+fn maxcompute_tables_of_a_day_lake() {
+    check(
+        "maxcompute_day.sql",
+        &ddl::maxcompute(
+            "oss://my-bucket/cdn/lake",
+            PartitionBy::Day,
             Some("oss-cn-shanghai-internal.aliyuncs.com"),
         ),
     );
@@ -62,7 +84,7 @@ fn maxcompute_partitions() {
 fn duckdb_views_without_files() {
     check(
         "duckdb_without_audit.sql",
-        &ddl::duckdb_views("/data/lake", |t| {
+        &ddl::duckdb_views("/data/lake", PartitionBy::Hour, |t| {
             !matches!(t.name, "cache_audit" | "domain_audit")
         }),
     );

@@ -150,3 +150,126 @@ fn every_view_counts_its_files() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(stdout(&o), "");
 }
+
+/// What DuckDB sees through the views `cdnlake ddl` prints for `lake`: totals, rows per
+/// (domain, dt), rows of a one-hour window on `time`, the traffic total, the view's columns.
+fn day_or_hour(dir: &Path, lake: &str) -> Value {
+    let o = cdnlake(dir, &["ddl", "--dialect", "duckdb", "--dest", lake]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let views = dir.join(format!("{lake}.sql"));
+    std::fs::write(&views, &o.stdout).unwrap();
+    let script = r#"
+import json, sys, duckdb
+con = duckdb.connect()
+con.execute(open(sys.argv[1]).read())
+one = lambda q: con.execute(q).fetchone()
+out = {}
+out["totals"] = list(one("SELECT count(*), sum(response_bytes)::BIGINT, count(DISTINCT (source_file, line_number)) FROM access"))
+out["per_dt"] = {f"{d}/{t}": n for d, t, n in con.execute("SELECT domain, dt, count(*) FROM access GROUP BY ALL").fetchall()}
+out["nine_oclock"] = one("SELECT count(*) FROM access WHERE time >= TIMESTAMPTZ '2024-03-05 09:00:00+08' AND time < TIMESTAMPTZ '2024-03-05 10:00:00+08'")[0]
+out["traffic"] = one("SELECT sum(requests)::BIGINT FROM traffic")[0]
+out["columns"] = [d[0] for d in con.execute("SELECT * FROM access LIMIT 0").description]
+out["traffic_columns"] = [d[0] for d in con.execute("SELECT * FROM traffic LIMIT 0").description]
+print(json.dumps(out))
+"#;
+    let o = Command::new("python3")
+        .args(["-c", script])
+        .arg(&views)
+        .output()
+        .expect("python3 must be installed");
+    assert!(
+        o.status.success(),
+        "DuckDB rejected the DDL:\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    serde_json::from_slice(&o.stdout).unwrap()
+}
+
+/// The same logs in an hour lake and a day lake: DuckDB, through the DDL each lake gets, counts
+/// the same rows, per day and in a one-hour window; the day lake's views have no `hour`. Its
+/// MaxCompute partitions are (domain, dt).
+#[test]
+fn a_day_lake_reads_like_an_hour_lake() {
+    let tmp = tempfile::tempdir().unwrap();
+    let logs = tmp.path().join("logs");
+    std::fs::create_dir(&logs).unwrap();
+    let mut rows = 0;
+    for (i, (domain, start)) in [
+        ("cdn.example.com", GenOptions::default().start_micros),
+        // Across midnight, in another domain.
+        ("b.example.com", 1_709_653_800_000_000),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let (_, s) = gen_gz(
+            &logs,
+            &GenOptions {
+                lines: 3000,
+                seed: i as u64 + 1,
+                domain: domain.into(),
+                start_micros: start,
+                ..GenOptions::default()
+            },
+        );
+        rows += s.rows;
+    }
+    for (lake, by) in [("hour", "hour"), ("day", "day")] {
+        let o = cdnlake(
+            tmp.path(),
+            &["convert", "logs", "--dest", lake, "--partition-by", by],
+        );
+        assert!(o.status.success(), "{}", stderr(&o));
+    }
+    let hour = day_or_hour(tmp.path(), "hour");
+    let day = day_or_hour(tmp.path(), "day");
+    assert_eq!(hour["totals"][0].as_u64(), Some(rows));
+    assert_eq!(hour["totals"][0], hour["totals"][2], "no duplicate lines");
+    for k in ["totals", "per_dt", "nine_oclock", "traffic"] {
+        assert_eq!(hour[k], day[k], "{k}");
+    }
+    assert_eq!(day["per_dt"].as_object().unwrap().len(), 3, "{day}");
+    assert!(hour["nine_oclock"].as_u64().unwrap() > 0);
+    assert_eq!(hour["traffic"].as_u64(), Some(rows));
+    let cols = |v: &Value, k: &str| -> Vec<String> {
+        v[k].as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c.as_str().unwrap().to_string())
+            .collect()
+    };
+    for k in ["columns", "traffic_columns"] {
+        assert!(cols(&hour, k).ends_with(&["domain".into(), "dt".into(), "hour".into()]));
+        assert!(cols(&day, k).ends_with(&["domain".into(), "dt".into()]));
+        assert!(!cols(&day, k).contains(&"hour".to_string()));
+    }
+
+    let o = cdnlake(
+        tmp.path(),
+        &[
+            "ddl",
+            "--dialect",
+            "maxcompute",
+            "--partitions",
+            "--dest",
+            "day",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(out.contains(
+        "ALTER TABLE access ADD IF NOT EXISTS PARTITION (`domain`='b.example.com', `dt`='2024-03-06');"
+    ), "{out}");
+    assert_eq!(
+        out.lines().count(),
+        6,
+        "3 access and 3 traffic partitions: {out}"
+    );
+    assert!(!out.contains("`hour`"), "{out}");
+    let o = cdnlake(
+        tmp.path(),
+        &["ddl", "--dialect", "maxcompute", "--dest", "day"],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("PARTITIONED BY (`domain` STRING, `dt` STRING)\nSTORED AS PARQUET"));
+}

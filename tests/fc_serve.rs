@@ -23,6 +23,7 @@ use std::time::Duration;
 use cdnlake::ingest::fetch::{AllowList, HttpOptions};
 use cdnlake::ingest::handler::HandlerOptions;
 use cdnlake::ingest::server::{serve, ServerOptions, MAX_BODY};
+use cdnlake::lake::descriptor::{PartitionBy, Wanted};
 use cdnlake::lake::store::OssOptions;
 use object_store::client::{DnsFuture, DnsResolver};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -403,6 +404,11 @@ async fn start_cdnlake(s3_port: u16) -> Cdnlake {
 }
 
 async fn start_cdnlake_with(s3_port: u16, http: HttpOptions) -> Cdnlake {
+    start_cdnlake_for(s3_port, http, Wanted::default()).await
+}
+
+/// The server, given the lake settings `lake` (`--partition-by`, `--partition-tz`).
+async fn start_cdnlake_for(s3_port: u16, http: HttpOptions, lake: Wanted) -> Cdnlake {
     logs();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -412,6 +418,7 @@ async fn start_cdnlake_with(s3_port: u16, http: HttpOptions) -> Cdnlake {
         handler: HandlerOptions {
             allow: AllowList::from_patterns(["127.0.0.1", "localhost"]).unwrap(),
             http,
+            lake,
             ..HandlerOptions::default()
         },
         oss: OssOptions {
@@ -1136,6 +1143,16 @@ async fn handle_and_serve_write_identical_lakes() {
     };
     let (report, result) = tokio::task::spawn_blocking(move || {
         let events = cdnlake::event::parse_lenient(lenient.as_bytes()).unwrap();
+        // As `cdnlake handle` and `serve` do before converting: the lake's descriptor.
+        let d = rt
+            .block_on(cdnlake::lake::descriptor::Descriptor::ensure(
+                &lake, &opts.lake,
+            ))
+            .unwrap();
+        let opts = HandlerOptions {
+            convert: opts.convert.clone().for_lake(&d),
+            ..opts
+        };
         cdnlake::ingest::handler::handle_events(&lake, &rt, &events, &opts)
     })
     .await
@@ -1248,4 +1265,59 @@ async fn a_stalled_request_head_is_cut_off() {
         r.body
     );
     cdn.shutdown().await;
+}
+
+/// `serve` writes logs in the layout the lake's descriptor says (here a day lake), and a server
+/// told otherwise fails the invocation, not retryable, naming both values, writing nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_follows_the_lake_descriptor() {
+    let (data, _) = fixture();
+    let size = data.len();
+    let logsrv = start_log_server(HashMap::from([(NAME.to_string(), data)])).await;
+    let s3 = start_s3().await;
+    let pre = s3.bucket_dir().join("pre");
+    std::fs::create_dir_all(&pre).unwrap();
+    std::fs::write(
+        pre.join("_cdnlake.json"),
+        r#"{"format_version":1,"partition_by":"day","partition_tz":"+08:00"}"#,
+    )
+    .unwrap();
+    let event = envelope(&[log_event(
+        &format!("http://{}/ok/{NAME}", logsrv.addr),
+        Some(size),
+        "day-1",
+    )]);
+
+    let hour = Wanted {
+        partition_by: Some(PartitionBy::Hour),
+        partition_tz: None,
+    };
+    let told_hour = start_cdnlake_for(s3.port, HttpOptions::default(), hour).await;
+    let r = invoke(told_hour.addr, &event).await;
+    assert_eq!(r.status, 404, "{}", r.body);
+    assert!(
+        r.body
+            .contains("--partition-by hour contradicts the lake, which has day"),
+        "{}",
+        r.body
+    );
+    told_hour.shutdown().await;
+    assert_eq!(objects(&s3).len(), 1, "only the descriptor");
+
+    let app = start_cdnlake(s3.port).await;
+    let r = invoke(app.addr, &event).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    app.shutdown().await;
+    let keys: Vec<String> = objects(&s3).into_keys().collect();
+    let tables: Vec<&String> = keys
+        .iter()
+        .filter(|k| k.starts_with("pre/access/") || k.starts_with("pre/traffic/"))
+        .collect();
+    assert_eq!(tables.len(), 2, "{keys:?}");
+    assert!(
+        tables
+            .iter()
+            .all(|k| k.contains("/dt=2015-06-09/") && !k.contains("hour=")),
+        "{keys:?}"
+    );
 }

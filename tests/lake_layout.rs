@@ -29,6 +29,7 @@ fn convert_writes_the_design_layout_and_manifest() {
     assert_eq!(
         files,
         vec![
+            "_cdnlake.json".to_string(),
             format!("_manifests/cdn.example.com/2024_03_05/{stem}.json"),
             format!("access/domain=cdn.example.com/dt=2024-03-05/hour=08/{stem}.parquet"),
             format!("access/domain=cdn.example.com/dt=2024-03-05/hour=09/{stem}.parquet"),
@@ -129,7 +130,11 @@ fn rerun_is_idempotent_and_removes_stale_keys() {
         .any(|k| k.starts_with("traffic/") && k.contains("hour=09")));
     assert!(removed.iter().any(|k| k.starts_with("rejects/")));
     let now: Vec<String> = snapshot(&tmp.path().join("lake")).into_keys().collect();
-    assert_eq!(now.len(), 4, "raw, access, traffic, manifest: {now:?}");
+    assert_eq!(
+        now.len(),
+        5,
+        "descriptor, raw, access, traffic, manifest: {now:?}"
+    );
     assert!(now
         .iter()
         .all(|k| !k.contains("hour=09") && !k.starts_with("rejects/")));
@@ -236,6 +241,10 @@ fn names_with_reserved_characters_rerun_cleanly() {
     let first: Vec<String> = snapshot(&tmp.path().join("lake")).into_keys().collect();
     assert!(first.iter().any(|k| k.contains("hour=08")), "{first:?}");
     // Another partition time zone moves every row to other hours: the old hour files must go.
+    // (A lake refuses a --partition-tz against its own: the clock is changed in its descriptor.)
+    let desc = tmp.path().join("lake/_cdnlake.json");
+    let text = std::fs::read_to_string(&desc).unwrap();
+    std::fs::write(&desc, text.replace("+08:00", "+00:00")).unwrap();
     let o = cdnlake(
         tmp.path(),
         &[
@@ -243,8 +252,6 @@ fn names_with_reserved_characters_rerun_cleanly() {
             "access~1#x.log",
             "--domain",
             "odd~domain",
-            "--partition-tz",
-            "UTC",
             "--json",
         ],
     );
@@ -260,5 +267,196 @@ fn names_with_reserved_characters_rerun_cleanly() {
         now.len(),
         first.len(),
         "same number of objects, none left behind: {now:?}"
+    );
+}
+
+/// A day lake: `access/` and `traffic/` under `domain=/dt=/`, one file per source file and day,
+/// the same rows as an hour lake of the same input; a re-run rewrites the same objects.
+#[test]
+fn a_day_lake_has_one_file_per_source_file_and_day() {
+    let tmp = tempfile::tempdir().unwrap();
+    let opts = GenOptions {
+        lines: 4000,
+        bad_fraction: 0.01,
+        ..GenOptions::default()
+    };
+    let (log, summary) = gen_gz(tmp.path(), &opts);
+    let arg = log.to_str().unwrap();
+    let o = cdnlake(
+        tmp.path(),
+        &["convert", arg, "--partition-by", "day", "--json"],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let r = &reports(&o)[0];
+    assert_eq!(r["rows"], summary.rows);
+    assert_eq!(r["partitions"], serde_json::json!(["dt=2024-03-05"]));
+    let lake = tmp.path().join("lake");
+    let first = snapshot(&lake);
+    let stem = "cdn.example.com_2024_03_05_080000_090000";
+    assert_eq!(
+        first.keys().cloned().collect::<Vec<_>>(),
+        vec![
+            "_cdnlake.json".to_string(),
+            format!("_manifests/cdn.example.com/2024_03_05/{stem}.json"),
+            format!("access/domain=cdn.example.com/dt=2024-03-05/{stem}.parquet"),
+            format!("raw/cdn.example.com/2024_03_05/{stem}.gz"),
+            format!("rejects/cdn.example.com/2024_03_05/{stem}.jsonl"),
+            format!("traffic/domain=cdn.example.com/dt=2024-03-05/{stem}.parquet"),
+        ]
+    );
+    let d: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(lake.join("_cdnlake.json")).unwrap()).unwrap();
+    assert_eq!(
+        (&d["format_version"], &d["partition_by"], &d["partition_tz"]),
+        (
+            &serde_json::json!(1),
+            &serde_json::json!("day"),
+            &serde_json::json!("+08:00")
+        )
+    );
+    let m: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(lake.join(format!("_manifests/cdn.example.com/2024_03_05/{stem}.json")))
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        m["partitions"],
+        serde_json::json!([{"dt": "2024-03-05", "rows": summary.rows}])
+    );
+
+    // Not told again: the lake says day. The re-run rewrites the same objects.
+    let o = cdnlake(tmp.path(), &["convert", arg]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(snapshot(&lake), first);
+
+    // A file whose lines cross midnight writes one file for each day.
+    let late = GenOptions {
+        lines: 600,
+        // 2024-03-05T23:50:00+08:00
+        start_micros: 1_709_653_800_000_000,
+        span_secs: 1200,
+        ..GenOptions::default()
+    };
+    std::fs::create_dir(tmp.path().join("late")).unwrap();
+    let (late_log, late_sum) = gen_gz(&tmp.path().join("late"), &late);
+    let o = cdnlake(
+        tmp.path(),
+        &["convert", late_log.to_str().unwrap(), "--json"],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let r = &reports(&o)[0];
+    assert_eq!(r["rows"], late_sum.rows);
+    assert_eq!(
+        r["partitions"],
+        serde_json::json!(["dt=2024-03-05", "dt=2024-03-06"])
+    );
+    let access: Vec<String> = snapshot(&lake)
+        .into_keys()
+        .filter(|k| k.starts_with("access/") && !k.contains(stem))
+        .collect();
+    assert_eq!(access.len(), 2, "{access:?}");
+    assert!(access.iter().all(|k| !k.contains("hour=")), "{access:?}");
+}
+
+/// A setting that contradicts the lake is refused with one line naming both values, and
+/// nothing is written.
+#[test]
+fn a_contradicting_partition_setting_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (log, _) = gen_gz(
+        tmp.path(),
+        &GenOptions {
+            lines: 300,
+            ..GenOptions::default()
+        },
+    );
+    let arg = log.to_str().unwrap();
+    let o = cdnlake(tmp.path(), &["convert", arg]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let before = snapshot(&tmp.path().join("lake"));
+    for (flag, value, lake_value) in [
+        ("--partition-by", "day", "hour"),
+        ("--partition-tz", "UTC", "+08:00"),
+    ] {
+        let o = cdnlake(tmp.path(), &["convert", arg, flag, value]);
+        assert!(!o.status.success());
+        let err = stderr(&o);
+        assert_eq!(err.lines().count(), 1, "{err}");
+        let shown = if value == "UTC" { "+00:00" } else { value };
+        assert!(
+            err.contains(&format!(
+                "{flag} {shown} contradicts the lake, which has {lake_value}"
+            )),
+            "{err}"
+        );
+        assert_eq!(snapshot(&tmp.path().join("lake")), before);
+    }
+    // The same through an event's handler, and for ddl.
+    let o = cdnlake(
+        tmp.path(),
+        &["ddl", "--dialect", "duckdb", "--partition-by", "day"],
+    );
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("--partition-by day contradicts"),
+        "{}",
+        stderr(&o)
+    );
+    // Agreeing settings are fine.
+    let o = cdnlake(tmp.path(), &["convert", arg, "--partition-by", "hour"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+}
+
+/// A lake written before descriptors is hour, reads as before, and gets its descriptor (hour, on
+/// its manifests' clock) from the next writing run; `day` is refused for it.
+#[test]
+fn an_old_lake_without_descriptor_stays_hour() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (log, s) = gen_gz(
+        tmp.path(),
+        &GenOptions {
+            lines: 1000,
+            ..GenOptions::default()
+        },
+    );
+    let arg = log.to_str().unwrap();
+    let o = cdnlake(tmp.path(), &["convert", arg, "--partition-tz", "UTC"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let lake = tmp.path().join("lake");
+    std::fs::remove_file(lake.join("_cdnlake.json")).unwrap();
+    let old = snapshot(&lake);
+
+    // Readers take it as hour.
+    let o = cdnlake(tmp.path(), &["ddl", "--dialect", "duckdb"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("'hour': VARCHAR"));
+    let o = cdnlake(tmp.path(), &["verify"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = cdnlake(tmp.path(), &["report", "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+
+    let o = cdnlake(tmp.path(), &["convert", arg, "--partition-by", "day"]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("before _cdnlake.json"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(snapshot(&lake), old, "a refused run writes nothing");
+
+    // Not told: the lake's own clock (UTC, from its manifests), and now recorded.
+    let o = cdnlake(tmp.path(), &["convert", arg, "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(reports(&o)[0]["rows"], s.rows);
+    let mut now = snapshot(&lake);
+    let d = now
+        .remove("_cdnlake.json")
+        .expect("the descriptor is recorded");
+    assert!(!d.is_empty());
+    assert_eq!(now, old, "the same objects, on the same clock");
+    let text = std::fs::read_to_string(lake.join("_cdnlake.json")).unwrap();
+    assert!(
+        text.contains("\"hour\"") && text.contains("+00:00"),
+        "{text}"
     );
 }

@@ -23,6 +23,11 @@ fn manifest_key(domain: &str, date: &str, stem: &str) -> String {
 /// Three files in `dir/lake`: A (two hours, some bad lines), B (one hour) of cdn.example.com on
 /// 2024-03-05, and C of b.example.com a day later. Returns the total rows.
 fn lake_of_three(dir: &Path) -> u64 {
+    lake_of_three_as(dir, &[])
+}
+
+/// [`lake_of_three`], converted with `convert_args` too (e.g. `--partition-by day`).
+fn lake_of_three_as(dir: &Path, convert_args: &[&str]) -> u64 {
     let logs = dir.join("logs");
     std::fs::create_dir_all(&logs).unwrap();
     let hour = 3_600_000_000;
@@ -59,7 +64,9 @@ fn lake_of_three(dir: &Path) -> u64 {
             format!("{stem}.gz")
         );
     }
-    let o = cdnlake(dir, &["convert", "logs", "--json"]);
+    let mut args = vec!["convert", "logs", "--json"];
+    args.extend_from_slice(convert_args);
+    let o = cdnlake(dir, &args);
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(reports(&o).len(), 3);
     sa.rows + sb.rows + sc.rows
@@ -544,4 +551,58 @@ fn repair_keeps_a_raw_dump_no_manifest_lists() {
         "repair must not delete a raw dump"
     );
     assert_eq!(v["whole"], false, "{v}");
+}
+
+/// A day lake verifies whole, a missing file is named, `--repair` converts it again into the
+/// day layout (the same bytes), a date window picks by day, and `rebuild` rewrites the same
+/// tables.
+#[test]
+fn a_day_lake_verifies_and_repairs_in_its_layout() {
+    let tmp = tempfile::tempdir().unwrap();
+    lake_of_three_as(tmp.path(), &["--partition-by", "day"]);
+    let lake = tmp.path().join("lake");
+    let original = tables(&lake);
+    assert!(
+        original.keys().all(|k| !k.contains("hour=")),
+        "{original:?}"
+    );
+    let (o, v) = verify(tmp.path(), &[]);
+    assert!(o.status.success(), "{v} {}", stderr(&o));
+    // A: raw, access, traffic, rejects; B and C: raw, access, traffic.
+    assert_eq!(v["objects"], 10, "{v}");
+
+    let man_a = manifest_key("cdn.example.com", "2024_03_05", A);
+    let access_a = listed(&lake, &man_a, "access/");
+    assert_eq!(
+        access_a,
+        vec![format!(
+            "access/domain=cdn.example.com/dt=2024-03-05/{A}.parquet"
+        )]
+    );
+    std::fs::remove_file(lake.join(&access_a[0])).unwrap();
+    let (o, v) = verify(tmp.path(), &[]);
+    assert!(!o.status.success());
+    assert_eq!(
+        problems(&v),
+        vec![(access_a[0].clone(), "missing".to_string())]
+    );
+
+    // A window of 2024-03-06 picks C alone (its partition is that whole day).
+    let (_, w) = verify(tmp.path(), &["--from", "2024-03-06", "--to", "2024-03-07"]);
+    assert_eq!(
+        (&w["manifests"], &w["whole"]),
+        (&Value::from(1), &Value::from(true)),
+        "{w}"
+    );
+
+    let (o, v) = verify(tmp.path(), &["--repair"]);
+    assert!(o.status.success(), "{v} {}", stderr(&o));
+    assert_eq!(strings(&v["repaired"]), vec![man_a.clone()]);
+    assert_eq!(tables(&lake), original);
+
+    let o = cdnlake(tmp.path(), &["rebuild"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(tables(&lake), original);
+    let (o, _) = verify(tmp.path(), &[]);
+    assert!(o.status.success());
 }

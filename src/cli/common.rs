@@ -7,6 +7,7 @@ use cdnlake::access::time::PartitionTz;
 use cdnlake::convert::{ConvertOptions, RunReport};
 use cdnlake::ingest::fetch::{AllowList, HttpOptions};
 use cdnlake::ingest::handler::HandlerOptions;
+use cdnlake::lake::descriptor::{PartitionBy, Wanted};
 use cdnlake::lake::store::{Credentials, Lake, OssOptions};
 
 /// Settings shared by `handle` and `serve`.
@@ -25,9 +26,48 @@ pub(super) struct EventArgs {
     /// OSS region id, e.g. cn-hangzhou (in serve, default from the x-fc-region header).
     #[arg(long, env = "CDNLAKE_OSS_REGION")]
     pub(super) oss_region: Option<String>,
-    /// Time zone of the dt/hour partitions, a fixed offset.
-    #[arg(long, env = "CDNLAKE_PARTITION_TZ", default_value = "+08:00")]
-    pub(super) partition_tz: String,
+    #[command(flatten)]
+    pub(super) lake: LakeArgs,
+}
+
+/// The lake settings a writing command may be given. Both are recorded in the lake's
+/// `_cdnlake.json` when it is created and read from it afterwards: given to an existing lake,
+/// they must agree with it.
+#[derive(clap::Args)]
+pub(super) struct LakeArgs {
+    /// Partitions of a new lake: hour (domain/dt/hour) or day (domain/dt, for MaxCompute's
+    /// partition caps). Default: the lake's own (hour for a new lake).
+    #[arg(long, env = "CDNLAKE_PARTITION_BY", value_enum)]
+    pub(super) partition_by: Option<PartitionByArg>,
+    /// Time zone of the dt/hour partitions of a new lake, a fixed offset. Default: the lake's
+    /// own (+08:00 for a new lake).
+    #[arg(long, env = "CDNLAKE_PARTITION_TZ")]
+    pub(super) partition_tz: Option<String>,
+}
+
+impl LakeArgs {
+    pub(super) fn wanted(&self) -> anyhow::Result<Wanted> {
+        Ok(Wanted {
+            partition_by: self.partition_by.map(Into::into),
+            partition_tz: self.partition_tz.as_deref().map(parse_tz).transpose()?,
+        })
+    }
+}
+
+/// `hour` or `day`.
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub(super) enum PartitionByArg {
+    Hour,
+    Day,
+}
+
+impl From<PartitionByArg> for PartitionBy {
+    fn from(a: PartitionByArg) -> PartitionBy {
+        match a {
+            PartitionByArg::Hour => PartitionBy::Hour,
+            PartitionByArg::Day => PartitionBy::Day,
+        }
+    }
 }
 
 /// OSS settings for the CLI: endpoint and region from flags (or their variables), credentials
@@ -66,16 +106,14 @@ impl EventArgs {
     /// (read here, never taken as flags, so they do not show in `ps`).
     pub(super) fn options(&self) -> anyhow::Result<(HandlerOptions, OssOptions)> {
         let allow = AllowList::from_patterns(self.allow_host.iter().map(String::as_str))?;
-        let convert = ConvertOptions {
-            tz: parse_tz(&self.partition_tz)?,
-            ..ConvertOptions::default()
-        };
+        let convert = ConvertOptions::default();
         let oss = oss_from_env(self.oss_endpoint.clone(), self.oss_region.clone());
         Ok((
             HandlerOptions {
                 allow,
                 http: HttpOptions::default(),
                 convert,
+                lake: self.lake.wanted()?,
             },
             oss,
         ))

@@ -10,6 +10,7 @@ use anyhow::{bail, Context};
 use super::common::*;
 use cdnlake::convert::source::Progress;
 use cdnlake::convert::{convert_path, ConvertOptions};
+use cdnlake::lake::descriptor::Descriptor;
 
 #[derive(clap::Args)]
 pub(crate) struct Args {
@@ -22,9 +23,8 @@ pub(crate) struct Args {
     /// Domain to use when the file name does not say (overrides the name).
     #[arg(long, env = "CDNLAKE_DOMAIN")]
     domain: Option<String>,
-    /// Time zone of the dt/hour partitions, a fixed offset.
-    #[arg(long, env = "CDNLAKE_PARTITION_TZ", default_value = "+08:00")]
-    partition_tz: String,
+    #[command(flatten)]
+    lake_args: LakeArgs,
     /// Print one JSON run report per file on stdout.
     #[arg(long)]
     json: bool,
@@ -35,17 +35,20 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
         inputs,
         dest,
         domain,
-        partition_tz,
+        lake_args,
         json,
     } = args;
-    let opts = ConvertOptions {
-        domain,
-        tz: parse_tz(&partition_tz)?,
-        ..ConvertOptions::default()
-    };
+    let wanted = lake_args.wanted()?;
     let files = expand_inputs(&inputs)?;
     let lake = open_lake(&dest)?;
     let rt = runtime()?;
+    // Once per run: the lake's layout and clock (recorded now for a new lake).
+    let descriptor = rt.block_on(Descriptor::ensure(&lake, &wanted))?;
+    let opts = ConvertOptions {
+        domain,
+        ..ConvertOptions::default()
+    }
+    .for_lake(&descriptor);
     let bar = progress_bar(&files);
     let mut failed = 0;
     let mut done = 0;

@@ -5,6 +5,8 @@ use std::process::ExitCode;
 use anyhow::Context;
 
 use super::common::*;
+use cdnlake::lake::descriptor::{Descriptor, PartitionBy, Wanted};
+use cdnlake::lake::store::Lake;
 use cdnlake::query::ddl;
 
 #[derive(clap::Args)]
@@ -24,6 +26,10 @@ pub(crate) struct Args {
     /// OSS endpoint host for MaxCompute LOCATION (e.g. oss-cn-hangzhou-internal.aliyuncs.com).
     #[arg(long, env = "CDNLAKE_OSS_ENDPOINT")]
     oss_endpoint: Option<String>,
+    /// The lake's partitions, for a lake that cannot be read here (no credentials) or does not
+    /// exist yet. A lake that can be read says it itself (its _cdnlake.json); this must agree.
+    #[arg(long, env = "CDNLAKE_PARTITION_BY", value_enum)]
+    partition_by: Option<PartitionByArg>,
 }
 
 pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -33,6 +39,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
         since,
         dest,
         oss_endpoint,
+        partition_by,
     } = args;
     if partitions {
         let since_dt = since.as_deref().map(parse_date).transpose()?;
@@ -48,6 +55,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
         );
         return Ok(ExitCode::SUCCESS);
     }
+    let by = lake_partitioning(&dest, partition_by.map(Into::into))?;
     match dialect {
         DialectArg::Duckdb => {
             // Which tables hold files decides between a read_parquet view and an empty
@@ -69,22 +77,60 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
                 Ok(out)
             })();
             let sql = match present {
-                Ok(p) => ddl::duckdb_views(&dest, |t| p.contains(&t.name)),
+                Ok(p) => ddl::duckdb_views(&dest, by, |t| p.contains(&t.name)),
                 Err(e) => {
                     eprintln!(
                         "cdnlake: warning: cannot list {dest} ({}); writing views for every table",
                         super::one_line(e.as_ref())
                     );
-                    ddl::duckdb(&dest)
+                    ddl::duckdb(&dest, by)
                 }
             };
             print!("{sql}");
         }
         DialectArg::Maxcompute => {
-            print!("{}", ddl::maxcompute(&dest, oss_endpoint.as_deref()))
+            print!("{}", ddl::maxcompute(&dest, by, oss_endpoint.as_deref()))
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The lake's partitioning: its descriptor's (a contradicting `given` is an error); `given` or
+/// `hour` when the lake has none (not written yet, or written before descriptors) or cannot be
+/// read here (with a warning when not given, as the DDL may then not fit the lake).
+fn lake_partitioning(dest: &str, given: Option<PartitionBy>) -> anyhow::Result<PartitionBy> {
+    let read: anyhow::Result<Option<(Lake, Descriptor)>> = (|| {
+        let parsed = cdnlake::lake::dest::Destination::parse(dest)?;
+        if parsed.local_path().is_some_and(|p| !p.exists()) {
+            // Opening would create the folder; nothing is there yet.
+            return Ok(None);
+        }
+        let lake = open_lake(dest)?;
+        let d = runtime()?.block_on(Descriptor::load_or_default(&lake))?;
+        Ok(Some((lake, d)))
+    })();
+    match read {
+        Ok(Some((lake, d))) if d.recorded => {
+            let wanted = Wanted {
+                partition_by: given,
+                partition_tz: None,
+            };
+            d.agrees(&lake, &wanted)?;
+            Ok(d.partition_by)
+        }
+        // No descriptor: a lake written before them (hour), or none yet.
+        Ok(_) => Ok(given.unwrap_or_default()),
+        Err(e) => {
+            let by = given.unwrap_or_default();
+            if given.is_none() {
+                eprintln!(
+                    "cdnlake: warning: cannot read {dest}/_cdnlake.json ({}); assuming --partition-by {by}",
+                    super::one_line(e.as_ref())
+                );
+            }
+            Ok(by)
+        }
+    }
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]

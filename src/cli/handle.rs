@@ -7,6 +7,7 @@ use anyhow::Context;
 
 use super::common::*;
 use cdnlake::ingest::handler::{handle_parsed, InvocationReport};
+use cdnlake::lake::descriptor::Descriptor;
 use cdnlake::lake::store::Lake;
 
 #[derive(clap::Args)]
@@ -37,9 +38,18 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
     // Every element is tried: a malformed one is kept and reported after the others ran.
     let parsed = cdnlake::event::parse_lenient_each(&text)
         .with_context(|| format!("{}", event.display()))?;
-    let (handler, oss) = common.options()?;
+    let (mut handler, oss) = common.options()?;
     let lake = Lake::open_with(&common.dest, &oss)?;
     let rt = runtime()?;
+    if parsed
+        .events
+        .iter()
+        .any(|e| matches!(e.payload, cdnlake::event::Payload::LogFile(_)))
+    {
+        // Logs go in the lake's layout, on its clock (recorded now for a new lake).
+        let d = rt.block_on(Descriptor::ensure(&lake, &handler.lake))?;
+        handler.convert = handler.convert.for_lake(&d);
+    }
     let (report, result) = handle_parsed(&lake, rt.handle(), &parsed, &handler);
     if json {
         println!("{}", serde_json::to_string(&report)?);

@@ -20,9 +20,9 @@ pub(crate) struct Args {
     /// Minutes before this instant, RFC 3339.
     #[arg(long)]
     to: Option<String>,
-    /// Wall clock of the per-hour rows, a fixed offset.
-    #[arg(long, env = "CDNLAKE_PARTITION_TZ", default_value = "+08:00")]
-    partition_tz: String,
+    /// Wall clock of the per-hour rows, a fixed offset. Default: the lake's partition clock.
+    #[arg(long, env = "CDNLAKE_PARTITION_TZ")]
+    partition_tz: Option<String>,
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
@@ -46,9 +46,17 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
         from_micros: parse_instant("--from", from.as_deref())?,
         to_micros: parse_instant("--to", to.as_deref())?,
     };
-    let tz = parse_tz(&partition_tz)?;
     let lake = open_lake(&dest)?;
     let rt = runtime()?;
+    let tz = match partition_tz {
+        Some(tz) => parse_tz(&tz)?,
+        None => {
+            rt.block_on(cdnlake::lake::descriptor::Descriptor::load_or_default(
+                &lake,
+            ))?
+            .partition_tz
+        }
+    };
     let rows = rt.block_on(cdnlake::query::rollups::read_rollups(&lake, &filter))?;
     let mut report = cdnlake::query::report::summarise(&rows, &filter, tz);
     report.top = rt

@@ -30,8 +30,9 @@ use crate::access::filename::{parse_file_name, stem};
 use crate::access::time::PartitionTz;
 use crate::error::{Error, Result};
 use crate::lake::commit::{read_manifest, replace_manifest, Commit, Staged};
+use crate::lake::descriptor::{Descriptor, PartitionBy};
 use crate::lake::layout::{relative, FileLayout};
-use crate::lake::manifest::{Manifest, SourceEntry, MANIFEST_VERSION};
+use crate::lake::manifest::{Manifest, PartitionEntry, SourceEntry, MANIFEST_VERSION};
 use crate::lake::sink::ObjectSink;
 use crate::lake::store::Lake;
 use crate::tables::access::SCHEMA_VERSION;
@@ -44,12 +45,25 @@ use source::{open_local, DecodeOptions};
 pub struct ConvertOptions {
     /// Overrides the domain taken from the file name.
     pub domain: Option<String>,
+    /// The partition clock: the lake's (see [`ConvertOptions::for_lake`]).
     pub tz: PartitionTz,
+    /// The lake's layout, `hour` or `day` (see [`ConvertOptions::for_lake`]).
+    pub partition_by: PartitionBy,
     pub decode: DecodeOptions,
     pub parquet: ParquetOptions,
     /// Blocks being parsed at once (0: one per rayon thread, plus one so a thread that finishes
     /// finds the next block ready).
     pub parse_window: usize,
+}
+
+impl ConvertOptions {
+    /// These options, writing the layout and on the clock that the lake's descriptor says:
+    /// what every writing entry point does after [`Descriptor::ensure`].
+    pub fn for_lake(mut self, d: &Descriptor) -> ConvertOptions {
+        self.tz = d.partition_tz;
+        self.partition_by = d.partition_by;
+        self
+    }
 }
 
 /// What a run did, printed by `--json` and returned to library users.
@@ -68,7 +82,7 @@ pub struct RunReport {
     pub bytes_in: u64,
     pub bytes_decompressed: u64,
     pub bytes_out: u64,
-    /// `dt=YYYY-MM-DD/hour=HH` of each partition written.
+    /// `dt=YYYY-MM-DD/hour=HH` (`dt=YYYY-MM-DD` in a day lake) of each partition written.
     pub partitions: Vec<String>,
     /// Every key written, relative to the destination, the manifest last.
     pub keys: Vec<String>,
@@ -120,6 +134,7 @@ pub fn file_layout(
         date_folder: parsed.map_or_else(|| "undated".to_string(), |p| p.date_folder()),
         file_name: name.to_string(),
         stem: stem(name).to_string(),
+        partition_by: opts.partition_by,
     })
 }
 
@@ -215,11 +230,7 @@ impl RunReport {
             bytes_decompressed: m.source.bytes_decompressed,
             // Everything but the raw dump, which is the input itself.
             bytes_out: m.objects.iter().skip(1).map(|o| o.bytes).sum(),
-            partitions: m
-                .partitions
-                .iter()
-                .map(|p| format!("dt={}/hour={}", p.dt, p.hour))
-                .collect(),
+            partitions: m.partitions.iter().map(PartitionEntry::path).collect(),
             keys,
             removed,
             seconds: started.elapsed().as_secs_f64(),

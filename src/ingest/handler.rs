@@ -28,7 +28,14 @@ pub struct HandlerOptions {
     /// Hosts logs may be fetched from.
     pub allow: AllowList,
     pub http: HttpOptions,
+    /// How logs are converted. Its `tz` and `partition_by` are the lake's: whoever starts the
+    /// work calls [`Descriptor::ensure`](crate::lake::descriptor::Descriptor::ensure) with
+    /// `lake` and applies the result ([`ConvertOptions::for_lake`]); `handle_*` do not read the
+    /// descriptor themselves.
     pub convert: ConvertOptions,
+    /// The lake settings this handler was given (`--partition-by`, `--partition-tz`), checked
+    /// against the lake's descriptor by whoever starts the work (`handle`, `serve`).
+    pub lake: crate::lake::descriptor::Wanted,
 }
 
 /// What was done with one event.

@@ -39,6 +39,7 @@ use crate::convert::source::Cancel;
 use crate::error::{Error, Result};
 use crate::event::parse_strict_each;
 use crate::ingest::handler::{handle_parsed, HandlerOptions};
+use crate::lake::descriptor::Descriptor;
 use crate::lake::dest::Destination;
 use crate::lake::store::{Credentials, Lake, OssOptions};
 
@@ -239,6 +240,9 @@ struct State {
     fixed: Option<Lake>,
     /// Conversion slots, sized on the first invocation (from its memory header).
     slots: OnceLock<Arc<Semaphore>>,
+    /// The lake's descriptor, read (or written, for a new lake) by the first invocation that
+    /// converts a log, and kept: a lake never changes it, so one read per instance is enough.
+    descriptor: tokio::sync::OnceCell<Descriptor>,
     in_flight: Arc<InFlight>,
 }
 
@@ -304,6 +308,7 @@ pub async fn serve(
         opts,
         fixed,
         slots: OnceLock::new(),
+        descriptor: tokio::sync::OnceCell::new(),
         in_flight: Arc::default(),
     });
     let graceful = GracefulShutdown::new();
@@ -468,6 +473,15 @@ async fn invoke(state: &Arc<State>, req: Request<Incoming>) -> Result<Vec<u8>> {
         .events
         .iter()
         .any(|e| matches!(e.payload, crate::event::Payload::LogFile(_)));
+    if converts {
+        // Logs are written in the lake's layout, on its clock; a setting that contradicts it
+        // fails the invocation (not retryable) before anything is written.
+        let d = state
+            .descriptor
+            .get_or_try_init(|| Descriptor::ensure(&lake, &state.opts.handler.lake))
+            .await?;
+        handler.convert = handler.convert.for_lake(d);
+    }
     let permit: Option<OwnedSemaphorePermit> = if converts {
         let slots = state.slots(&parts.headers);
         Some(

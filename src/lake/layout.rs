@@ -5,7 +5,12 @@
 //! [`object_store::path::PathPart`], which percent-encodes `/`, control characters and the other
 //! characters object stores reject, and turns `.`/`..` into `%2E`/`%2E%2E`: nothing escapes its folder.
 
+use std::ops::Range;
+
 use object_store::path::{Path, PathPart};
+
+use super::descriptor::PartitionBy;
+use crate::access::time::{days_from_civil, days_in_month, PartitionTz};
 
 /// Builds a key under `prefix` from literal parts and outside values, each one path part.
 pub fn key(prefix: &Path, parts: &[&str]) -> Path {
@@ -25,6 +30,8 @@ pub struct FileLayout {
     pub date_folder: String,
     pub file_name: String,
     pub stem: String,
+    /// The lake's partitioning (its descriptor's): whether the table keys have an `hour=` level.
+    pub partition_by: PartitionBy,
 }
 
 impl FileLayout {
@@ -33,12 +40,14 @@ impl FileLayout {
         self.raw_at(&self.prefix)
     }
 
-    /// `access/domain=<d>/dt=<YYYY-MM-DD>/hour=<HH>/<stem>[-<n>].parquet`
+    /// `access/domain=<d>/dt=<YYYY-MM-DD>/hour=<HH>/<stem>[-<n>].parquet`, or in a day lake
+    /// `access/domain=<d>/dt=<YYYY-MM-DD>/<stem>[-<n>].parquet` (`hour` is then not used).
     pub fn access(&self, dt: &str, hour: &str, n: usize) -> Path {
         self.partitioned("access", dt, hour, n)
     }
 
-    /// `traffic/domain=<d>/dt=<YYYY-MM-DD>/hour=<HH>/<stem>.parquet`
+    /// `traffic/domain=<d>/dt=<YYYY-MM-DD>/hour=<HH>/<stem>.parquet`, or in a day lake
+    /// `traffic/domain=<d>/dt=<YYYY-MM-DD>/<stem>.parquet` (`hour` is then not used).
     pub fn traffic(&self, dt: &str, hour: &str) -> Path {
         self.partitioned("traffic", dt, hour, 0)
     }
@@ -49,16 +58,15 @@ impl FileLayout {
         } else {
             format!("{}-{n}.parquet", self.stem)
         };
-        key(
-            &self.prefix,
-            &[
-                table,
-                &format!("domain={}", self.domain),
-                &format!("dt={dt}"),
-                &format!("hour={hour}"),
-                &file,
-            ],
-        )
+        let domain = format!("domain={}", self.domain);
+        let dt = format!("dt={dt}");
+        match self.partition_by {
+            PartitionBy::Hour => key(
+                &self.prefix,
+                &[table, &domain, &dt, &format!("hour={hour}"), &file],
+            ),
+            PartitionBy::Day => key(&self.prefix, &[table, &domain, &dt, &file]),
+        }
     }
 
     /// `rejects/<domain>/<YYYY_MM_DD>/<stem>.jsonl`
@@ -88,9 +96,9 @@ impl FileLayout {
     }
 
     /// Whether `relative` (a key relative to the destination, as a manifest lists it) is one
-    /// that a run of this file writes. A re-run deletes only such keys of the previous
-    /// manifest, so a manifest that was edited or damaged can never make it delete anything
-    /// else.
+    /// that a run of this file writes, in this layout only (a lake never changes its layout). A
+    /// re-run deletes only such keys of the previous manifest, so a manifest that was edited or
+    /// damaged can never make it delete anything else.
     pub fn owns(&self, relative: &str) -> bool {
         let root = Path::default();
         let Ok(k) = Path::parse(relative) else {
@@ -100,8 +108,12 @@ impl FileLayout {
             return true;
         }
         let parts: Vec<PathPart<'_>> = k.parts().collect();
-        let [table, domain, dt, hour, file] = parts.as_slice() else {
-            return false;
+        let (table, domain, dt, hour_ok, file) = match (self.partition_by, parts.as_slice()) {
+            (PartitionBy::Hour, [table, domain, dt, hour, file]) => {
+                (table, domain, dt, hour.as_ref().starts_with("hour="), file)
+            }
+            (PartitionBy::Day, [table, domain, dt, file]) => (table, domain, dt, true, file),
+            _ => return false,
         };
         let stem = PathPart::from(self.stem.as_str());
         let file = file.as_ref();
@@ -116,7 +128,7 @@ impl FileLayout {
         matches!(table.as_ref(), "access" | "traffic")
             && *domain == PathPart::from(format!("domain={}", self.domain).as_str())
             && dt.as_ref().starts_with("dt=")
-            && hour.as_ref().starts_with("hour=")
+            && hour_ok
             && file_ok
     }
 
@@ -138,6 +150,54 @@ impl FileLayout {
             ],
         )
     }
+}
+
+/// Days since the epoch of a `YYYY-MM-DD` date; `None` unless it is a real date.
+pub fn parse_dt(s: &str) -> Option<i64> {
+    let b = s.as_bytes();
+    if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
+        return None;
+    }
+    let num = |r: Range<usize>| -> Option<u32> {
+        let part = s.get(r)?;
+        part.bytes()
+            .all(|c| c.is_ascii_digit())
+            .then(|| part.parse().ok())
+            .flatten()
+    };
+    let (y, m, d) = (i64::from(num(0..4)?), num(5..7)?, num(8..10)?);
+    if !(1..=12).contains(&m) || d == 0 || d > days_in_month(y, m) {
+        return None;
+    }
+    Some(days_from_civil(y, m, d))
+}
+
+/// The instants (micros, `[start, end)`) a partition covers on wall clock `tz`: the hour
+/// `hour` of `dt`, or the whole day when `hour` is empty (a day lake's partition). `None` when
+/// the values are not a date and an hour.
+pub fn partition_span(dt: &str, hour: &str, tz: PartitionTz) -> Option<Range<i64>> {
+    let days = parse_dt(dt)?;
+    let (first, hours) = if hour.is_empty() {
+        (0, 24)
+    } else {
+        (hour.parse().ok().filter(|h| (0..24).contains(h))?, 1)
+    };
+    let start = ((days * 24 + first) * 3600 - i64::from(tz.offset_secs)) * 1_000_000;
+    Some(start..start + hours * 3_600_000_000)
+}
+
+/// The span of the partition a table key (`access/domain=d/dt=2024-03-05[/hour=08]/x.parquet`)
+/// lies in, in either layout; `None` when the key names no `dt=`.
+pub fn key_partition_span(key: &str, tz: PartitionTz) -> Option<Range<i64>> {
+    let (mut dt, mut hour) = (None, "");
+    for part in key.split('/') {
+        if let Some(v) = part.strip_prefix("dt=") {
+            dt = Some(v);
+        } else if let Some(v) = part.strip_prefix("hour=") {
+            hour = v;
+        }
+    }
+    partition_span(dt?, hour, tz)
 }
 
 /// The key of a path relative to the destination prefix, as listed in manifests.
@@ -162,6 +222,14 @@ mod tests {
             date_folder: "2024_03_05".into(),
             file_name: file.into(),
             stem: file.trim_end_matches(".gz").into(),
+            partition_by: PartitionBy::Hour,
+        }
+    }
+
+    fn day(l: FileLayout) -> FileLayout {
+        FileLayout {
+            partition_by: PartitionBy::Day,
+            ..l
         }
     }
 
@@ -220,6 +288,74 @@ mod tests {
         ] {
             assert!(!l.owns(k), "{k}");
         }
+    }
+
+    #[test]
+    fn a_day_lake_has_no_hour_level_and_owns_only_its_layout() {
+        let hour = layout("a.example.com", "a.example.com_2024_03_05_0800_0900.gz");
+        let l = day(hour.clone());
+        let root = Path::from("lake");
+        assert_eq!(
+            l.access("2024-03-05", "08", 0).as_ref(),
+            "lake/access/domain=a.example.com/dt=2024-03-05/a.example.com_2024_03_05_0800_0900.parquet"
+        );
+        assert_eq!(
+            l.traffic("2024-03-05", "09").as_ref(),
+            "lake/traffic/domain=a.example.com/dt=2024-03-05/a.example.com_2024_03_05_0800_0900.parquet"
+        );
+        assert_eq!(l.manifest(), hour.manifest());
+        assert_eq!(l.raw(), hour.raw());
+        for k in [
+            l.raw(),
+            l.rejects(),
+            l.access("2024-03-05", "", 0),
+            l.access("2024-03-06", "", 2),
+            l.traffic("2024-03-05", ""),
+        ] {
+            let rel = relative(&root, &k);
+            assert!(l.owns(&rel), "{k}");
+        }
+        // Each layout owns exactly its own table keys.
+        for (a, b) in [(&l, &hour), (&hour, &l)] {
+            for k in [
+                a.access("2024-03-05", "08", 0),
+                a.traffic("2024-03-05", "08"),
+            ] {
+                assert!(!b.owns(&relative(&root, &k)), "{k}");
+            }
+        }
+        for k in [
+            "access/domain=a.example.com/dt=2024-03-05/other.parquet",
+            "traffic/domain=a.example.com/dt=2024-03-05/a.example.com_2024_03_05_0800_0900-1.parquet",
+            "access/domain=b.example.com/dt=2024-03-05/a.example.com_2024_03_05_0800_0900.parquet",
+            "access/domain=a.example.com/a.example.com_2024_03_05_0800_0900.parquet",
+        ] {
+            assert!(!l.owns(k), "{k}");
+        }
+    }
+
+    #[test]
+    fn partition_spans_in_both_layouts() {
+        let tz = PartitionTz::default();
+        // 2024-03-05T09:00+08:00 = 01:00Z.
+        let nine = 1_709_600_400_000_000;
+        let h = 3_600_000_000;
+        assert_eq!(partition_span("2024-03-05", "09", tz), Some(nine..nine + h));
+        assert_eq!(
+            partition_span("2024-03-05", "", tz),
+            Some(nine - 9 * h..nine + 15 * h)
+        );
+        assert_eq!(
+            key_partition_span("access/domain=d/dt=2024-03-05/hour=09/x.parquet", tz),
+            Some(nine..nine + h)
+        );
+        assert_eq!(
+            key_partition_span("traffic/domain=d/dt=2024-03-05/x.parquet", tz),
+            Some(nine - 9 * h..nine + 15 * h)
+        );
+        assert_eq!(key_partition_span("access/x.parquet", tz), None);
+        assert_eq!(partition_span("2024-02-30", "", tz), None);
+        assert_eq!(partition_span("2024-03-05", "24", tz), None);
     }
 
     #[test]

@@ -17,12 +17,28 @@ pub struct ObjectEntry {
     pub rows: Option<u64>,
 }
 
-/// One partition hour of the access table.
+/// One partition of the access table: an hour, or in a day-partitioned lake a day.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PartitionEntry {
     pub dt: String,
+    /// `HH`; empty (and left out of the JSON) in a day-partitioned lake, whose partitions have no
+    /// hour. A string rather than an `Option` so that manifests and the code that builds them
+    /// stay as they were for the hour layout.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub hour: String,
     pub rows: u64,
+}
+
+impl PartitionEntry {
+    /// `dt=YYYY-MM-DD/hour=HH`, or `dt=YYYY-MM-DD` for a day partition: the partition's path
+    /// under `<table>/domain=<d>/`.
+    pub fn path(&self) -> String {
+        if self.hour.is_empty() {
+            format!("dt={}", self.dt)
+        } else {
+            format!("dt={}/hour={}", self.dt, self.hour)
+        }
+    }
 }
 
 /// Where the log file came from.

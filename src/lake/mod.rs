@@ -2,6 +2,7 @@
 //! the keys every object goes to, the commit step, and the manifest that marks a file done.
 
 pub(crate) mod commit;
+pub mod descriptor;
 pub mod dest;
 pub mod layout;
 pub mod manifest;

@@ -7,8 +7,19 @@
 //!   yet (no CDN event received, so no `audit/cache/`) gets an empty view with the same columns
 //!   instead, and the script says to run `cdnlake ddl` again once files exist.
 //! - MaxCompute: `CREATE EXTERNAL TABLE ... PARTITIONED BY (...) STORED AS PARQUET LOCATION ...`,
-//!   signed types only, plus `ALTER TABLE ... ADD IF NOT EXISTS PARTITION` statements for the
-//!   partitions the manifests record (MaxCompute needs partitions registered).
+//!   plus `ALTER TABLE ... ADD IF NOT EXISTS PARTITION` statements for the partitions the
+//!   manifests record (MaxCompute needs partitions registered). Only types MaxCompute's Parquet
+//!   readers read: BIGINT, INT, STRING and TIMESTAMP (our INT64 microsecond timestamps are
+//!   UTC-adjusted instants, which is MaxCompute's TIMESTAMP; neither of its Parquet readers reads
+//!   TIMESTAMP_NTZ). INT and TIMESTAMP are types of MaxCompute's 2.0 type system, so the script
+//!   turns it on (`SET odps.sql.type.system.odps2=true`), and it turns on the native (C++)
+//!   Parquet reader (`SET odps.ext.parquet.native=true`), which only reads, faster, and reads
+//!   every type we declare. Both are session flags: queries set them too (the script says so).
+//!   Sources: Alibaba Cloud's "Parquet external tables" (the JNI/native modes and their type
+//!   table) and "TIMESTAMP_NTZ data type" pages.
+//!
+//! Both dialects declare the partition keys the lake has: `domain, dt, hour` or, in a day lake
+//! ([`PartitionBy::Day`], from the lake's descriptor), `domain, dt`.
 
 use std::fmt::Write;
 
@@ -18,6 +29,7 @@ use futures::TryStreamExt;
 use object_store::path::Path;
 
 use crate::error::{Error, Result};
+use crate::lake::descriptor::PartitionBy;
 use crate::lake::dest::Destination;
 use crate::lake::layout::relative;
 use crate::lake::manifest::Manifest;
@@ -53,16 +65,16 @@ pub fn duckdb_location(dest: &str) -> String {
 }
 
 /// DuckDB: `CREATE OR REPLACE VIEW` for each table, all assumed to hold files.
-pub fn duckdb(dest: &str) -> String {
-    duckdb_views(dest, |_| true)
+pub fn duckdb(dest: &str, by: PartitionBy) -> String {
+    duckdb_views(dest, by, |_| true)
 }
 
-/// DuckDB views; tables for which `has_files` is false get an empty view with the same columns
-/// (see the module doc).
-pub fn duckdb_views(dest: &str, has_files: impl Fn(&Table) -> bool) -> String {
+/// DuckDB views of a lake partitioned `by`; tables for which `has_files` is false get an empty
+/// view with the same columns (see the module doc).
+pub fn duckdb_views(dest: &str, by: PartitionBy, has_files: impl Fn(&Table) -> bool) -> String {
     let base = duckdb_location(dest);
     let mut out = String::new();
-    let _ = writeln!(out, "-- cdnlake views over {base}");
+    let _ = writeln!(out, "-- cdnlake views over {base} (partitioned by {by})");
     if matches!(
         Destination::parse(dest),
         Ok(Destination::S3 { .. } | Destination::Oss { .. })
@@ -91,16 +103,13 @@ pub fn duckdb_views(dest: &str, has_files: impl Fn(&Table) -> bool) -> String {
             );
         }
         let glob = format!("{base}/{}/**/*.parquet", t.folder);
+        let keys = by.keys(t);
         if !has_files(t) {
             let cols: Vec<String> = t
                 .columns
                 .iter()
                 .map(|c| format!("NULL::{} AS \"{}\"", c.kind.duckdb(), c.name))
-                .chain(
-                    t.partitions
-                        .iter()
-                        .map(|p| format!("NULL::VARCHAR AS \"{p}\"")),
-                )
+                .chain(keys.iter().map(|p| format!("NULL::VARCHAR AS \"{p}\"")))
                 .collect();
             let _ = writeln!(
                 out,
@@ -116,13 +125,9 @@ pub fn duckdb_views(dest: &str, has_files: impl Fn(&Table) -> bool) -> String {
             .columns
             .iter()
             .map(|c| format!("\"{}\"", c.name))
-            .chain(t.partitions.iter().map(|p| format!("\"{p}\"")))
+            .chain(keys.iter().map(|p| format!("\"{p}\"")))
             .collect();
-        let hive_types: Vec<String> = t
-            .partitions
-            .iter()
-            .map(|p| format!("'{p}': VARCHAR"))
-            .collect();
+        let hive_types: Vec<String> = keys.iter().map(|p| format!("'{p}': VARCHAR")).collect();
         let _ = writeln!(
             out,
             "CREATE OR REPLACE VIEW {} AS\nSELECT {}\nFROM read_parquet({}, hive_partitioning = true, hive_types = {{{}}}, union_by_name = true);",
@@ -144,14 +149,25 @@ pub fn maxcompute_location(dest: &str, oss_endpoint: Option<&str>) -> String {
     }
 }
 
-/// MaxCompute: `CREATE EXTERNAL TABLE` for each table.
-pub fn maxcompute(dest: &str, oss_endpoint: Option<&str>) -> String {
+/// MaxCompute: `CREATE EXTERNAL TABLE` for each table of a lake partitioned `by`.
+pub fn maxcompute(dest: &str, by: PartitionBy, oss_endpoint: Option<&str>) -> String {
     let base = maxcompute_location(dest, oss_endpoint);
     let mut out = String::new();
-    let _ = writeln!(out, "-- cdnlake external tables over {base}");
+    let _ = writeln!(
+        out,
+        "-- cdnlake external tables over {base} (partitioned by {by})"
+    );
     let _ = writeln!(
         out,
         "-- Register partitions with: cdnlake ddl --dialect maxcompute --partitions --dest {dest}"
+    );
+    let _ = writeln!(
+        out,
+        "-- INT and TIMESTAMP need the 2.0 type system; the native Parquet reader is faster and\n\
+         -- reads every type below. Both are session flags: SET them in each session that queries\n\
+         -- these tables too.\n\
+         SET odps.sql.type.system.odps2=true;\n\
+         SET odps.ext.parquet.native=true;"
     );
     for t in tables() {
         let cols: Vec<String> = t
@@ -166,11 +182,7 @@ pub fn maxcompute(dest: &str, oss_endpoint: Option<&str>) -> String {
                 )
             })
             .collect();
-        let parts: Vec<String> = t
-            .partitions
-            .iter()
-            .map(|p| format!("`{p}` STRING"))
-            .collect();
+        let parts: Vec<String> = by.keys(t).iter().map(|p| format!("`{p}` STRING")).collect();
         let _ = writeln!(
             out,
             "\nCREATE EXTERNAL TABLE IF NOT EXISTS {} (\n{}\n)\nCOMMENT {}\nPARTITIONED BY ({})\nSTORED AS PARQUET\nLOCATION {};",
@@ -290,9 +302,10 @@ pub fn since(mut parts: Vec<PartitionSpec>, since_dt: Option<&str>) -> Vec<Parti
     parts
 }
 
-/// The (table, domain, dt, hour) partitions the manifests record, sorted and deduplicated, in the
-/// shape [`maxcompute_partitions`] takes. Access partitions come from the manifest's partition
-/// list; traffic partitions from the `traffic/` keys it lists, so lakes written before the rollups
+/// The (table, domain, dt[, hour]) partitions the manifests record, sorted and deduplicated, in
+/// the shape [`maxcompute_partitions`] takes; a day lake's have no hour (its manifests record
+/// none, its keys have no `hour=`). Access partitions come from the manifest's partition list;
+/// traffic partitions from the `traffic/` keys it lists, so lakes written before the rollups
 /// existed register no traffic partitions that hold no files.
 pub fn manifest_partitions(manifests: &[Manifest]) -> Vec<PartitionSpec> {
     let mut seen: BTreeSet<(&'static str, String, String, String)> = BTreeSet::new();
@@ -305,21 +318,27 @@ pub fn manifest_partitions(manifests: &[Manifest]) -> Vec<PartitionSpec> {
             if parts.next() != Some(TRAFFIC.folder) {
                 continue;
             }
-            let (mut dt, mut hour) = (None, None);
+            let (mut dt, mut hour) = (None, String::new());
             for part in parts {
                 if let Some(v) = part.strip_prefix("dt=") {
                     dt = Some(v);
                 } else if let Some(v) = part.strip_prefix("hour=") {
-                    hour = Some(v);
+                    hour = v.to_string();
                 }
             }
-            if let (Some(dt), Some(hour)) = (dt, hour) {
-                seen.insert((TRAFFIC.name, m.domain.clone(), dt.into(), hour.into()));
+            if let Some(dt) = dt {
+                seen.insert((TRAFFIC.name, m.domain.clone(), dt.into(), hour));
             }
         }
     }
     seen.into_iter()
-        .map(|(t, d, dt, h)| (t, vec![("domain", d), ("dt", dt), ("hour", h)]))
+        .map(|(t, d, dt, h)| {
+            let mut values = vec![("domain", d), ("dt", dt)];
+            if !h.is_empty() {
+                values.push(("hour", h));
+            }
+            (t, values)
+        })
         .collect()
 }
 
@@ -329,13 +348,29 @@ mod tests {
 
     #[test]
     fn maxcompute_has_signed_types_only() {
-        let sql = maxcompute("oss://bucket/lake", None);
+        let sql = maxcompute("oss://bucket/lake", PartitionBy::Hour, None);
         assert!(sql.contains("PARTITIONED BY (`domain` STRING, `dt` STRING, `hour` STRING)"));
         assert!(sql.contains(
             "LOCATION 'oss://oss-cn-hangzhou-internal.aliyuncs.com/bucket/lake/access/'"
         ));
         assert!(!sql.to_lowercase().contains("unsigned"));
         assert!(!sql.contains("TIMESTAMP_NTZ"));
+        assert!(sql.contains("SET odps.ext.parquet.native=true;"));
+        // Every column type is one both of MaxCompute's Parquet readers read.
+        for t in tables() {
+            for c in t.columns {
+                assert!(
+                    ["BIGINT", "INT", "STRING", "TIMESTAMP"].contains(&c.kind.maxcompute()),
+                    "{}.{}",
+                    t.name,
+                    c.name
+                );
+            }
+        }
+        let day = maxcompute("oss://bucket/lake", PartitionBy::Day, None);
+        assert!(day.contains("PARTITIONED BY (`domain` STRING, `dt` STRING)\nSTORED AS PARQUET\nLOCATION 'oss://oss-cn-hangzhou-internal.aliyuncs.com/bucket/lake/access/'"));
+        assert!(day.contains("PARTITIONED BY (`event` STRING, `dt` STRING)"));
+        assert!(!day.contains("`hour`"));
     }
 
     #[test]
@@ -360,7 +395,7 @@ mod tests {
 
     #[test]
     fn empty_tables_get_an_empty_view() {
-        let sql = duckdb_views("/l", |t| t.name != "domain_audit");
+        let sql = duckdb_views("/l", PartitionBy::Hour, |t| t.name != "domain_audit");
         assert!(sql.contains("FROM read_parquet('/l/audit/cache/**/*.parquet'"));
         assert!(sql.contains("CREATE OR REPLACE VIEW domain_audit AS\nSELECT NULL::VARCHAR AS \"event_name\", NULL::TIMESTAMP WITH TIME ZONE AS \"event_time\""));
         assert!(!sql.contains("read_parquet('/l/audit/domain/"));
@@ -413,6 +448,18 @@ mod tests {
                 obj("traffic/domain=a.example.com/dt=2024-03-05/hour=08/f.parquet"),
             ],
         };
+        let mut day = m.clone();
+        day.partitions[0].hour = String::new();
+        day.objects = vec![
+            obj("raw/a.example.com/2024_03_05/f.gz"),
+            obj("access/domain=a.example.com/dt=2024-03-05/f.parquet"),
+            obj("traffic/domain=a.example.com/dt=2024-03-05/f.parquet"),
+        ];
+        assert_eq!(
+            maxcompute_partitions(manifest_partitions(&[day])),
+            "ALTER TABLE access ADD IF NOT EXISTS PARTITION (`domain`='a.example.com', `dt`='2024-03-05');\n\
+             ALTER TABLE traffic ADD IF NOT EXISTS PARTITION (`domain`='a.example.com', `dt`='2024-03-05');\n"
+        );
         let got = maxcompute_partitions(manifest_partitions(&[m.clone(), m]));
         assert_eq!(
             got,

@@ -238,7 +238,7 @@ impl AsyncFileReader for StoreReader {
 }
 
 /// Counts the access rows of every committed file (those the manifests list) of the filter's
-/// domain and window. Files whose partition hour lies outside the window are not opened.
+/// domain and window. Files whose partition (hour or day) lies outside the window are not opened.
 pub async fn read_top(lake: &Lake, filter: &ReportFilter) -> Result<TopCounter> {
     let mut counter = TopCounter::default();
     let prefix = format!("{}/", ACCESS.folder);
@@ -248,8 +248,9 @@ pub async fn read_top(lake: &Lake, filter: &ReportFilter) -> Result<TopCounter> 
         }
         let tz = PartitionTz::parse(&m.partition_tz).unwrap_or_default();
         for o in m.objects.iter().filter(|o| o.key.starts_with(&prefix)) {
-            if let Some(start) = partition_hour_start(&o.key, tz) {
-                let end = start + 3_600_000_000;
+            // An hour or, in a day lake, a day.
+            if let Some(span) = crate::lake::layout::key_partition_span(&o.key, tz) {
+                let (start, end) = (span.start, span.end);
                 if filter.from_micros.is_some_and(|f| end <= f)
                     || filter.to_micros.is_some_and(|t| start >= t)
                 {

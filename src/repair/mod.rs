@@ -35,7 +35,6 @@
 pub mod rebuild;
 pub mod verify;
 
-use std::ops::Range;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -48,9 +47,9 @@ use object_store::{
 };
 use serde::Serialize;
 
-use crate::access::time::{days_from_civil, days_in_month, PartitionTz};
+use crate::access::time::PartitionTz;
 use crate::error::{Error, Result};
-use crate::lake::layout::relative;
+use crate::lake::layout::{partition_span, relative};
 use crate::lake::manifest::Manifest;
 use crate::lake::store::Lake;
 
@@ -60,6 +59,7 @@ pub const CONCURRENCY: usize = 16;
 /// The folder of manifests.
 pub const MANIFESTS: &str = "_manifests";
 
+#[cfg(test)]
 const HOUR_MICROS: i64 = 3_600_000_000;
 
 /// One end of a time window: an instant, or a date that each manifest reads as midnight on its
@@ -98,33 +98,11 @@ impl Bound {
 
 /// Days since the epoch of a `YYYY-MM-DD` date; `None` unless it is a real date.
 fn parse_date(s: &str) -> Option<i64> {
-    let b = s.as_bytes();
-    if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
-        return None;
-    }
-    let num = |r: Range<usize>| -> Option<u32> {
-        let part = s.get(r)?;
-        part.bytes()
-            .all(|c| c.is_ascii_digit())
-            .then(|| part.parse().ok())
-            .flatten()
-    };
-    let (y, m, d) = (i64::from(num(0..4)?), num(5..7)?, num(8..10)?);
-    if !(1..=12).contains(&m) || d == 0 || d > days_in_month(y, m) {
-        return None;
-    }
-    Some(days_from_civil(y, m, d))
-}
-
-/// Start (micros) of a partition hour (`dt`, `hour`) on wall clock `tz`.
-pub fn partition_start(dt: &str, hour: &str, tz: PartitionTz) -> Option<i64> {
-    let days = parse_date(dt)?;
-    let h: i64 = hour.parse().ok().filter(|h| (0..24).contains(h))?;
-    Some(((days * 24 + h) * 3600 - i64::from(tz.offset_secs)) * 1_000_000)
+    crate::lake::layout::parse_dt(s)
 }
 
 /// Which manifests a run covers: a domain, and a window `[from, to)` that at least one of the
-/// manifest's partition hours must overlap.
+/// manifest's partitions (hours, or days in a day lake) must overlap.
 #[derive(Debug, Clone, Default)]
 pub struct Selection {
     pub domain: Option<String>,
@@ -146,8 +124,8 @@ impl Selection {
         let from = self.from.map(|b| b.micros(tz));
         let to = self.to.map(|b| b.micros(tz));
         m.partitions.iter().any(|p| {
-            partition_start(&p.dt, &p.hour, tz).is_some_and(|start| {
-                from.is_none_or(|f| start + HOUR_MICROS > f) && to.is_none_or(|t| start < t)
+            partition_span(&p.dt, &p.hour, tz).is_some_and(|span| {
+                from.is_none_or(|f| span.end > f) && to.is_none_or(|t| span.start < t)
             })
         })
     }
@@ -596,6 +574,12 @@ mod tests {
         let utc = manifest("a.com", "+00:00", &[("2024-03-05", "23")]);
         assert!(window("2024-03-05", "2024-03-06").keeps(&utc));
         assert!(!window("2024-03-06", "2024-03-07").keeps(&utc));
+        // A day lake's partitions cover the whole day on the manifest's clock.
+        let day = manifest("a.com", "+08:00", &[("2024-03-05", "")]);
+        assert!(window("2024-03-05T23:30:00+08:00", "2024-03-06T01:00:00+08:00").keeps(&day));
+        assert!(window("2024-03-04T12:00:00+08:00", "2024-03-05T00:30:00+08:00").keeps(&day));
+        assert!(!window("2024-03-06", "2024-03-07").keeps(&day));
+        assert!(!window("2024-03-04", "2024-03-05").keeps(&day));
         // No partitions: nothing inside any window.
         assert!(!window("2000-01-01", "2100-01-01").keeps(&manifest("a.com", "+08:00", &[])));
     }

@@ -23,17 +23,20 @@ use super::{count_requests, load_manifests, Entry, RequestCounts, Selection};
 use crate::access::time::PartitionTz;
 use crate::convert::{convert_reader, file_layout, ConvertOptions, RunReport};
 use crate::error::{Error, ReadFailure, Result};
+use crate::lake::descriptor::{Descriptor, PartitionBy};
 use crate::lake::layout::relative;
 use crate::lake::store::Lake;
 
-/// Converts the file of `entry` again from its raw dump. `sizes` (keys relative to the
-/// destination), when given, is a listing already made: a raw dump absent from it is missing
-/// without another request.
+/// Converts the file of `entry` again from its raw dump, into the lake's layout `by` (its
+/// descriptor's: a lake never changes layout, so that is the layout the file was written in).
+/// `sizes` (keys relative to the destination), when given, is a listing already made: a raw
+/// dump absent from it is missing without another request.
 pub fn reconvert(
     lake: &Lake,
     rt: &Handle,
     entry: &Entry,
     sizes: Option<&BTreeMap<String, u64>>,
+    by: PartitionBy,
 ) -> Result<RunReport> {
     let m = &entry.manifest;
     let refuse = |key: &str, reason: String| Error::Reconvert {
@@ -59,6 +62,7 @@ pub fn reconvert(
     let opts = ConvertOptions {
         domain: Some(m.domain.clone()),
         tz,
+        partition_by: by,
         ..ConvertOptions::default()
     };
     let layout = file_layout(lake, &m.source.name, &location, &opts)?;
@@ -237,6 +241,9 @@ pub fn rebuild(
 ) -> Result<RebuildSummary> {
     let started = Instant::now();
     let (lake, requests) = count_requests(lake);
+    let by = rt
+        .block_on(Descriptor::load_or_default(&lake))?
+        .partition_by;
     let manifests = rt.block_on(load_manifests(&lake, select.domain.as_deref()))?;
     let mut summary = RebuildSummary::default();
     for (key, reason) in &manifests.unreadable {
@@ -258,7 +265,7 @@ pub fn rebuild(
         .filter(|e| select.keeps(&e.manifest))
     {
         summary.files += 1;
-        let result = reconvert(&lake, rt, entry, None);
+        let result = reconvert(&lake, rt, entry, None, by);
         match &result {
             Ok(_) => summary.converted += 1,
             Err(_) => summary.failed += 1,

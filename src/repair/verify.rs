@@ -29,6 +29,7 @@ use super::{
     count_requests, folder, list, load_manifests, Entry, RequestCounts, Selection, CONCURRENCY,
 };
 use crate::error::{Error, Result};
+use crate::lake::descriptor::{Descriptor, PartitionBy};
 use crate::lake::store::{Lake, STAGING};
 use crate::tables::access::ACCESS;
 use crate::tables::traffic::TRAFFIC;
@@ -593,6 +594,7 @@ pub fn repair(lake: &Lake, rt: &Handle, v: &mut Verification) -> Result<()> {
     let damaged: BTreeSet<&str> = v.problems.iter().map(|p| p.manifest.as_str()).collect();
     let mut repaired = Vec::new();
     let mut unrepairable = Vec::new();
+    let mut by: Option<PartitionBy> = None;
     for key in damaged {
         let Some(entry) = v.entries.iter().find(|e| e.key == key) else {
             unrepairable.push(Unrepairable {
@@ -602,7 +604,13 @@ pub fn repair(lake: &Lake, rt: &Handle, v: &mut Verification) -> Result<()> {
             });
             continue;
         };
-        match reconvert(lake, rt, entry, Some(&v.sizes)) {
+        // Into the lake's layout (its descriptor's, read once and only when there is
+        // something to convert): a lake never changes layout, so the file's own.
+        let by = match by {
+            Some(by) => by,
+            None => *by.insert(rt.block_on(Descriptor::load_or_default(lake))?.partition_by),
+        };
+        match reconvert(lake, rt, entry, Some(&v.sizes), by) {
             Ok(r) => {
                 tracing::info!(file = %r.source, rows = r.rows, "converted again from the raw dump");
                 repaired.push(key.to_string());

@@ -1,6 +1,13 @@
-//! The access table: one Parquet file per partition hour a log file's lines fall in (more when a
+//! The access table: one Parquet file per partition a log file's lines fall in (more when a
 //! file passes [`ParquetOptions::max_file_bytes`](super::parquet::ParquetOptions)), streamed
 //! into uploads as blocks arrive and staged, not committed, at the end.
+//!
+//! A partition is an hour, or a day in a day-partitioned lake ([`PartitionBy::Day`]). In a day
+//! lake an hourly log file usually writes one file (two when its lines cross midnight), its rows
+//! in line order: that is time order up to the log's jitter, so each row group's and each page's
+//! `time` min/max (statistics are on, with the page index) span little more than the rows they
+//! hold, and a filter on `time` skips them within the day as an `hour=` folder would. Sorting
+//! further would mean holding a whole file's rows, which the bounded-memory design forbids.
 
 use std::collections::BTreeMap;
 
@@ -13,15 +20,17 @@ use super::parquet::{writer_properties, ParquetOptions, PartFile};
 use crate::access::time::PartitionTz;
 use crate::error::Result;
 use crate::lake::commit::Staged;
+use crate::lake::descriptor::PartitionBy;
 use crate::lake::layout::FileLayout;
 use crate::lake::manifest::PartitionEntry;
 use crate::lake::sink::ObjectSink;
 use crate::lake::store::Lake;
 use crate::tables::access::ACCESS;
 
-/// One partition hour being written.
+/// One partition being written.
 struct PartitionState {
     dt: String,
+    /// Empty in a day lake.
     hour: String,
     current: Option<PartFile>,
     /// Files closed because they reached the size limit, not yet committed.
@@ -39,10 +48,11 @@ pub struct AccessWriter {
     max_file_bytes: u64,
     props: WriterProperties,
     schema: SchemaRef,
+    /// By partition: the hour bucket, or in a day lake the day (hour bucket / 24).
     partitions: BTreeMap<i64, PartitionState>,
 }
 
-/// What the access writer staged: the files, and each partition hour with its rows.
+/// What the access writer staged: the files, and each partition with its rows.
 pub struct AccessFiles {
     pub staged: Vec<Staged>,
     pub partitions: Vec<PartitionEntry>,
@@ -71,11 +81,13 @@ impl AccessWriter {
     /// Appends a batch whose rows all fall in partition hour `bucket`.
     pub fn write(&mut self, bucket: i64, batch: &RecordBatch) -> Result<()> {
         let tz = self.tz;
-        let st = self.partitions.entry(bucket).or_insert_with(|| {
+        let day = self.layout.partition_by == PartitionBy::Day;
+        let partition = if day { bucket.div_euclid(24) } else { bucket };
+        let st = self.partitions.entry(partition).or_insert_with(|| {
             let (dt, hour) = tz.partition_values(bucket);
             PartitionState {
                 dt,
-                hour,
+                hour: if day { String::new() } else { hour },
                 current: None,
                 done: Vec::new(),
                 files: 0,
@@ -106,7 +118,7 @@ impl AccessWriter {
         Ok(())
     }
 
-    /// Closes every open file and stages them all, partition hours in order.
+    /// Closes every open file and stages them all, partitions in order.
     pub fn finish(self) -> Result<AccessFiles> {
         let mut staged = Vec::new();
         let mut partitions = Vec::new();

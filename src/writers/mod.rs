@@ -62,8 +62,8 @@ pub(crate) struct LogWriters {
     counts: LineCounts,
 }
 
-/// What a log file's writers staged, in manifest order (access by partition hour, traffic,
-/// rejects), and the partition hours of the access table.
+/// What a log file's writers staged, in manifest order (access by partition, traffic,
+/// rejects), and the partitions (hours, or days in a day lake) of the access table.
 pub(crate) struct LogTables {
     pub staged: Vec<Staged>,
     pub partitions: Vec<PartitionEntry>,
@@ -116,7 +116,7 @@ impl LogWriters {
     pub fn finish(self) -> Result<LogTables> {
         let access = self.access.finish()?;
         let mut staged = access.staged;
-        // Traffic rollups: one small file per partition hour, committed with the access files.
+        // Traffic rollups: one small file per partition, committed with the access files.
         staged.extend(traffic::stage_files(
             &self.traffic,
             &self.lake,

@@ -155,7 +155,8 @@ impl TrafficAccumulator {
     }
 }
 
-/// Encodes one Parquet file per partition hour to `layout.traffic(dt, hour)` and hands back the
+/// Encodes one Parquet file per partition (hour, or day in a day lake) to
+/// `layout.traffic(dt, hour)` and hands back the
 /// uploads, not yet completed, with their row counts: the caller commits them with the run's
 /// other files, so the rollups appear and disappear together with the access rows.
 pub fn stage_files(
@@ -168,21 +169,33 @@ pub fn stage_files(
     let props = writer_properties(&TRAFFIC, opts)?;
     let schema = TRAFFIC.arrow_schema();
     let mut out = Vec::new();
-    for (bucket, batch) in acc.batches() {
-        let (dt, hour) = acc.tz.partition_values(bucket);
-        let mut f = PartFile::create(
-            lake,
-            layout.traffic(&dt, &hour),
-            schema.clone(),
-            props.clone(),
-            rt,
-        )?;
-        f.write(&batch)?;
+    // Hours in order; in a day lake consecutive hours of one day share its key, and one file.
+    let mut open: Option<(object_store::path::Path, PartFile)> = None;
+    let finish = |f: PartFile, out: &mut Vec<Staged>| -> Result<()> {
         let rows = f.rows;
         out.push(Staged {
             sink: f.finish()?,
             rows: Some(rows),
         });
+        Ok(())
+    };
+    for (bucket, batch) in acc.batches() {
+        let (dt, hour) = acc.tz.partition_values(bucket);
+        let key = layout.traffic(&dt, &hour);
+        let f = match open.take() {
+            Some((k, f)) if k == key => open.insert((k, f)),
+            other => {
+                if let Some((_, f)) = other {
+                    finish(f, &mut out)?;
+                }
+                let f = PartFile::create(lake, key.clone(), schema.clone(), props.clone(), rt)?;
+                open.insert((key, f))
+            }
+        };
+        f.1.write(&batch)?;
+    }
+    if let Some((_, f)) = open {
+        finish(f, &mut out)?;
     }
     Ok(out)
 }

@@ -1,4 +1,4 @@
--- cdnlake views over /data/lake
+-- cdnlake views over /data/lake (partitioned by hour)
 
 -- access: One row per CDN access log line
 --   time             TIMESTAMP WITH TIME ZONE request time (UTC instant)

@@ -1,5 +1,10 @@
--- cdnlake external tables over oss://oss-cn-shanghai-internal.aliyuncs.com/my-bucket/cdn/lake
+-- cdnlake external tables over oss://oss-cn-shanghai-internal.aliyuncs.com/my-bucket/cdn/lake (partitioned by hour)
 -- Register partitions with: cdnlake ddl --dialect maxcompute --partitions --dest oss://my-bucket/cdn/lake
+-- INT and TIMESTAMP need the 2.0 type system; the native Parquet reader is faster and
+-- reads every type below. Both are session flags: SET them in each session that queries
+-- these tables too.
+SET odps.sql.type.system.odps2=true;
+SET odps.ext.parquet.native=true;
 
 CREATE EXTERNAL TABLE IF NOT EXISTS access (
   `time` TIMESTAMP COMMENT 'request time (UTC instant)',

@@ -24,7 +24,10 @@ out["rows"], out["sum_response_bytes"], out["distinct_lines"] = one(
     "SELECT count(*), sum(response_bytes)::BIGINT, count(DISTINCT (source_file, line_number)) FROM access")
 out["per_status"] = pairs("SELECT status, count(*) FROM access GROUP BY 1")
 out["per_cache_status"] = pairs("SELECT coalesce(cache_status, 'null'), count(*) FROM access GROUP BY 1")
-out["per_partition"] = pairs("SELECT dt || '/' || hour, count(*) FROM access GROUP BY 1")
+access_columns = [d[0] for d in con.execute("SELECT * FROM access LIMIT 0").description]
+# A day-partitioned lake (`--partition-by day`) has no `hour` column.
+partition = "dt || '/' || hour" if "hour" in access_columns else "dt"
+out["per_partition"] = pairs(f"SELECT {partition}, count(*) FROM access GROUP BY 1")
 out["per_domain"] = pairs("SELECT domain, count(*) FROM access GROUP BY 1")
 schema = con.execute(
     "SELECT name, type, converted_type, logical_type FROM parquet_schema(?) WHERE num_children IS NULL OR num_children = 0",

@@ -399,7 +399,8 @@ async fn a_failed_or_killed_sync_is_finished_by_the_next_one() {
         .lock()
         .unwrap()
         .insert(broken.url_path.clone());
-    let (o, v) = w.run(w.sync_args(&[])).await;
+    // A new lake partitioned by day; later runs follow its descriptor without being told.
+    let (o, v) = w.run(w.sync_args(&["--partition-by", "day"])).await;
     assert!(!o.status.success());
     assert_eq!(
         (v["converted"].as_u64(), v["failed"].as_u64()),
@@ -427,6 +428,22 @@ async fn a_failed_or_killed_sync_is_finished_by_the_next_one() {
         "{v}"
     );
     w.assert_complete();
+    let access: Vec<String> = snapshot(&w.lake())
+        .into_keys()
+        .filter(|k| k.starts_with("access/"))
+        .collect();
+    assert!(!access.is_empty());
+    assert!(access.iter().all(|k| !k.contains("hour=")), "{access:?}");
+    // Told otherwise, sync refuses before converting anything.
+    std::fs::remove_file(manifest_of(&w, &broken.name)).unwrap();
+    let (o, v) = w.run(w.sync_args(&["--partition-by", "hour"])).await;
+    assert!(!o.status.success());
+    assert!(
+        v["files"].as_array().unwrap().iter().any(
+            |f| f["action"] == "failed" && f["error"].as_str().unwrap().contains("contradicts")
+        ),
+        "{v}"
+    );
 
     // Killed in the middle (kill -9), one file at a time and each one slow: the next run
     // converts exactly what has no manifest.

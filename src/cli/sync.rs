@@ -65,7 +65,18 @@ pub(crate) struct Args {
 
 pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
     let (handler, oss) = args.common.options()?;
-    let tz = handler.convert.tz;
+    let lake = cdnlake::lake::store::Lake::open_with(&args.common.dest, &oss)?;
+    let rt = runtime()?;
+    // A date in --from/--to is midnight on the partition clock: the one given, else the lake's.
+    let tz = match handler.lake.partition_tz {
+        Some(tz) => tz,
+        None => {
+            rt.block_on(cdnlake::lake::descriptor::Descriptor::load_or_default(
+                &lake,
+            ))?
+            .partition_tz
+        }
+    };
     let to = match &args.to {
         Some(s) => instant(Bound::parse("--to", s)?, tz),
         None => Utc::now(),
@@ -132,8 +143,6 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
         handler,
         invoke,
     };
-    let lake = cdnlake::lake::store::Lake::open_with(&args.common.dest, &oss)?;
-    let rt = runtime()?;
     let bar = Bar::new(!args.json && std::io::stderr().is_terminal());
     let report = rt.block_on(cdnlake::sync::sync(&lake, &cdn, &opts, &bar));
     bar.finish();

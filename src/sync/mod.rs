@@ -36,6 +36,7 @@ use crate::error::{Error, Result};
 use crate::event::redact::redact_url;
 use crate::event::LogFile;
 use crate::ingest::handler::{handle_log, HandlerOptions};
+use crate::lake::descriptor::Descriptor;
 use crate::lake::manifest::Manifest;
 use crate::lake::store::Lake;
 
@@ -282,12 +283,38 @@ pub async fn sync(
             .collect()
             .await
     } else {
+        // The lake's layout and clock, recorded by its first run (or by this one, for a new
+        // lake): read once, before the first conversion, as `convert` and `serve` do.
+        let handler = match ensure_descriptor(lake, &opts.handler, todo.is_empty()).await {
+            Ok(h) => h,
+            Err(e) => {
+                let error = e.to_string();
+                let failed: Vec<FileOutcome> = todo
+                    .into_iter()
+                    .map(|(log, why)| FileOutcome {
+                        domain: log.domain,
+                        name: log.name,
+                        size: log.size,
+                        action: "failed",
+                        reason: Some(why),
+                        rows: None,
+                        error: Some(error.clone()),
+                    })
+                    .collect();
+                for f in &failed {
+                    progress.finished(f);
+                }
+                files.extend(failed);
+                return finish(opts, started, listed, bytes, listing_errors, files);
+            }
+        };
+        let handler = &handler;
         let rt = Handle::current();
         futures::stream::iter(todo)
             .map(|(log, why)| {
                 let rt = rt.clone();
                 async move {
-                    let out = convert_one(lake, rt, &log, why, &opts.handler).await;
+                    let out = convert_one(lake, rt, &log, why, handler).await;
                     progress.finished(&out);
                     out
                 }
@@ -297,6 +324,32 @@ pub async fn sync(
             .await
     };
     files.extend(results);
+    finish(opts, started, listed, bytes, listing_errors, files)
+}
+
+/// The handler settings with the lake's descriptor applied (none read when nothing is to be
+/// converted: a sync that finds the lake complete costs no extra request).
+async fn ensure_descriptor(
+    lake: &Lake,
+    handler: &HandlerOptions,
+    nothing_to_do: bool,
+) -> Result<HandlerOptions> {
+    let mut h = handler.clone();
+    if !nothing_to_do {
+        let d = Descriptor::ensure(lake, &handler.lake).await?;
+        h.convert = h.convert.for_lake(&d);
+    }
+    Ok(h)
+}
+
+fn finish(
+    opts: &SyncOptions,
+    started: Instant,
+    listed: usize,
+    bytes: u64,
+    listing_errors: Vec<ListingError>,
+    mut files: Vec<FileOutcome>,
+) -> SyncReport {
     files.sort_by(|a, b| a.domain.cmp(&b.domain).then_with(|| a.name.cmp(&b.name)));
     let count = |a: &str| files.iter().filter(|f| f.action == a).count();
     let worked: u64 = files

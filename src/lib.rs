@@ -56,6 +56,7 @@ pub mod ingest;
 pub mod lake;
 pub mod query;
 pub mod repair;
+pub mod sketch;
 pub mod tables;
 pub mod tls;
 pub mod writers;

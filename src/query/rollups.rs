@@ -1,17 +1,27 @@
-//! Reading the traffic rollups back: the committed traffic files (those the manifests list, so a
-//! half-written run is never counted), column by column by name, so a lake written before a
-//! counter existed still reads (the missing counter counts 0).
+//! Reading the rollups back: the committed files (those the manifests list, so a half-written
+//! run is never counted), column by column by name, so a lake written before a counter existed
+//! still reads (the missing counter counts 0), and a lake written before the `top` and
+//! `visitors` tables existed reports those figures as missing ([`Sketches::missing_top`]).
 
+use std::collections::{BTreeMap, BTreeSet};
+
+use arrow_array::cast::AsArray;
 use arrow_array::{Array, Int64Array, RecordBatch, TimestampMicrosecondArray};
 use object_store::path::Path;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use super::filter::ReportFilter;
 use super::report::MinuteRow;
+use super::top::partition_hour_start;
+use crate::access::time::PartitionTz;
 use crate::error::{Error, Result};
-use crate::lake::manifest::list_manifests;
+use crate::lake::manifest::{list_manifests, Manifest};
 use crate::lake::store::Lake;
+use crate::sketch::heavy::{Summary, CAPACITY};
+use crate::sketch::hll::Hll;
+use crate::tables::top::{DIMENSIONS, TOP};
 use crate::tables::traffic::{COUNTERS, TRAFFIC};
+use crate::tables::visitors::VISITORS;
 
 pub(crate) fn read_error(key: &Path, reason: impl ToString) -> Error {
     Error::ReadParquet {
@@ -65,8 +75,17 @@ pub(crate) fn rows_of(key: &Path, bytes: bytes::Bytes, domain: &str) -> Result<V
 
 /// Reads the rollup rows of every committed traffic file of `domain` (all domains when `None`).
 pub async fn read_rollups(lake: &Lake, filter: &ReportFilter) -> Result<Vec<MinuteRow>> {
+    read_rollups_of(lake, &list_manifests(lake).await?, filter).await
+}
+
+/// [`read_rollups`] of the given manifests.
+pub async fn read_rollups_of(
+    lake: &Lake,
+    manifests: &[Manifest],
+    filter: &ReportFilter,
+) -> Result<Vec<MinuteRow>> {
     let mut out = Vec::new();
-    for m in list_manifests(lake).await? {
+    for m in manifests {
         if filter.domain.as_deref().is_some_and(|d| d != m.domain) {
             continue;
         }
@@ -81,6 +100,169 @@ pub async fn read_rollups(lake: &Lake, filter: &ReportFilter) -> Result<Vec<Minu
             };
             out.extend(rows_of(&key, bytes, &m.domain)?);
         }
+    }
+    Ok(out)
+}
+
+/// The merged heavy-hitter summaries and distinct-IP sketches of the partition hours a report
+/// covers: every hour that overlaps the window (the sketches are per hour, so a window that does
+/// not start or end on the hour is widened to whole hours; the report says so).
+#[derive(Debug, Default)]
+pub struct Sketches {
+    /// One per [`DIMENSIONS`] entry.
+    pub dims: Vec<Summary>,
+    /// Distinct client IPs of every hour read.
+    pub visitors: Hll,
+    /// Per partition hour (start, micros): distinct client IPs.
+    pub per_hour: BTreeMap<i64, Hll>,
+    /// Hours covered (start, micros): those with access rows in the window.
+    pub hours: BTreeSet<i64>,
+    /// Hours for which some file has access rows but no `top` file (written before it existed).
+    pub missing_top: BTreeSet<i64>,
+    /// Likewise for `visitors`.
+    pub missing_visitors: BTreeSet<i64>,
+}
+
+/// Capacity of the report's merged summaries: larger than a stored one's, so merging many
+/// hours cuts less.
+pub const REPORT_CAPACITY: usize = 4 * CAPACITY;
+
+fn hour_overlaps(start: i64, filter: &ReportFilter) -> bool {
+    let end = start + 3_600_000_000;
+    filter.from_micros.is_none_or(|f| end > f) && filter.to_micros.is_none_or(|t| start < t)
+}
+
+fn int64<'a>(key: &Path, batch: &'a RecordBatch, name: &str) -> Result<&'a Int64Array> {
+    batch
+        .column_by_name(name)
+        .and_then(|c| c.as_any().downcast_ref::<Int64Array>())
+        .ok_or_else(|| read_error(key, format!("no BIGINT column {name}")))
+}
+
+/// Adds the rows of one `top` file to `dims`: each dimension's error and totals once (they are
+/// the same on all its rows), and its keyed rows. A dimension this version does not know is
+/// skipped.
+pub(crate) fn add_top_file(key: &Path, bytes: bytes::Bytes, dims: &mut [Summary]) -> Result<()> {
+    let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)
+        .and_then(|b| b.build())
+        .map_err(|e| read_error(key, e))?;
+    let mut bounds_added = [false; DIMENSIONS.len()];
+    for batch in reader {
+        let batch: RecordBatch = batch.map_err(|e| read_error(key, e))?;
+        let string = |name: &str| {
+            batch
+                .column_by_name(name)
+                .filter(|c| c.data_type() == &arrow_schema::DataType::Utf8)
+                .map(|c| c.as_string::<i32>())
+                .ok_or_else(|| read_error(key, format!("no STRING column {name}")))
+        };
+        let (dim, k) = (string("dimension")?, string("key")?);
+        let [req, byt, req_err, byt_err, req_tot, byt_tot] = [
+            "requests",
+            "bytes",
+            "requests_error",
+            "bytes_error",
+            "requests_total",
+            "bytes_total",
+        ]
+        .map(|n| int64(key, &batch, n));
+        let (req, byt, req_err, byt_err, req_tot, byt_tot) =
+            (req?, byt?, req_err?, byt_err?, req_tot?, byt_tot?);
+        for i in 0..batch.num_rows() {
+            let Some(d) = DIMENSIONS.iter().position(|d| *d == dim.value(i)) else {
+                continue;
+            };
+            if !bounds_added[d] {
+                bounds_added[d] = true;
+                dims[d].add_bounds(
+                    [req_err.value(i), byt_err.value(i)],
+                    [req_tot.value(i), byt_tot.value(i)],
+                );
+            }
+            if k.is_valid(i) {
+                dims[d].add_stored(k.value(i), [req.value(i), byt.value(i)]);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The sketch of one `visitors` file (the union of its rows).
+pub(crate) fn visitors_of(key: &Path, bytes: bytes::Bytes) -> Result<Hll> {
+    let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)
+        .and_then(|b| b.build())
+        .map_err(|e| read_error(key, e))?;
+    let mut out = Hll::default();
+    for batch in reader {
+        let batch: RecordBatch = batch.map_err(|e| read_error(key, e))?;
+        let hll = batch
+            .column_by_name("hll")
+            .and_then(|c| c.as_binary_opt::<i32>())
+            .ok_or_else(|| read_error(key, "no BINARY column hll"))?;
+        for v in hll.iter().flatten() {
+            let h = Hll::from_bytes(v).map_err(|e| read_error(key, format!("column hll: {e}")))?;
+            out.merge(&h);
+        }
+    }
+    Ok(out)
+}
+
+/// Reads the `top` and `visitors` files of the hours the filter covers.
+pub async fn read_sketches(
+    lake: &Lake,
+    manifests: &[Manifest],
+    filter: &ReportFilter,
+) -> Result<Sketches> {
+    let mut out = Sketches {
+        dims: DIMENSIONS
+            .iter()
+            .map(|_| Summary::new(REPORT_CAPACITY))
+            .collect(),
+        ..Sketches::default()
+    };
+    let folder = |t: &str, k: &str| k.starts_with(t) && k[t.len()..].starts_with('/');
+    for m in manifests {
+        if filter.domain.as_deref().is_some_and(|d| d != m.domain) {
+            continue;
+        }
+        let tz = PartitionTz::parse(&m.partition_tz).unwrap_or_default();
+        // The hours this file has rows in, and which of them have sketches.
+        let hours: BTreeSet<i64> = m
+            .objects
+            .iter()
+            .filter(|o| folder(TRAFFIC.folder, &o.key))
+            .filter_map(|o| partition_hour_start(&o.key, tz))
+            .filter(|h| hour_overlaps(*h, filter))
+            .collect();
+        let mut with_top = BTreeSet::new();
+        let mut with_visitors = BTreeSet::new();
+        for o in &m.objects {
+            let is_top = folder(TOP.folder, &o.key);
+            if !is_top && !folder(VISITORS.folder, &o.key) {
+                continue;
+            }
+            let Some(hour) = partition_hour_start(&o.key, tz).filter(|h| hours.contains(h)) else {
+                continue;
+            };
+            let key = lake.key_of(&o.key);
+            let Some(bytes) = lake.get_opt(&key).await? else {
+                tracing::warn!(%key, "rollup file listed in a manifest is missing");
+                continue;
+            };
+            if is_top {
+                add_top_file(&key, bytes, &mut out.dims)?;
+                with_top.insert(hour);
+            } else {
+                let h = visitors_of(&key, bytes)?;
+                out.visitors.merge(&h);
+                out.per_hour.entry(hour).or_default().merge(&h);
+                with_visitors.insert(hour);
+            }
+        }
+        out.missing_top.extend(hours.difference(&with_top));
+        out.missing_visitors
+            .extend(hours.difference(&with_visitors));
+        out.hours.extend(hours);
     }
     Ok(out)
 }

@@ -6,7 +6,9 @@
 //! summary ([`crate::sketch::heavy`]): for the file-hour of a row, the true count of `key` lies
 //! in `[requests, requests + requests_error]` (bytes alike), and a key without a row there had at
 //! most `requests_error` requests in it (the error is the same on every row of one dimension of
-//! one file-hour). Rows of the same key sum across hours and files; so do the errors.
+//! one file-hour). Rows of the same key sum across hours and files; so do the errors. A
+//! dimension whose keys were all cut (every value seen about once: client IPs of a busy hour)
+//! keeps one row with a null key, so its errors and totals are not lost.
 
 use super::{Column, Kind, Table};
 
@@ -24,7 +26,7 @@ pub const TOP: Table = Table {
     columns: &[
         Column::new("hour", Kind::Timestamp, false, false, "start of the partition hour (UTC instant)"),
         Column::new("dimension", Kind::Utf8, false, true, "path, client_ip, referer, user_agent or status"),
-        Column::new("key", Kind::Utf8, false, false, "the value (cut to 1 KiB, ending in …, when longer)"),
+        Column::new("key", Kind::Utf8, true, false, "the value (cut to 1 KiB, ending in …, when longer); null on the one row of a dimension whose keys were all cut, which carries its errors and totals"),
         Column::new("requests", Kind::Int64, false, false, "requests with this value (lower bound)"),
         Column::new("bytes", Kind::Int64, false, false, "sum of response_bytes of those requests (lower bound)"),
         Column::new("requests_error", Kind::Int64, false, false, "at most this many requests are missing from requests; 0 = exact"),

@@ -156,13 +156,19 @@ impl SketchAccumulator {
         for (&bucket, h) in self.hours.iter_mut() {
             let hour = (bucket * 3600 - off) * 1_000_000;
             let mut dim = Vec::new();
-            let mut key: Vec<&str> = Vec::new();
+            let mut key: Vec<Option<&str>> = Vec::new();
             let mut c: [Vec<i64>; 6] = Default::default();
             for s in h.dims.iter_mut() {
                 s.cut(CAPACITY);
             }
             for (name, s) in DIMENSIONS.iter().zip(&h.dims) {
-                for (k, counts) in s.rows() {
+                let mut rows: Vec<(Option<&str>, [i64; 2])> =
+                    s.rows().into_iter().map(|(k, c)| (Some(k), c)).collect();
+                if rows.is_empty() && (s.total != [0, 0] || s.error != [0, 0]) {
+                    // Every key was cut: one null-key row keeps the errors and totals.
+                    rows.push((None, [0, 0]));
+                }
+                for (k, counts) in rows {
                     dim.push(*name);
                     key.push(k);
                     c[0].push(counts[0]);
@@ -279,7 +285,7 @@ mod tests {
             .as_any()
             .downcast_ref::<StringArray>()
             .unwrap();
-        let keys: Vec<&str> = keys.iter().map(|k| k.unwrap()).collect();
+        let keys: Vec<&str> = keys.iter().map(|k| k.unwrap_or("NULL")).collect();
         assert_eq!(
             keys,
             ["/x", "192.0.2.10", "192.0.2.11", "r", "ua", "200", "404"]

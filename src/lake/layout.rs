@@ -43,9 +43,9 @@ impl FileLayout {
         self.partitioned("traffic", dt, hour, 0)
     }
 
-    /// `top/domain=<d>/dt=<YYYY-MM-DD>/hour=<HH>/<stem>.parquet`
+    /// `heavy_hitters/domain=<d>/dt=<YYYY-MM-DD>/hour=<HH>/<stem>.parquet`
     pub fn top(&self, dt: &str, hour: &str) -> Path {
-        self.partitioned("top", dt, hour, 0)
+        self.partitioned("heavy_hitters", dt, hour, 0)
     }
 
     /// `visitors/domain=<d>/dt=<YYYY-MM-DD>/hour=<HH>/<stem>.parquet`
@@ -123,8 +123,10 @@ impl FileLayout {
         let file_ok = file.strip_prefix(stem.as_ref()).is_some_and(|rest| {
             rest == ".parquet" || (table.as_ref() == "access" && numbered(rest))
         });
-        matches!(table.as_ref(), "access" | "traffic" | "top" | "visitors")
-            && *domain == PathPart::from(format!("domain={}", self.domain).as_str())
+        matches!(
+            table.as_ref(),
+            "access" | "traffic" | "heavy_hitters" | "visitors"
+        ) && *domain == PathPart::from(format!("domain={}", self.domain).as_str())
             && dt.as_ref().starts_with("dt=")
             && hour.as_ref().starts_with("hour=")
             && file_ok
@@ -225,9 +227,9 @@ mod tests {
             "access/domain=a.example.com/dt=2024-03-05/hour=08/other.parquet",
             "access/domain=b.example.com/dt=2024-03-05/hour=08/a.example.com_2024_03_05_0800_0900.parquet",
             "traffic/domain=a.example.com/dt=2024-03-05/hour=08/a.example.com_2024_03_05_0800_0900-1.parquet",
-            "top/domain=a.example.com/dt=2024-03-05/hour=08/a.example.com_2024_03_05_0800_0900-1.parquet",
+            "heavy_hitters/domain=a.example.com/dt=2024-03-05/hour=08/a.example.com_2024_03_05_0800_0900-1.parquet",
             "visitors/domain=b.example.com/dt=2024-03-05/hour=08/a.example.com_2024_03_05_0800_0900.parquet",
-            "top/domain=a.example.com/dt=2024-03-05/hour=08/other.parquet",
+            "heavy_hitters/domain=a.example.com/dt=2024-03-05/hour=08/other.parquet",
             "raw/a.example.com/2024_03_05/other.gz",
             "audit/events/dt=2024-03-05/x.json",
             "../etc/passwd",

@@ -1,4 +1,4 @@
-//! The `top` table: per log file and partition hour, the heavy hitters of five access columns,
+//! The `heavy_hitters` table: per log file and partition hour, the heavy hitters of five access columns,
 //! each with its requests and response bytes (docs/design.md §2.4).
 //!
 //! Long rather than one column per list, so SQL reads it like any other table and a new
@@ -16,15 +16,15 @@ use super::{Column, Kind, Table};
 /// Null values (a referer logged as `-`) are not a value and are not counted.
 pub const DIMENSIONS: [&str; 5] = ["path", "client_ip", "referer", "user_agent", "status"];
 
-/// The top table.
+/// The heavy_hitters table (`top` in the code: it feeds the report's top lists).
 pub const TOP: Table = Table {
-    name: "top",
-    folder: "top",
+    name: "heavy_hitters",
+    folder: "heavy_hitters",
     partitions: &["domain", "dt", "hour"],
     doc: "Heavy hitters per file and hour (Misra-Gries, lower bounds): the true count lies in [requests, requests + requests_error]; sum rows of the same key",
     no_statistics: &["key"],
     columns: &[
-        Column::new("hour", Kind::Timestamp, false, false, "start of the partition hour (UTC instant)"),
+        Column::new("hour_start", Kind::Timestamp, false, false, "start of the partition hour (UTC instant)"),
         Column::new("dimension", Kind::Utf8, false, true, "path, client_ip, referer, user_agent or status"),
         Column::new("key", Kind::Utf8, true, false, "the value (cut to 1 KiB, ending in …, when longer); null on the one row of a dimension whose keys were all cut, which carries its errors and totals"),
         Column::new("requests", Kind::Int64, false, false, "requests with this value (lower bound)"),

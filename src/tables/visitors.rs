@@ -12,7 +12,7 @@ pub const VISITORS: Table = Table {
     doc: "Distinct client IPs per file and hour: a HyperLogLog sketch (exact up to 2048), merged by cdnlake report",
     no_statistics: &["hll"],
     columns: &[
-        Column::new("hour", Kind::Timestamp, false, false, "start of the partition hour (UTC instant)"),
+        Column::new("hour_start", Kind::Timestamp, false, false, "start of the partition hour (UTC instant)"),
         Column::new("requests", Kind::Int64, false, false, "requests counted"),
         Column::new("unique_ips", Kind::Int64, false, false, "distinct client_ip of this file-hour (exact up to 2048, else estimated, ~0.8% standard error); not additive"),
         Column::new("hll", Kind::Binary, false, false, "the sketch, format version 1 (src/sketch/hll.rs): xxHash64 of client_ip, p = 14"),

@@ -7,7 +7,7 @@
 //! distinct IP hashes). The writer thread, which also encodes Parquet, only merges those
 //! ([`SketchAccumulator::add`]), so its cost grows with distinct keys per block, not with rows.
 //!
-//! At commit each partition hour becomes two small Parquet files, `top/…/<stem>.parquet` and
+//! At commit each partition hour becomes two small Parquet files, `heavy_hitters/…/<stem>.parquet` and
 //! `visitors/…/<stem>.parquet`, staged and committed with the access files and listed in the
 //! manifest, so re-runs replace them like everything else.
 //!

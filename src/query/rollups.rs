@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use arrow_array::cast::AsArray;
 use arrow_array::{Array, Int64Array, RecordBatch, TimestampMicrosecondArray};
+use futures::{StreamExt, TryStreamExt};
 use object_store::path::Path;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
@@ -207,7 +208,10 @@ pub(crate) fn visitors_of(key: &Path, bytes: bytes::Bytes) -> Result<Hll> {
     Ok(out)
 }
 
-/// Reads the `top` and `visitors` files of the hours the filter covers.
+/// Rollup files fetched at once by [`read_sketches`].
+pub const FETCH_AHEAD: usize = 16;
+
+/// Reads the `heavy_hitters` and `visitors` files of the hours the filter covers.
 pub async fn read_sketches(
     lake: &Lake,
     manifests: &[Manifest],
@@ -236,16 +240,28 @@ pub async fn read_sketches(
             .collect();
         let mut with_top = BTreeSet::new();
         let mut with_visitors = BTreeSet::new();
-        for o in &m.objects {
-            let is_top = folder(TOP.folder, &o.key);
-            if !is_top && !folder(VISITORS.folder, &o.key) {
-                continue;
-            }
-            let Some(hour) = partition_hour_start(&o.key, tz).filter(|h| hours.contains(h)) else {
-                continue;
-            };
-            let key = lake.key_of(&o.key);
-            let Some(bytes) = lake.get_opt(&key).await? else {
+        let wanted: Vec<(i64, bool, Path)> = m
+            .objects
+            .iter()
+            .filter_map(|o| {
+                let is_top = folder(TOP.folder, &o.key);
+                if !is_top && !folder(VISITORS.folder, &o.key) {
+                    return None;
+                }
+                let hour = partition_hour_start(&o.key, tz).filter(|h| hours.contains(h))?;
+                Some((hour, is_top, lake.key_of(&o.key)))
+            })
+            .collect();
+        // Fetched FETCH_AHEAD at a time (an object store answers in tens of milliseconds), merged
+        // in the manifest's order, so the result does not depend on which answer comes first.
+        let mut fetched = futures::stream::iter(wanted)
+            .map(|(hour, is_top, key)| async move {
+                let bytes = lake.get_opt(&key).await?;
+                Ok::<_, Error>((hour, is_top, key, bytes))
+            })
+            .buffered(FETCH_AHEAD);
+        while let Some((hour, is_top, key, bytes)) = fetched.try_next().await? {
+            let Some(bytes) = bytes else {
                 tracing::warn!(%key, "rollup file listed in a manifest is missing");
                 continue;
             };

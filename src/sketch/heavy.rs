@@ -109,9 +109,13 @@ impl Summary {
 
     /// Adds a stored row: a key with its counters (already lower bounds of another summary).
     pub fn add_stored(&mut self, key: &str, counts: Counts) {
-        let c = self.map.entry(bounded_key(key).into()).or_insert([0, 0]);
-        c[0] = c[0].saturating_add(counts[0]);
-        c[1] = c[1].saturating_add(counts[1]);
+        let key = bounded_key(key);
+        if let Some(c) = self.map.get_mut(key.as_ref()) {
+            c[0] = c[0].saturating_add(counts[0]);
+            c[1] = c[1].saturating_add(counts[1]);
+            return;
+        }
+        self.map.insert(key.into_owned().into_boxed_str(), counts);
         if self.map.len() > self.slack() {
             self.cut(self.capacity);
         }

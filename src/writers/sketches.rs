@@ -3,8 +3,8 @@
 //!
 //! The work per row (hashing five strings) runs where the rows are born: [`sketch_block`] runs in
 //! the parallel parse stage, on each parsed block, and hands the writer small per-block summaries
-//! (at most [`CAPACITY`](crate::sketch::heavy::CAPACITY) keys per dimension and the block's
-//! distinct IP hashes). The writer thread, which also encodes Parquet, only merges those
+//! (at most [`CAPACITY`](crate::sketch::heavy::CAPACITY) keys per dimension, counted exactly
+//! with keys borrowed from the batch and then cut, and the block's distinct-IP sketch). The writer thread, which also encodes Parquet, only merges those
 //! ([`SketchAccumulator::add`]), so its cost grows with distinct keys per block, not with rows.
 //!
 //! At commit each partition hour becomes two small Parquet files, `heavy_hitters/…/<stem>.parquet` and
@@ -13,7 +13,7 @@
 //!
 //! Pure computation but for [`stage_files`].
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use arrow_array::{
@@ -28,8 +28,8 @@ use crate::error::{Error, Result};
 use crate::lake::commit::Staged;
 use crate::lake::layout::FileLayout;
 use crate::lake::store::Lake;
-use crate::sketch::heavy::{Summary, CAPACITY};
-use crate::sketch::hll::{self, HashSet64, Hll};
+use crate::sketch::heavy::{Counts, Summary, CAPACITY};
+use crate::sketch::hll::{self, Hll};
 use crate::tables::top::{DIMENSIONS, TOP};
 use crate::tables::visitors::VISITORS;
 use crate::writers::parquet::{writer_properties, ParquetOptions, PartFile};
@@ -45,7 +45,7 @@ pub struct HourSketch {
 }
 
 /// What the parse stage hands the writer for one block: per partition hour, the block's
-/// summaries (cut to capacity) and its distinct IP hashes.
+/// summaries (cut to capacity) and its distinct-IP sketch.
 #[derive(Debug, Default)]
 pub struct BlockSketch {
     pub hours: Vec<(i64, BlockHour)>,
@@ -55,7 +55,7 @@ pub struct BlockSketch {
 #[derive(Debug, Default)]
 pub struct BlockHour {
     pub dims: [Summary; DIMENSIONS.len()],
-    pub ip_hashes: HashSet64,
+    pub ips: Hll,
     pub requests: i64,
 }
 
@@ -85,13 +85,20 @@ pub fn sketch_block(pb: &ParsedBlock) -> Result<BlockSketch> {
         let mut h = BlockHour::default();
         let n = batch.num_rows();
         h.requests = n as i64;
+        // Exact counts of the block with keys borrowed from the batch (no copy per row), then
+        // the Misra-Gries cut: only surviving keys are copied.
+        let mut counts: HashMap<&str, Counts, ahash::RandomState> =
+            HashMap::with_hasher(ahash::RandomState::new());
         for (d, col) in strings.iter().enumerate() {
-            let s = &mut h.dims[d];
+            counts.clear();
             for i in 0..n {
                 if col.is_valid(i) {
-                    s.add(col.value(i), [1, bytes.value(i)]);
+                    let c = counts.entry(col.value(i)).or_insert([0, 0]);
+                    c[0] += 1;
+                    c[1] = c[1].saturating_add(bytes.value(i));
                 }
             }
+            h.dims[d] = Summary::from_exact(counts.drain(), CAPACITY);
         }
         // Status codes: few distinct values, counted exactly first, then added once each.
         let mut codes: BTreeMap<i32, [i64; 2]> = BTreeMap::new();
@@ -100,19 +107,15 @@ pub fn sketch_block(pb: &ParsedBlock) -> Result<BlockSketch> {
             c[0] += 1;
             c[1] = c[1].saturating_add(bytes.value(i));
         }
-        let st = &mut h.dims[DIMENSIONS.len() - 1];
-        for (code, c) in codes {
-            st.add(&code.to_string(), c);
-        }
+        let codes: Vec<(String, Counts)> =
+            codes.into_iter().map(|(k, c)| (k.to_string(), c)).collect();
+        h.dims[DIMENSIONS.len() - 1] =
+            Summary::from_exact(codes.iter().map(|(k, c)| (k.as_str(), *c)), CAPACITY);
         let ips = strings[1];
-        h.ip_hashes.reserve(n);
         for i in 0..n {
             if ips.is_valid(i) {
-                h.ip_hashes.insert(hll::hash(ips.value(i).as_bytes()));
+                h.ips.insert(hll::hash(ips.value(i).as_bytes()));
             }
-        }
-        for s in &mut h.dims {
-            s.cut(CAPACITY);
         }
         out.hours.push((part.bucket, h));
     }
@@ -142,9 +145,7 @@ impl SketchAccumulator {
             for (into, s) in h.dims.iter_mut().zip(&b.dims) {
                 into.merge(s);
             }
-            for hash in b.ip_hashes {
-                h.ips.insert(hash);
-            }
+            h.ips.merge(&b.ips);
         }
     }
 

@@ -420,9 +420,9 @@ pub fn render(r: &Report, minutes: &BTreeMap<i64, MinuteStats>, tz: PartitionTz)
         p95_label.as_deref().zip(bw.p95_bps.map(|p| p / 1e6)),
     ));
     if let (Some(peak), Some(at)) = (bw.peak_bps, &bw.peak_at) {
-        let _ = write!(
+        let _ = writeln!(
             s,
-            "<div class=\"sub\">peak {:.2} Mbit/s at {}; 95th percentile {:.2} Mbit/s over {} five-minute buckets{}</div>\n",
+            "<div class=\"sub\">peak {:.2} Mbit/s at {}; 95th percentile {:.2} Mbit/s over {} five-minute buckets{}</div>",
             peak / 1e6,
             escape(at),
             bw.p95_bps.unwrap_or(0.0) / 1e6,

@@ -388,7 +388,8 @@ pub fn apply_sketches(r: &mut Report, sk: &Sketches, filter: &ReportFilter, tz: 
     r.top_source = "rollups";
     let off = i64::from(tz.offset_secs) * 1_000_000;
     let aligned = |t: Option<i64>| t.is_none_or(|t| (t + off).rem_euclid(3_600_000_000) == 0);
-    if !sk.hours.is_empty() && !(aligned(filter.from_micros) && aligned(filter.to_micros)) {
+    let whole_hours = aligned(filter.from_micros) && aligned(filter.to_micros);
+    if !sk.hours.is_empty() && !whole_hours {
         r.notes.push(
             "top lists and unique visitors are kept per partition hour: they cover the whole hours the window overlaps"
                 .to_string(),

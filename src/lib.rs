@@ -9,13 +9,15 @@
 //!  ingest (FC server, event file) ─> fetch (allow-list, resumable GET)
 //!    ─> convert: tee ──┬──> raw dump (byte for byte)
 //!                      └──> gunzip (all members) ──> line-aligned blocks
-//!                            ──> access: parse in parallel (rayon), pure
-//!                            ──> writers: access by partition hour, traffic rollups, rejects
+//!                            ──> access: parse in parallel (rayon), pure; block sketches
+//!                            ──> writers: access by partition hour, traffic rollups, heavy
+//!                                hitters and distinct-IP sketches, rejects
 //!    ─> lake: stage every object, publish them, manifest last
 //! ```
 //!
 //! Modules follow that path: [`ingest`], [`convert`], [`access`], [`writers`], [`lake`]; the
-//! tables' columns are defined once in [`tables`]; [`query`] is the read side (`report`, DDL);
+//! tables' columns are defined once in [`tables`]; [`sketch`] holds the mergeable summaries
+//! the rollups store; [`query`] is the read side (`report`, DDL);
 //! [`dev`] holds the generator and the benchmark. Lower layers never import higher ones. The
 //! design (formats, keys, the FC contract) is in `docs/design.md`.
 //!
@@ -56,6 +58,7 @@ pub mod ingest;
 pub mod lake;
 pub mod query;
 pub mod repair;
+pub mod sketch;
 pub mod sync;
 pub mod tables;
 pub mod tls;

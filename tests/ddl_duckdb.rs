@@ -13,9 +13,11 @@ use cdnlake::dev::gen::GenOptions;
 use common::*;
 use serde_json::Value;
 
-const TABLES: [(&str, &str); 4] = [
+const TABLES: [(&str, &str); 6] = [
     ("access", "access"),
     ("traffic", "traffic"),
+    ("heavy_hitters", "heavy_hitters"),
+    ("visitors", "visitors"),
     ("cache_audit", "audit/cache"),
     ("domain_audit", "audit/domain"),
 ];
@@ -115,10 +117,13 @@ fn every_view_counts_its_files() {
     }
     assert_eq!(c["access"][0].as_u64().unwrap(), s.rows);
     assert!(c["traffic"][0].as_u64().unwrap() > 0);
+    assert!(c["heavy_hitters"][0].as_u64().unwrap() > 0);
+    // One sketch row per file and partition hour: the log spans two hours.
+    assert_eq!(c["visitors"][0], 2);
     assert_eq!(c["cache_audit"][0].as_u64().unwrap(), object_paths as u64);
     assert_eq!(c["domain_audit"][0], 4);
 
-    // MaxCompute partitions of all four tables, and --since.
+    // MaxCompute partitions of all six tables, and --since.
     let o = cdnlake(
         tmp.path(),
         &[
@@ -262,8 +267,8 @@ fn a_day_lake_reads_like_an_hour_lake() {
     ), "{out}");
     assert_eq!(
         out.lines().count(),
-        6,
-        "3 access and 3 traffic partitions: {out}"
+        12,
+        "3 partitions each of access, traffic, heavy_hitters and visitors: {out}"
     );
     assert!(!out.contains("`hour`"), "{out}");
     let o = cdnlake(

@@ -33,10 +33,14 @@ fn convert_writes_the_design_layout_and_manifest() {
             format!("_manifests/cdn.example.com/2024_03_05/{stem}.json"),
             format!("access/domain=cdn.example.com/dt=2024-03-05/hour=08/{stem}.parquet"),
             format!("access/domain=cdn.example.com/dt=2024-03-05/hour=09/{stem}.parquet"),
+            format!("heavy_hitters/domain=cdn.example.com/dt=2024-03-05/hour=08/{stem}.parquet"),
+            format!("heavy_hitters/domain=cdn.example.com/dt=2024-03-05/hour=09/{stem}.parquet"),
             format!("raw/cdn.example.com/2024_03_05/{stem}.gz"),
             format!("rejects/cdn.example.com/2024_03_05/{stem}.jsonl"),
             format!("traffic/domain=cdn.example.com/dt=2024-03-05/hour=08/{stem}.parquet"),
             format!("traffic/domain=cdn.example.com/dt=2024-03-05/hour=09/{stem}.parquet"),
+            format!("visitors/domain=cdn.example.com/dt=2024-03-05/hour=08/{stem}.parquet"),
+            format!("visitors/domain=cdn.example.com/dt=2024-03-05/hour=09/{stem}.parquet"),
         ]
     );
     // The raw dump is the delivered file, byte for byte.
@@ -62,8 +66,8 @@ fn convert_writes_the_design_layout_and_manifest() {
             + m["empty"].as_u64().unwrap()
     );
     assert_eq!(m["source"]["bytes"].as_u64().unwrap(), raw.len() as u64);
-    // raw, two access files, two traffic files, rejects.
-    assert_eq!(m["objects"].as_array().unwrap().len(), 6);
+    // raw, two access files, two traffic, two heavy_hitters and two visitors files, rejects.
+    assert_eq!(m["objects"].as_array().unwrap().len(), 10);
     assert_eq!(m["partitions"].as_array().unwrap().len(), 2);
 
     // Rejects: one JSON record per malformed line, with the line number the generator knows.
@@ -121,19 +125,21 @@ fn rerun_is_idempotent_and_removes_stale_keys() {
         .iter()
         .map(|v| v.as_str().unwrap())
         .collect();
-    assert_eq!(removed.len(), 3, "{removed:?}");
+    assert_eq!(removed.len(), 5, "{removed:?}");
     assert!(removed
         .iter()
         .any(|k| k.starts_with("access/") && k.contains("hour=09")));
-    assert!(removed
-        .iter()
-        .any(|k| k.starts_with("traffic/") && k.contains("hour=09")));
+    for table in ["traffic/", "heavy_hitters/", "visitors/"] {
+        assert!(removed
+            .iter()
+            .any(|k| k.starts_with(table) && k.contains("hour=09")));
+    }
     assert!(removed.iter().any(|k| k.starts_with("rejects/")));
     let now: Vec<String> = snapshot(&tmp.path().join("lake")).into_keys().collect();
     assert_eq!(
         now.len(),
-        5,
-        "descriptor, raw, access, traffic, manifest: {now:?}"
+        7,
+        "descriptor, raw, access, traffic, heavy_hitters, visitors, manifest: {now:?}"
     );
     assert!(now
         .iter()
@@ -299,9 +305,11 @@ fn a_day_lake_has_one_file_per_source_file_and_day() {
             "_cdnlake.json".to_string(),
             format!("_manifests/cdn.example.com/2024_03_05/{stem}.json"),
             format!("access/domain=cdn.example.com/dt=2024-03-05/{stem}.parquet"),
+            format!("heavy_hitters/domain=cdn.example.com/dt=2024-03-05/{stem}.parquet"),
             format!("raw/cdn.example.com/2024_03_05/{stem}.gz"),
             format!("rejects/cdn.example.com/2024_03_05/{stem}.jsonl"),
             format!("traffic/domain=cdn.example.com/dt=2024-03-05/{stem}.parquet"),
+            format!("visitors/domain=cdn.example.com/dt=2024-03-05/{stem}.parquet"),
         ]
     );
     let d: serde_json::Value =

@@ -57,14 +57,18 @@ fn html_report_is_self_contained_and_escaped() {
     for title in [
         "Requests per minute",
         "Bandwidth per minute",
+        "Bandwidth per 5 minutes (as billed)",
         "Hit ratio per minute",
         "Status classes per minute",
         "Response time quantiles per hour",
     ] {
         assert!(html.contains(&format!("<title>{title}</title>")), "{title}");
     }
-    assert_eq!(html.matches("<svg").count(), 5);
-    assert_eq!(html.matches("</svg>").count(), 5);
+    assert_eq!(html.matches("<svg").count(), 6);
+    assert_eq!(html.matches("</svg>").count(), 6);
+    // The bandwidth chart carries its 95th-percentile line, labelled.
+    assert_eq!(html.matches("class=\"hline\"").count(), 1);
+    assert!(html.contains(">95th percentile "), "p95 label");
     assert!(html.matches("<polyline").count() >= 6, "lines drawn");
     assert_eq!(html.matches("<polygon").count(), 5, "five status areas");
     // The planted values are escaped text (this domain's report has them in its top lists).
@@ -80,7 +84,7 @@ fn html_report_is_self_contained_and_escaped() {
     );
     assert!(o.status.success(), "{}", stderr(&o));
     let html = std::fs::read_to_string(tmp.path().join("evil.html")).unwrap();
-    assert_eq!(html.matches("<svg").count(), 5);
+    assert_eq!(html.matches("<svg").count(), 6);
     assert!(!html.to_lowercase().contains("<script"));
     assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
     assert!(html.contains("/p&lt;b&gt;0"));

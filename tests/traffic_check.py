@@ -65,12 +65,14 @@ out = {
     "top": {
         d: {
             by: rows(f"""
-                SELECT {d}, count(*) AS requests, sum(response_bytes)::BIGINT AS bytes FROM access
-                WHERE {d} IS NOT NULL GROUP BY 1 ORDER BY {by[3:]} DESC, encode({d}) ASC LIMIT 10""")
+                SELECT {e} AS v, count(*) AS requests, sum(response_bytes)::BIGINT AS bytes FROM access
+                WHERE {e} IS NOT NULL GROUP BY 1 ORDER BY {by[3:]} DESC, encode(v) ASC LIMIT 10""")
             for by in ["by_requests", "by_bytes"]
         }
-        for d in ["path", "client_ip", "referer", "user_agent"]
+        for d, e in [("path", "path"), ("client_ip", "client_ip"), ("referer", "referer"),
+                     ("user_agent", "user_agent"), ("status", "status::VARCHAR")]
     },
+    "unique_visitors": con.execute("SELECT count(DISTINCT client_ip) FROM access").fetchone()[0],
     # The same for path by requests within 09:00-09:30 +08:00 (the report's --from/--to test).
     "top_window": rows("""
         SELECT path, count(*), sum(response_bytes)::BIGINT FROM access

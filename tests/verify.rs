@@ -146,21 +146,22 @@ fn a_fresh_lake_is_whole() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(v["whole"], true, "{v}");
     assert_eq!(v["manifests"], 3);
-    // A: raw, 2 access, 2 traffic, rejects; B and C: raw, access, traffic.
-    assert_eq!(v["objects"], 12);
+    // A: raw, 2 access, 2 traffic, 2 heavy_hitters, 2 visitors, rejects; B and C: raw, access, traffic,
+    // heavy_hitters, visitors.
+    assert_eq!(v["objects"], 20);
     assert_eq!(v["problems"].as_array().unwrap().len(), 0, "{v}");
     assert_eq!(v["orphans"].as_array().unwrap().len(), 0, "{v}");
     // One list per table folder, _staging/ and _manifests/; a GET per manifest; one range read
-    // per Parquet footer (8 files, each footer under the prefetch); nothing written.
+    // per Parquet footer (16 files, each footer under the prefetch); nothing written.
     let r = &v["requests_by_kind"];
-    assert_eq!(r["list"], 6, "{v}");
+    assert_eq!(r["list"], 8, "{v}");
     assert_eq!(r["get"], 3, "{v}");
-    assert_eq!(r["range"], 8, "{v}");
+    assert_eq!(r["range"], 16, "{v}");
     assert_eq!(
         r["put"].as_u64().unwrap() + r["delete"].as_u64().unwrap(),
         0
     );
-    assert_eq!(v["requests"], 17);
+    assert_eq!(v["requests"], 27);
     assert!(v["seconds"].as_f64().unwrap() >= 0.0);
     assert!(v.get("repaired").is_none(), "{v}");
 
@@ -170,7 +171,7 @@ fn a_fresh_lake_is_whole() {
     assert!(stdout(&o).is_empty());
     let e = stderr(&o);
     assert!(
-        e.contains("3 files, 12 objects checked; 0 problems, 0 orphans; 17 requests"),
+        e.contains("3 files, 20 objects checked; 0 problems, 0 orphans; 27 requests"),
         "{e}"
     );
     assert!(e.contains("the lake is whole"), "{e}");
@@ -337,7 +338,7 @@ fn domain_and_time_filters_narrow_the_check() {
     assert!(o.status.success(), "{v}");
     assert_eq!(
         (v["manifests"].as_u64(), v["objects"].as_u64()),
-        (Some(1), Some(3))
+        (Some(1), Some(5))
     );
     let (o, v) = verify(tmp.path(), &["--domain", "cdn.example.com"]);
     assert!(!o.status.success());
@@ -423,7 +424,7 @@ fn rebuild_rewrites_identical_tables() {
         before.keys().collect::<Vec<_>>()
     );
     let parquet: Vec<&String> = before.keys().filter(|k| k.ends_with(".parquet")).collect();
-    assert_eq!(parquet.len(), 8);
+    assert_eq!(parquet.len(), 16);
     for k in before.keys().filter(|k| !k.starts_with("_manifests/")) {
         assert_eq!(after[k], before[k], "{k} changed");
     }
@@ -568,8 +569,8 @@ fn a_day_lake_verifies_and_repairs_in_its_layout() {
     );
     let (o, v) = verify(tmp.path(), &[]);
     assert!(o.status.success(), "{v} {}", stderr(&o));
-    // A: raw, access, traffic, rejects; B and C: raw, access, traffic.
-    assert_eq!(v["objects"], 10, "{v}");
+    // A: raw, access, traffic, heavy_hitters, visitors, rejects; B and C: the same but rejects.
+    assert_eq!(v["objects"], 16, "{v}");
 
     let man_a = manifest_key("cdn.example.com", "2024_03_05", A);
     let access_a = listed(&lake, &man_a, "access/");

@@ -1,4 +1,4 @@
-//! `cdnlake report`: Summarise the traffic rollups: totals, hit ratio, status mix, response-time quantiles, requests and bytes per hour; and the access rows: top 10 paths, client IPs, referers and user agents by requests and by bytes.
+//! `cdnlake report`: Summarise the rollups: totals, hit ratio, status mix, response-time quantiles, requests and bytes per hour, 5-minute bandwidth with its daily peaks and 95th percentile, unique visitors, and the top 10 paths, client IPs, referers, user agents and status codes by requests and by bytes (approximate, with error bounds; --exact counts them from the access rows).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -29,6 +29,10 @@ pub(crate) struct Args {
     /// Also write a self-contained HTML page with charts to this file.
     #[arg(long)]
     html: Option<PathBuf>,
+    /// Count the top lists and unique visitors exactly from the access rows (reads every row of
+    /// the window) instead of from the rollups.
+    #[arg(long)]
+    exact: bool,
 }
 
 pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -40,6 +44,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
         partition_tz,
         json,
         html,
+        exact,
     } = args;
     let filter = cdnlake::query::ReportFilter {
         domain,
@@ -57,11 +62,22 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
             .partition_tz
         }
     };
-    let rows = rt.block_on(cdnlake::query::rollups::read_rollups(&lake, &filter))?;
+    let mut manifests = rt.block_on(cdnlake::lake::manifest::list_manifests(&lake))?;
+    // A fixed order, so merged summaries are the same on every run.
+    manifests.sort_by(|a, b| (&a.domain, &a.source.name).cmp(&(&b.domain, &b.source.name)));
+    let rows = rt.block_on(cdnlake::query::rollups::read_rollups_of(
+        &lake, &manifests, &filter,
+    ))?;
     let mut report = cdnlake::query::report::summarise(&rows, &filter, tz);
-    report.top = rt
-        .block_on(cdnlake::query::top::read_top(&lake, &filter))?
-        .lists();
+    if exact {
+        let counter = rt.block_on(cdnlake::query::top::read_top(&lake, &filter, tz))?;
+        cdnlake::query::report::apply_exact(&mut report, &counter);
+    } else {
+        let sketches = rt.block_on(cdnlake::query::rollups::read_sketches(
+            &lake, &manifests, &filter,
+        ))?;
+        cdnlake::query::report::apply_sketches(&mut report, &sketches, &filter, tz);
+    }
     if let Some(path) = html {
         let minutes = cdnlake::query::report::per_minute(&rows, &filter);
         std::fs::write(&path, cdnlake::query::html::render(&report, &minutes, tz))

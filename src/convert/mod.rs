@@ -157,9 +157,14 @@ pub fn convert_reader(
     // Read: tee into the raw dump, gunzip, frame, parse in parallel, write in line order.
     let raw = ObjectSink::create(lake, layout.raw(), rt)?;
     let mut writers = LogWriters::new(lake, rt, layout, opts.tz, &opts.parquet)?;
-    let (stats, raw) = stages::run(input, location, &layout.file_name, raw, opts, |block| {
-        writers.write_block(block)
-    })?;
+    let (stats, raw) = stages::run(
+        input,
+        location,
+        &layout.file_name,
+        raw,
+        opts,
+        |block, sketch| writers.write_block(block, sketch),
+    )?;
     // The input is complete and verified; every line must be accounted for.
     writers.counts().check(location)?;
 

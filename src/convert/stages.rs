@@ -11,6 +11,7 @@ use crate::access::block::{parse_block, BlockOptions, ParsedBlock};
 use crate::error::{Error, Result};
 use crate::lake::sink::ObjectSink;
 use crate::tables::access::ACCESS;
+use crate::writers::sketches::{sketch_block, BlockSketch};
 
 use super::source::{decode_and_split, Block, DecodeStats};
 use super::ConvertOptions;
@@ -24,7 +25,7 @@ pub(crate) fn run(
     source_file: &str,
     raw: ObjectSink,
     opts: &ConvertOptions,
-    mut write: impl FnMut(ParsedBlock) -> Result<()>,
+    mut write: impl FnMut(ParsedBlock, BlockSketch) -> Result<()>,
 ) -> Result<(DecodeStats, ObjectSink)> {
     let window = if opts.parse_window == 0 {
         rayon::current_num_threads() + 1
@@ -58,13 +59,16 @@ pub(crate) fn run(
     Ok((stats, raw))
 }
 
+/// A parsed block and its rollup summaries.
+type Parsed = (ParsedBlock, BlockSketch);
+
 /// Parses up to `window` blocks at once on the rayon pool and passes them to `write` in order.
 fn parse_in_order(
     blocks: &Receiver<Block>,
     window: usize,
     source_file: &str,
     opts: &ConvertOptions,
-    write: &mut impl FnMut(ParsedBlock) -> Result<()>,
+    write: &mut impl FnMut(ParsedBlock, BlockSketch) -> Result<()>,
 ) -> Result<()> {
     let schema = ACCESS.arrow_schema();
     let block_opts = Arc::new(BlockOptions {
@@ -72,8 +76,8 @@ fn parse_in_order(
         max_line: opts.decode.max_line,
     });
     let source_file: Arc<str> = Arc::from(source_file);
-    let (res_tx, res_rx) = channel::<(u64, Result<ParsedBlock>)>();
-    let mut pending: BTreeMap<u64, ParsedBlock> = BTreeMap::new();
+    let (res_tx, res_rx) = channel::<(u64, Result<Parsed>)>();
+    let mut pending: BTreeMap<u64, Parsed> = BTreeMap::new();
     let mut next = 0u64;
     let mut in_flight = 0usize;
     let mut source_done = false;
@@ -82,8 +86,8 @@ fn parse_in_order(
             in_flight -= 1;
             pending.insert(seq, pb?);
         }
-        while let Some(pb) = pending.remove(&next) {
-            write(pb)?;
+        while let Some((pb, sketch)) = pending.remove(&next) {
+            write(pb, sketch)?;
             next += 1;
         }
         if !source_done && in_flight + pending.len() < window {
@@ -96,15 +100,20 @@ fn parse_in_order(
                     rayon::spawn(move || {
                         // A panic in a rayon task would abort the process (and every invocation
                         // in flight in `serve`): report it as this file's error instead.
+                        // The rollup summaries of the block are made here too, on the parse
+                        // pool, so the writer thread only merges them (writers/sketches.rs).
                         let pb = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                            parse_block(&block.data, block.first_line, &sf, &schema, &bo)
+                            let pb = parse_block(&block.data, block.first_line, &sf, &schema, &bo);
+                            let sketch = sketch_block(&pb)?;
+                            Ok((pb, sketch))
                         }))
                         .map_err(|_| {
                             Error::Internal(format!(
                                 "parsing the block at line {} panicked",
                                 block.first_line
                             ))
-                        });
+                        })
+                        .and_then(|r| r);
                         let _ = tx.send((block.seq, pb));
                     });
                 }

@@ -52,6 +52,16 @@ impl FileLayout {
         self.partitioned("traffic", dt, hour, 0)
     }
 
+    /// `heavy_hitters/domain=<d>/dt=<YYYY-MM-DD>/hour=<HH>/<stem>.parquet`
+    pub fn top(&self, dt: &str, hour: &str) -> Path {
+        self.partitioned("heavy_hitters", dt, hour, 0)
+    }
+
+    /// `visitors/domain=<d>/dt=<YYYY-MM-DD>/hour=<HH>/<stem>.parquet`
+    pub fn visitors(&self, dt: &str, hour: &str) -> Path {
+        self.partitioned("visitors", dt, hour, 0)
+    }
+
     fn partitioned(&self, table: &str, dt: &str, hour: &str, n: usize) -> Path {
         let file = if n == 0 {
             format!("{}.parquet", self.stem)
@@ -125,8 +135,10 @@ impl FileLayout {
         let file_ok = file.strip_prefix(stem.as_ref()).is_some_and(|rest| {
             rest == ".parquet" || (table.as_ref() == "access" && numbered(rest))
         });
-        matches!(table.as_ref(), "access" | "traffic")
-            && *domain == PathPart::from(format!("domain={}", self.domain).as_str())
+        matches!(
+            table.as_ref(),
+            "access" | "traffic" | "heavy_hitters" | "visitors"
+        ) && *domain == PathPart::from(format!("domain={}", self.domain).as_str())
             && dt.as_ref().starts_with("dt=")
             && hour_ok
             && file_ok
@@ -272,6 +284,8 @@ mod tests {
             l.access("2024-03-05", "08", 0),
             l.access("2024-03-06", "00", 3),
             l.traffic("2024-03-05", "09"),
+            l.top("2024-03-05", "09"),
+            l.visitors("2024-03-06", "00"),
         ] {
             assert!(l.owns(&relative(&root, &k)), "{k}");
         }
@@ -281,6 +295,9 @@ mod tests {
             "access/domain=a.example.com/dt=2024-03-05/hour=08/other.parquet",
             "access/domain=b.example.com/dt=2024-03-05/hour=08/a.example.com_2024_03_05_0800_0900.parquet",
             "traffic/domain=a.example.com/dt=2024-03-05/hour=08/a.example.com_2024_03_05_0800_0900-1.parquet",
+            "heavy_hitters/domain=a.example.com/dt=2024-03-05/hour=08/a.example.com_2024_03_05_0800_0900-1.parquet",
+            "visitors/domain=b.example.com/dt=2024-03-05/hour=08/a.example.com_2024_03_05_0800_0900.parquet",
+            "heavy_hitters/domain=a.example.com/dt=2024-03-05/hour=08/other.parquet",
             "raw/a.example.com/2024_03_05/other.gz",
             "audit/events/dt=2024-03-05/x.json",
             "../etc/passwd",

@@ -36,7 +36,9 @@ use crate::lake::manifest::Manifest;
 use crate::lake::store::Lake;
 use crate::tables::access::ACCESS;
 use crate::tables::audit::{CACHE_AUDIT, DOMAIN_AUDIT};
+use crate::tables::top::TOP;
 use crate::tables::traffic::TRAFFIC;
+use crate::tables::visitors::VISITORS;
 use crate::tables::Table;
 
 /// SQL dialects we generate.
@@ -305,8 +307,8 @@ pub fn since(mut parts: Vec<PartitionSpec>, since_dt: Option<&str>) -> Vec<Parti
 /// The (table, domain, dt[, hour]) partitions the manifests record, sorted and deduplicated, in
 /// the shape [`maxcompute_partitions`] takes; a day lake's have no hour (its manifests record
 /// none, its keys have no `hour=`). Access partitions come from the manifest's partition list;
-/// traffic partitions from the `traffic/` keys it lists, so lakes written before the rollups
-/// existed register no traffic partitions that hold no files.
+/// the rollup tables' (traffic, heavy hitters, visitors) from the keys it lists, so lakes written
+/// before a rollup existed register no partitions that hold no files.
 pub fn manifest_partitions(manifests: &[Manifest]) -> Vec<PartitionSpec> {
     let mut seen: BTreeSet<(&'static str, String, String, String)> = BTreeSet::new();
     for m in manifests {
@@ -315,9 +317,14 @@ pub fn manifest_partitions(manifests: &[Manifest]) -> Vec<PartitionSpec> {
         }
         for key in m.keys() {
             let mut parts = key.split('/');
-            if parts.next() != Some(TRAFFIC.folder) {
+            // Rollup tables: the partitions their listed files lie in.
+            let Some(table) = parts.next().and_then(|f| {
+                [&TRAFFIC, &TOP, &VISITORS]
+                    .into_iter()
+                    .find(|t| t.folder == f)
+            }) else {
                 continue;
-            }
+            };
             let (mut dt, mut hour) = (None, String::new());
             for part in parts {
                 if let Some(v) = part.strip_prefix("dt=") {
@@ -327,7 +334,7 @@ pub fn manifest_partitions(manifests: &[Manifest]) -> Vec<PartitionSpec> {
                 }
             }
             if let Some(dt) = dt {
-                seen.insert((TRAFFIC.name, m.domain.clone(), dt.into(), hour));
+                seen.insert((table.name, m.domain.clone(), dt.into(), hour));
             }
         }
     }
@@ -360,7 +367,8 @@ mod tests {
         for t in tables() {
             for c in t.columns {
                 assert!(
-                    ["BIGINT", "INT", "STRING", "TIMESTAMP"].contains(&c.kind.maxcompute()),
+                    ["BIGINT", "INT", "STRING", "TIMESTAMP", "BINARY"]
+                        .contains(&c.kind.maxcompute()),
                     "{}.{}",
                     t.name,
                     c.name

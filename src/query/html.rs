@@ -103,6 +103,7 @@ fn chart(
     stacked: bool,
     y_max: Option<f64>,
     frame: &Frame,
+    hline: Option<(&str, f64)>,
 ) -> String {
     let mut s = String::new();
     let (x0, x1, tz) = (frame.x0, frame.x1.max(frame.x0 + 60_000_000), frame.tz);
@@ -129,7 +130,12 @@ fn chart(
         }
         layers.push(layer);
     }
-    let data_max = layers.iter().flatten().map(|p| p.2).fold(0.0f64, f64::max);
+    let data_max = layers
+        .iter()
+        .flatten()
+        .map(|p| p.2)
+        .chain(hline.map(|h| h.1))
+        .fold(0.0f64, f64::max);
     let ymax = y_max.unwrap_or_else(|| nice_max(data_max));
     let px = |x: i64| L + (x - x0) as f64 / (x1 - x0) as f64 * (W - L - R);
     let py = |y: f64| T + (1.0 - (y / ymax).clamp(0.0, 1.0)) * (H - T - B);
@@ -212,6 +218,17 @@ fn chart(
                 }
             }
         }
+    }
+    // A horizontal reference line (the 95th percentile), dashed, labelled at its right end.
+    if let Some((label, v)) = hline {
+        let y = py(v);
+        let _ = write!(
+            s,
+            r##"<line x1="{L}" x2="{x2}" y1="{y:.1}" y2="{y:.1}" stroke="#d62728" stroke-width="1.4" stroke-dasharray="6 4" class="hline"/><text x="{x2}" y="{ty:.1}" class="yl" fill="#d62728">{t}</text>"##,
+            x2 = W - R,
+            ty = y - 4.0,
+            t = escape(label)
+        );
     }
     let mut lx = W - R;
     for se in series.iter().rev() {
@@ -299,6 +316,31 @@ pub fn render(r: &Report, minutes: &BTreeMap<i64, MinuteStats>, tz: PartitionTz)
             .map_or("n/a".into(), |h| format!("{:.2}%", h * 100.0)),
         "hit ratio",
     );
+    card(
+        &mut s,
+        &match r.unique_visitors {
+            Some(n) if r.unique_visitors_exact => n.to_string(),
+            Some(n) => format!("~{n}"),
+            None => "n/a".into(),
+        },
+        if r.unique_visitors.is_some() || r.per_hour.is_empty() {
+            "unique visitors (client IPs)"
+        } else {
+            "unique visitors: not in the rollups of this lake"
+        },
+    );
+    if let (Some(peak), Some(p95)) = (r.bandwidth.peak_bps, r.bandwidth.p95_bps) {
+        card(
+            &mut s,
+            &format!("{:.2} Mbit/s", peak / 1e6),
+            "peak bandwidth (5 min)",
+        );
+        card(
+            &mut s,
+            &format!("{:.2} Mbit/s", p95 / 1e6),
+            "95th percentile bandwidth",
+        );
+    }
     for (k, v) in &r.status {
         card(&mut s, &v.to_string(), &format!("status {k}"));
     }
@@ -337,6 +379,7 @@ pub fn render(r: &Report, minutes: &BTreeMap<i64, MinuteStats>, tz: PartitionTz)
         false,
         None,
         &frame,
+        None,
     ));
     s.push_str(&chart(
         "Bandwidth per minute",
@@ -352,7 +395,44 @@ pub fn render(r: &Report, minutes: &BTreeMap<i64, MinuteStats>, tz: PartitionTz)
         false,
         None,
         &frame,
+        None,
     ));
+    // Bandwidth as billed: 5-minute means, and the window's 95th percentile.
+    let bw = &r.bandwidth;
+    let p95_label = bw
+        .p95_bps
+        .map(|p| format!("95th percentile {:.2} Mbit/s", p / 1e6));
+    s.push_str(&chart(
+        "Bandwidth per 5 minutes (as billed)",
+        "Mbit/s, response bytes × 8 / 300 s",
+        &[Series {
+            name: "out (response)",
+            color: "#2ca02c",
+            points: bw
+                .series
+                .iter()
+                .map(|p| (p.start_micros, p.bps / 1e6))
+                .collect(),
+        }],
+        false,
+        None,
+        &frame,
+        p95_label.as_deref().zip(bw.p95_bps.map(|p| p / 1e6)),
+    ));
+    if let (Some(peak), Some(at)) = (bw.peak_bps, &bw.peak_at) {
+        let _ = writeln!(
+            s,
+            "<div class=\"sub\">peak {:.2} Mbit/s at {}; 95th percentile {:.2} Mbit/s over {} five-minute buckets{}</div>",
+            peak / 1e6,
+            escape(at),
+            bw.p95_bps.unwrap_or(0.0) / 1e6,
+            bw.buckets,
+            bw.daily_peaks
+                .iter()
+                .map(|d| format!("; {} peak {:.2} Mbit/s at {}", escape(&d.day), d.peak_bps / 1e6, escape(&d.peak_at)))
+                .collect::<String>()
+        );
+    }
     s.push_str(&chart(
         "Hit ratio per minute",
         "% of HIT + MISS",
@@ -363,6 +443,7 @@ pub fn render(r: &Report, minutes: &BTreeMap<i64, MinuteStats>, tz: PartitionTz)
         false,
         Some(100.0),
         &frame,
+        None,
     ));
     s.push_str(&chart(
         "Status classes per minute",
@@ -377,6 +458,7 @@ pub fn render(r: &Report, minutes: &BTreeMap<i64, MinuteStats>, tz: PartitionTz)
         true,
         None,
         &frame,
+        None,
     ));
 
     // Quantiles per hour of the report's wall clock, from the merged histograms.
@@ -411,6 +493,7 @@ pub fn render(r: &Report, minutes: &BTreeMap<i64, MinuteStats>, tz: PartitionTz)
         false,
         None,
         &frame,
+        None,
     ));
 
     let _ = write!(
@@ -428,7 +511,23 @@ pub fn render(r: &Report, minutes: &BTreeMap<i64, MinuteStats>, tz: PartitionTz)
             h.request_bytes
         );
     }
-    s.push_str("</table>\n<h2>Top 10</h2><div class=\"tops\">\n");
+    let source = match (r.top_source, r.top_approximate) {
+        ("access", _) => "counted from the access rows (exact)".to_string(),
+        (_, true) => {
+            "from the rollups, approximate: each count is a lower bound, short by at most +N"
+                .to_string()
+        }
+        _ => "from the rollups (exact: no summary had to drop a value)".to_string(),
+    };
+    let _ = write!(
+        s,
+        "</table>\n<h2>Top 10</h2><div class=\"sub\">{}</div>",
+        escape(&source)
+    );
+    for n in &r.notes {
+        let _ = write!(s, "<div class=\"sub\">{}</div>", escape(n));
+    }
+    s.push_str("<div class=\"tops\">\n");
     for name in DIMENSIONS {
         let Some(t) = r.top.get(name) else { continue };
         for (by, list) in [("requests", &t.by_requests), ("bytes", &t.by_bytes)] {
@@ -438,6 +537,13 @@ pub fn render(r: &Report, minutes: &BTreeMap<i64, MinuteStats>, tz: PartitionTz)
                 escape(name),
                 escape(name)
             );
+            let bound = |v: i64, e: i64| {
+                if e > 0 {
+                    format!("{v} +{e}")
+                } else {
+                    v.to_string()
+                }
+            };
             for e in list {
                 let _ = write!(
                     s,
@@ -447,8 +553,8 @@ pub fn render(r: &Report, minutes: &BTreeMap<i64, MinuteStats>, tz: PartitionTz)
                     } else {
                         escape(&e.value)
                     },
-                    e.requests,
-                    e.bytes
+                    bound(e.requests, e.requests_error),
+                    bound(e.bytes, e.bytes_error)
                 );
             }
             s.push_str("</table></div>\n");

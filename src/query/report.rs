@@ -1,17 +1,27 @@
-//! `cdnlake report`: answers from the traffic rollups (totals, hit ratio, status mix, response
-//! time quantiles, per-hour traffic) without touching the access rows.
+//! `cdnlake report`: answers from the rollups (totals, hit ratio, status mix, response time
+//! quantiles, per-hour traffic, bandwidth, unique visitors, top lists) without touching the
+//! access rows; `--exact` counts the top lists and visitors from the access rows instead.
 //!
-//! [`super::rollups::read_rollups`] reads the committed traffic files; [`summarise`] is pure:
-//! minute rows in, a [`Report`] out; [`super::text`] and [`super::html`] render it.
+//! [`super::rollups`] reads the committed rollup files; [`summarise`], [`bandwidth`],
+//! [`apply_sketches`] and [`apply_exact`] are pure: rows and summaries in, a [`Report`] out;
+//! [`super::text`] and [`super::html`] render it.
 
 use std::collections::BTreeMap;
 
 use serde::Serialize;
 
 use super::filter::ReportFilter;
-use super::top::TopLists;
+use super::rollups::Sketches;
+use super::top::{TopCounter, TopEntry, TopLists, DIMENSIONS, TOP_N};
 use crate::access::time::{civil_from_days, PartitionTz};
+use crate::sketch::heavy::Summary;
 use crate::tables::traffic::{idx, merge, MinuteStats, COUNTERS, RT_BOUNDS_MS, RT_BUCKETS};
+
+/// Seconds per bandwidth bucket: the CDN bills on 5-minute means.
+pub const BUCKET_SECS: i64 = 300;
+
+/// Message for figures an old lake's rollups do not hold.
+pub const NOT_IN_ROLLUPS: &str = "not in the rollups of this lake: re-convert or use --exact";
 
 /// One rollup row: a minute of one domain from one file.
 #[derive(Debug, Clone)]
@@ -40,6 +50,51 @@ pub struct HourRow {
     pub requests: i64,
     pub request_bytes: i64,
     pub response_bytes: i64,
+    /// Distinct client IPs of the hour; `null` when the rollups do not hold them.
+    pub unique_visitors: Option<i64>,
+    /// Start of the hour (micros), to join other per-hour figures.
+    #[serde(skip)]
+    pub start_micros: i64,
+}
+
+/// One 5-minute bandwidth value.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BandwidthPoint {
+    /// Start of the bucket, RFC 3339 on the report's wall clock.
+    pub at: String,
+    /// `response_bytes × 8 / 300` of the bucket.
+    pub bps: f64,
+    #[serde(skip)]
+    pub start_micros: i64,
+}
+
+/// The peak of one day.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DailyPeak {
+    /// `YYYY-MM-DD` on the report's wall clock.
+    pub day: String,
+    pub peak_bps: f64,
+    /// Start of the (first) bucket with the peak.
+    pub peak_at: String,
+}
+
+/// Bandwidth as the CDN bills it: 5-minute buckets aligned to the report's wall clock.
+#[derive(Debug, Clone, PartialEq, Serialize, Default)]
+pub struct Bandwidth {
+    pub bucket_seconds: i64,
+    /// First and last bucket of the window the p95 is taken over: `--from`/`--to` when given,
+    /// else the first and the last bucket with traffic.
+    pub window_from: Option<String>,
+    pub window_to: Option<String>,
+    /// Buckets in the window, those without traffic included (they count as 0).
+    pub buckets: usize,
+    pub peak_bps: Option<f64>,
+    pub peak_at: Option<String>,
+    /// 95th percentile: the window's bucket values sorted descending, the top 5% (floor of
+    /// buckets × 0.05) discarded, the next one.
+    pub p95_bps: Option<f64>,
+    pub daily_peaks: Vec<DailyPeak>,
+    pub series: Vec<BandwidthPoint>,
 }
 
 /// What `cdnlake report` prints.
@@ -65,9 +120,23 @@ pub struct Report {
     /// Histogram bucket bounds (ms) the quantiles come from.
     pub bucket_bounds_ms: Vec<i64>,
     pub per_hour: Vec<HourRow>,
-    /// Top 10 per access column (`path`, `client_ip`, `referer`, `user_agent`), by requests and
-    /// by bytes; read from the access files, so empty until [`crate::query::top::read_top`] fills it.
+    pub bandwidth: Bandwidth,
+    /// Distinct client IPs over the window's hours; `null` when the rollups do not hold them
+    /// (see `notes`).
+    pub unique_visitors: Option<i64>,
+    /// Whether `unique_visitors` is exact (counted, or a sketch in its exact mode) rather than
+    /// estimated (HyperLogLog, standard error 0.81%).
+    pub unique_visitors_exact: bool,
+    /// Top 10 per column ([`DIMENSIONS`]), by requests and by bytes; empty when the rollups do
+    /// not hold them (see `notes`).
     pub top: BTreeMap<&'static str, TopLists>,
+    /// `rollups` (the `top` table: approximate, each count with its error bound) or `access`
+    /// (`--exact`: counted from the access rows).
+    pub top_source: &'static str,
+    /// Whether any count in `top` may be short (an entry's `requests_error`/`bytes_error` > 0).
+    pub top_approximate: bool,
+    /// What the figures cover and what is missing.
+    pub notes: Vec<String>,
 }
 
 /// Estimates quantile `q` from histogram `hist` (counts per [`RT_BOUNDS_MS`] bucket, the last one
@@ -166,9 +235,227 @@ pub fn summarise(rows: &[MinuteRow], filter: &ReportFilter, tz: PartitionTz) -> 
                 requests,
                 request_bytes,
                 response_bytes,
+                unique_visitors: None,
+                start_micros: h,
             })
             .collect(),
+        bandwidth: bandwidth(&per_minute, filter, tz),
+        unique_visitors: None,
+        unique_visitors_exact: false,
         top: BTreeMap::new(),
+        top_source: "rollups",
+        top_approximate: false,
+        notes: Vec::new(),
+    }
+}
+
+/// RFC 3339 of an instant on `tz`'s wall clock, to the second.
+pub fn rfc3339(micros: i64, tz: PartitionTz) -> String {
+    let wall = micros.div_euclid(1_000_000) + i64::from(tz.offset_secs);
+    let (y, m, d) = civil_from_days(wall.div_euclid(86_400));
+    let sod = wall.rem_euclid(86_400);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}{tz}",
+        sod / 3600,
+        sod % 3600 / 60,
+        sod % 60
+    )
+}
+
+/// Start (micros) of the 5-minute bucket holding `micros`, aligned to `tz`'s wall clock: a
+/// `+05:45` report's buckets start at :00, :05, … of its own clock (the offset is whole minutes,
+/// so a bucket is always 5 whole UTC minutes).
+pub fn bucket_start(micros: i64, tz: PartitionTz) -> i64 {
+    let off = i64::from(tz.offset_secs) * 1_000_000;
+    let b = BUCKET_SECS * 1_000_000;
+    (micros + off).div_euclid(b) * b - off
+}
+
+/// The bandwidth figures of the merged per-minute rollups (already narrowed to the filter's
+/// domain and minutes). The window is `--from`/`--to` when given (a bucket cut by its edge holds
+/// only its minutes inside), else the first to the last bucket with traffic; buckets without
+/// traffic count 0.
+pub fn bandwidth(
+    per_minute: &BTreeMap<i64, MinuteStats>,
+    filter: &ReportFilter,
+    tz: PartitionTz,
+) -> Bandwidth {
+    let step = BUCKET_SECS * 1_000_000;
+    let mut bytes: BTreeMap<i64, i64> = BTreeMap::new();
+    for (m, s) in per_minute {
+        let b = bytes.entry(bucket_start(*m, tz)).or_default();
+        *b = b.saturating_add(s[idx::RESPONSE_BYTES]);
+    }
+    let first = filter
+        .from_micros
+        .map(|f| bucket_start(f, tz))
+        .or_else(|| bytes.keys().next().copied());
+    let last = filter
+        .to_micros
+        .map(|t| bucket_start(t - 1, tz))
+        .or_else(|| bytes.keys().next_back().copied());
+    let mut out = Bandwidth {
+        bucket_seconds: BUCKET_SECS,
+        ..Bandwidth::default()
+    };
+    let (Some(first), Some(last)) = (first, last) else {
+        return out;
+    };
+    if last < first {
+        return out;
+    }
+    let bps = |b: i64| b as f64 * 8.0 / BUCKET_SECS as f64;
+    out.series = (0..)
+        .map(|i| first + i * step)
+        .take_while(|b| *b <= last)
+        .map(|b| BandwidthPoint {
+            at: rfc3339(b, tz),
+            bps: bps(bytes.get(&b).copied().unwrap_or(0)),
+            start_micros: b,
+        })
+        .collect();
+    out.window_from = Some(rfc3339(first, tz));
+    out.window_to = Some(rfc3339(last, tz));
+    out.buckets = out.series.len();
+    // The first bucket with the largest value.
+    let peak = out
+        .series
+        .iter()
+        .fold(None::<&BandwidthPoint>, |best, p| match best {
+            Some(b) if b.bps >= p.bps => Some(b),
+            _ => Some(p),
+        });
+    if let Some(p) = peak {
+        out.peak_bps = Some(p.bps);
+        out.peak_at = Some(p.at.clone());
+    }
+    let mut sorted: Vec<f64> = out.series.iter().map(|p| p.bps).collect();
+    sorted.sort_by(|a, b| b.total_cmp(a));
+    let discard = sorted.len() * 5 / 100;
+    out.p95_bps = sorted.get(discard).copied();
+    let off = i64::from(tz.offset_secs) * 1_000_000;
+    let mut days: BTreeMap<i64, &BandwidthPoint> = BTreeMap::new();
+    for p in &out.series {
+        let day = (p.start_micros + off).div_euclid(86_400_000_000);
+        match days.get(&day) {
+            Some(b) if b.bps >= p.bps => {}
+            _ => {
+                days.insert(day, p);
+            }
+        }
+    }
+    out.daily_peaks = days
+        .into_iter()
+        .map(|(day, p)| {
+            let (y, m, d) = civil_from_days(day);
+            DailyPeak {
+                day: format!("{y:04}-{m:02}-{d:02}"),
+                peak_bps: p.bps,
+                peak_at: p.at.clone(),
+            }
+        })
+        .collect();
+    out
+}
+
+fn entry(value: &str, c: [i64; 2], s: &Summary) -> TopEntry {
+    TopEntry {
+        value: value.to_string(),
+        requests: c[0],
+        bytes: c[1],
+        requests_error: s.error[0],
+        bytes_error: s.error[1],
+    }
+}
+
+/// Whole partition hours from `first` to `last` (starts, micros) as `HH:00` labels.
+fn hours_note(what: &str, hours: &std::collections::BTreeSet<i64>, tz: PartitionTz) -> String {
+    let (Some(a), Some(b)) = (hours.first(), hours.last()) else {
+        return format!("{what}: no hour");
+    };
+    format!(
+        "{what} {} hour(s): {} to {}",
+        hours.len(),
+        hour_label(*a, tz),
+        hour_label(*b, tz)
+    )
+}
+
+/// Fills the top lists and unique visitors from the rollup sketches. A figure some hour of the
+/// window has no sketch for (a lake converted before the `top`/`visitors` tables) is left out
+/// (`null`) with a note, never guessed from the hours that have one.
+pub fn apply_sketches(r: &mut Report, sk: &Sketches, filter: &ReportFilter, tz: PartitionTz) {
+    r.top_source = "rollups";
+    let off = i64::from(tz.offset_secs) * 1_000_000;
+    let aligned = |t: Option<i64>| t.is_none_or(|t| (t + off).rem_euclid(3_600_000_000) == 0);
+    let whole_hours = aligned(filter.from_micros) && aligned(filter.to_micros);
+    if !sk.hours.is_empty() && !whole_hours {
+        r.notes.push(
+            "top lists and unique visitors are kept per partition hour: they cover the whole hours the window overlaps"
+                .to_string(),
+        );
+    }
+    if sk.missing_top.is_empty() {
+        r.top = DIMENSIONS
+            .iter()
+            .zip(&sk.dims)
+            .map(|(name, s)| {
+                let list = |m: usize| -> Vec<TopEntry> {
+                    s.top(m, TOP_N)
+                        .into_iter()
+                        .map(|(k, c)| entry(k, c, s))
+                        .collect()
+                };
+                (
+                    *name,
+                    TopLists {
+                        by_requests: list(0),
+                        by_bytes: list(1),
+                    },
+                )
+            })
+            .collect();
+        r.top_approximate = sk.dims.iter().any(|s| s.error != [0, 0]);
+    } else {
+        r.notes.push(format!(
+            "{}: top lists {NOT_IN_ROLLUPS}",
+            hours_note("missing for", &sk.missing_top, tz)
+        ));
+    }
+    if sk.missing_visitors.is_empty() {
+        if !sk.hours.is_empty() {
+            r.unique_visitors = Some(sk.visitors.estimate() as i64);
+            r.unique_visitors_exact = sk.visitors.is_exact();
+        }
+    } else {
+        r.notes.push(format!(
+            "{}: unique visitors {NOT_IN_ROLLUPS}",
+            hours_note("missing for", &sk.missing_visitors, tz)
+        ));
+    }
+    for h in &mut r.per_hour {
+        if !sk.missing_visitors.contains(&h.start_micros) {
+            h.unique_visitors = sk
+                .per_hour
+                .get(&h.start_micros)
+                .map(|x| x.estimate() as i64);
+        }
+    }
+}
+
+/// Fills the top lists and unique visitors from an exact scan of the access rows (`--exact`).
+pub fn apply_exact(r: &mut Report, c: &TopCounter) {
+    r.top = c.lists();
+    r.top_source = "access";
+    r.top_approximate = false;
+    r.unique_visitors = Some(c.ips.len() as i64);
+    r.unique_visitors_exact = true;
+    for h in &mut r.per_hour {
+        h.unique_visitors = Some(
+            c.ips_per_hour
+                .get(&h.start_micros)
+                .map_or(0, |s| s.len() as i64),
+        );
     }
 }
 

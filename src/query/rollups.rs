@@ -1,17 +1,28 @@
-//! Reading the traffic rollups back: the committed traffic files (those the manifests list, so a
-//! half-written run is never counted), column by column by name, so a lake written before a
-//! counter existed still reads (the missing counter counts 0).
+//! Reading the rollups back: the committed files (those the manifests list, so a half-written
+//! run is never counted), column by column by name, so a lake written before a counter existed
+//! still reads (the missing counter counts 0), and a lake written before the `top` and
+//! `visitors` tables existed reports those figures as missing ([`Sketches::missing_top`]).
 
+use std::collections::{BTreeMap, BTreeSet};
+
+use arrow_array::cast::AsArray;
 use arrow_array::{Array, Int64Array, RecordBatch, TimestampMicrosecondArray};
+use futures::{StreamExt, TryStreamExt};
 use object_store::path::Path;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use super::filter::ReportFilter;
 use super::report::MinuteRow;
+use crate::access::time::PartitionTz;
 use crate::error::{Error, Result};
-use crate::lake::manifest::list_manifests;
+use crate::lake::layout::key_partition_span;
+use crate::lake::manifest::{list_manifests, Manifest};
 use crate::lake::store::Lake;
+use crate::sketch::heavy::{Summary, CAPACITY};
+use crate::sketch::hll::Hll;
+use crate::tables::top::{DIMENSIONS, TOP};
 use crate::tables::traffic::{COUNTERS, TRAFFIC};
+use crate::tables::visitors::VISITORS;
 
 pub(crate) fn read_error(key: &Path, reason: impl ToString) -> Error {
     Error::ReadParquet {
@@ -65,8 +76,17 @@ pub(crate) fn rows_of(key: &Path, bytes: bytes::Bytes, domain: &str) -> Result<V
 
 /// Reads the rollup rows of every committed traffic file of `domain` (all domains when `None`).
 pub async fn read_rollups(lake: &Lake, filter: &ReportFilter) -> Result<Vec<MinuteRow>> {
+    read_rollups_of(lake, &list_manifests(lake).await?, filter).await
+}
+
+/// [`read_rollups`] of the given manifests.
+pub async fn read_rollups_of(
+    lake: &Lake,
+    manifests: &[Manifest],
+    filter: &ReportFilter,
+) -> Result<Vec<MinuteRow>> {
     let mut out = Vec::new();
-    for m in list_manifests(lake).await? {
+    for m in manifests {
         if filter.domain.as_deref().is_some_and(|d| d != m.domain) {
             continue;
         }
@@ -81,6 +101,219 @@ pub async fn read_rollups(lake: &Lake, filter: &ReportFilter) -> Result<Vec<Minu
             };
             out.extend(rows_of(&key, bytes, &m.domain)?);
         }
+    }
+    Ok(out)
+}
+
+/// The merged heavy-hitter summaries and distinct-IP sketches of the partition hours a report
+/// covers: every hour that overlaps the window (the sketches are per hour, so a window that does
+/// not start or end on the hour is widened to whole hours; the report says so).
+#[derive(Debug, Default)]
+pub struct Sketches {
+    /// One per [`DIMENSIONS`] entry.
+    pub dims: Vec<Summary>,
+    /// Distinct client IPs of every hour read.
+    pub visitors: Hll,
+    /// Per partition hour (start, micros): distinct client IPs.
+    pub per_hour: BTreeMap<i64, Hll>,
+    /// Hours covered (start, micros): those with access rows in the window.
+    pub hours: BTreeSet<i64>,
+    /// Hours for which some file has access rows but no `top` file (written before it existed).
+    pub missing_top: BTreeSet<i64>,
+    /// Likewise for `visitors`.
+    pub missing_visitors: BTreeSet<i64>,
+}
+
+/// Capacity of the report's merged summaries: larger than a stored one's, so merging many
+/// hours cuts less.
+pub const REPORT_CAPACITY: usize = 4 * CAPACITY;
+
+fn span_overlaps(r: &std::ops::Range<i64>, filter: &ReportFilter) -> bool {
+    filter.from_micros.is_none_or(|f| r.end > f) && filter.to_micros.is_none_or(|t| r.start < t)
+}
+
+fn hour_overlaps(start: i64, filter: &ReportFilter) -> bool {
+    let end = start + 3_600_000_000;
+    filter.from_micros.is_none_or(|f| end > f) && filter.to_micros.is_none_or(|t| start < t)
+}
+
+fn int64<'a>(key: &Path, batch: &'a RecordBatch, name: &str) -> Result<&'a Int64Array> {
+    batch
+        .column_by_name(name)
+        .and_then(|c| c.as_any().downcast_ref::<Int64Array>())
+        .ok_or_else(|| read_error(key, format!("no BIGINT column {name}")))
+}
+
+/// Adds the rows of one `heavy_hitters` file whose hour overlaps `filter` to `dims`: each
+/// (dimension, hour)'s error and totals once (they are the same on all its rows), and its keyed
+/// rows. A file holds one hour in an hour lake and the hours of a day in a day lake, so rows are
+/// told apart by their `hour_start`. A dimension this version does not know is skipped.
+pub(crate) fn add_top_file(
+    key: &Path,
+    bytes: bytes::Bytes,
+    dims: &mut [Summary],
+    filter: &ReportFilter,
+) -> Result<()> {
+    let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)
+        .and_then(|b| b.build())
+        .map_err(|e| read_error(key, e))?;
+    let mut bounds_added: BTreeSet<(usize, i64)> = BTreeSet::new();
+    for batch in reader {
+        let batch: RecordBatch = batch.map_err(|e| read_error(key, e))?;
+        let hour = hour_starts(key, &batch)?;
+        let string = |name: &str| {
+            batch
+                .column_by_name(name)
+                .filter(|c| c.data_type() == &arrow_schema::DataType::Utf8)
+                .map(|c| c.as_string::<i32>())
+                .ok_or_else(|| read_error(key, format!("no STRING column {name}")))
+        };
+        let (dim, k) = (string("dimension")?, string("key")?);
+        let [req, byt, req_err, byt_err, req_tot, byt_tot] = [
+            "requests",
+            "bytes",
+            "requests_error",
+            "bytes_error",
+            "requests_total",
+            "bytes_total",
+        ]
+        .map(|n| int64(key, &batch, n));
+        let (req, byt, req_err, byt_err, req_tot, byt_tot) =
+            (req?, byt?, req_err?, byt_err?, req_tot?, byt_tot?);
+        for i in 0..batch.num_rows() {
+            if hour.is_null(i) || !hour_overlaps(hour.value(i), filter) {
+                continue;
+            }
+            let Some(d) = DIMENSIONS.iter().position(|d| *d == dim.value(i)) else {
+                continue;
+            };
+            if bounds_added.insert((d, hour.value(i))) {
+                dims[d].add_bounds(
+                    [req_err.value(i), byt_err.value(i)],
+                    [req_tot.value(i), byt_tot.value(i)],
+                );
+            }
+            if k.is_valid(i) {
+                dims[d].add_stored(k.value(i), [req.value(i), byt.value(i)]);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The `hour_start` column of a rollup batch.
+fn hour_starts<'a>(key: &Path, batch: &'a RecordBatch) -> Result<&'a TimestampMicrosecondArray> {
+    batch
+        .column_by_name("hour_start")
+        .and_then(|c| c.as_any().downcast_ref::<TimestampMicrosecondArray>())
+        .ok_or_else(|| read_error(key, "no TIMESTAMP column hour_start"))
+}
+
+/// The sketches of one `visitors` file, per hour (start, micros), of the hours that overlap
+/// `filter` (one hour in an hour lake, the hours of a day in a day lake).
+pub(crate) fn visitors_of(
+    key: &Path,
+    bytes: bytes::Bytes,
+    filter: &ReportFilter,
+) -> Result<Vec<(i64, Hll)>> {
+    let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)
+        .and_then(|b| b.build())
+        .map_err(|e| read_error(key, e))?;
+    let mut out = Vec::new();
+    for batch in reader {
+        let batch: RecordBatch = batch.map_err(|e| read_error(key, e))?;
+        let hour = hour_starts(key, &batch)?;
+        let hll = batch
+            .column_by_name("hll")
+            .and_then(|c| c.as_binary_opt::<i32>())
+            .ok_or_else(|| read_error(key, "no BINARY column hll"))?;
+        for i in 0..batch.num_rows() {
+            if hour.is_null(i) || hll.is_null(i) || !hour_overlaps(hour.value(i), filter) {
+                continue;
+            }
+            let h = Hll::from_bytes(hll.value(i))
+                .map_err(|e| read_error(key, format!("column hll: {e}")))?;
+            out.push((hour.value(i), h));
+        }
+    }
+    Ok(out)
+}
+
+/// Rollup files fetched at once by [`read_sketches`].
+pub const FETCH_AHEAD: usize = 16;
+
+/// Reads the `heavy_hitters` and `visitors` files of the hours the filter covers.
+pub async fn read_sketches(
+    lake: &Lake,
+    manifests: &[Manifest],
+    filter: &ReportFilter,
+) -> Result<Sketches> {
+    let mut out = Sketches {
+        dims: DIMENSIONS
+            .iter()
+            .map(|_| Summary::new(REPORT_CAPACITY))
+            .collect(),
+        ..Sketches::default()
+    };
+    let folder = |t: &str, k: &str| k.starts_with(t) && k[t.len()..].starts_with('/');
+    for m in manifests {
+        if filter.domain.as_deref().is_some_and(|d| d != m.domain) {
+            continue;
+        }
+        let tz = PartitionTz::parse(&m.partition_tz).unwrap_or_default();
+        // The partitions (hours, or days in a day lake: start, micros) this file has rows in
+        // within the window, and which of them have sketches.
+        let span_of = |k: &str| key_partition_span(k, tz).filter(|r| span_overlaps(r, filter));
+        let hours: BTreeSet<i64> = m
+            .objects
+            .iter()
+            .filter(|o| folder(TRAFFIC.folder, &o.key))
+            .filter_map(|o| span_of(&o.key).map(|r| r.start))
+            .collect();
+        let mut with_top = BTreeSet::new();
+        let mut with_visitors = BTreeSet::new();
+        let wanted: Vec<(i64, bool, Path)> = m
+            .objects
+            .iter()
+            .filter_map(|o| {
+                let is_top = folder(TOP.folder, &o.key);
+                if !is_top && !folder(VISITORS.folder, &o.key) {
+                    return None;
+                }
+                let hour = span_of(&o.key)
+                    .map(|r| r.start)
+                    .filter(|h| hours.contains(h))?;
+                Some((hour, is_top, lake.key_of(&o.key)))
+            })
+            .collect();
+        // Fetched FETCH_AHEAD at a time (an object store answers in tens of milliseconds), merged
+        // in the manifest's order, so the result does not depend on which answer comes first.
+        let mut fetched = futures::stream::iter(wanted)
+            .map(|(hour, is_top, key)| async move {
+                let bytes = lake.get_opt(&key).await?;
+                Ok::<_, Error>((hour, is_top, key, bytes))
+            })
+            .buffered(FETCH_AHEAD);
+        while let Some((hour, is_top, key, bytes)) = fetched.try_next().await? {
+            let Some(bytes) = bytes else {
+                tracing::warn!(%key, "rollup file listed in a manifest is missing");
+                continue;
+            };
+            if is_top {
+                add_top_file(&key, bytes, &mut out.dims, filter)?;
+                with_top.insert(hour);
+            } else {
+                for (h_start, h) in visitors_of(&key, bytes, filter)? {
+                    out.visitors.merge(&h);
+                    out.per_hour.entry(h_start).or_default().merge(&h);
+                }
+                with_visitors.insert(hour);
+            }
+        }
+        out.missing_top.extend(hours.difference(&with_top));
+        out.missing_visitors
+            .extend(hours.difference(&with_visitors));
+        out.hours.extend(hours);
     }
     Ok(out)
 }

@@ -1,7 +1,21 @@
 //! The report as text for a terminal.
 
-use super::report::Report;
+use super::report::{Report, NOT_IN_ROLLUPS};
 use super::top::DIMENSIONS;
+
+/// `1.23 Gbit/s`: bandwidth in the unit that reads best.
+pub fn bits(bps: f64) -> String {
+    let (d, u) = if bps >= 1e9 {
+        (1e9, "Gbit/s")
+    } else if bps >= 1e6 {
+        (1e6, "Mbit/s")
+    } else if bps >= 1e3 {
+        (1e3, "kbit/s")
+    } else {
+        (1.0, "bit/s")
+    };
+    format!("{:.2} {u}", bps / d)
+}
 
 /// The terminal summary.
 pub fn render_text(r: &Report) -> String {
@@ -58,36 +72,99 @@ pub fn render_text(r: &Report) -> String {
             q.upper_ms
         );
     }
+    let bw = &r.bandwidth;
+    match (bw.peak_bps, &bw.peak_at, bw.p95_bps) {
+        (Some(peak), Some(at), Some(p95)) => {
+            let _ = writeln!(
+                s,
+                "bandwidth:      peak {} at {at}, 95th percentile {} (5-minute buckets, {} in {} to {})",
+                bits(peak),
+                bits(p95),
+                bw.buckets,
+                bw.window_from.as_deref().unwrap_or("?"),
+                bw.window_to.as_deref().unwrap_or("?"),
+            );
+            for d in &bw.daily_peaks {
+                let _ = writeln!(
+                    s,
+                    "  peak {}    {} at {}",
+                    d.day,
+                    bits(d.peak_bps),
+                    d.peak_at
+                );
+            }
+        }
+        _ => {
+            let _ = writeln!(s, "bandwidth:      (no traffic)");
+        }
+    }
+    let _ = writeln!(
+        s,
+        "unique visitors: {}",
+        match r.unique_visitors {
+            Some(n) if r.unique_visitors_exact => format!("{n} distinct client IPs"),
+            Some(n) =>
+                format!("~{n} distinct client IPs (HyperLogLog estimate, standard error 0.8%)"),
+            None if r.per_hour.is_empty() => "(no traffic)".to_string(),
+            None => NOT_IN_ROLLUPS.to_string(),
+        }
+    );
     let _ = writeln!(s, "\nper hour ({}):", r.tz);
     let _ = writeln!(
         s,
-        "  {:<16} {:>12} {:>16} {:>16}",
-        "hour", "requests", "response bytes", "request bytes"
+        "  {:<16} {:>12} {:>16} {:>16} {:>10}",
+        "hour", "requests", "response bytes", "request bytes", "visitors"
     );
     for h in &r.per_hour {
         let _ = writeln!(
             s,
-            "  {:<16} {:>12} {:>16} {:>16}",
-            h.hour, h.requests, h.response_bytes, h.request_bytes
+            "  {:<16} {:>12} {:>16} {:>16} {:>10}",
+            h.hour,
+            h.requests,
+            h.response_bytes,
+            h.request_bytes,
+            h.unique_visitors
+                .map_or("n/a".to_string(), |n| n.to_string())
+        );
+    }
+    if r.top.is_empty() && !r.per_hour.is_empty() {
+        let _ = writeln!(s, "\ntop lists: {NOT_IN_ROLLUPS}");
+    } else if r.top_approximate {
+        let _ = writeln!(
+            s,
+            "\ntop lists from the rollups, approximate: each count is a lower bound, short by at most +N"
         );
     }
     for name in DIMENSIONS {
         let Some(t) = r.top.get(name) else { continue };
         for (by, list) in [("requests", &t.by_requests), ("bytes", &t.by_bytes)] {
             let _ = writeln!(s, "\ntop {name} by {by}:");
-            let _ = writeln!(s, "  {:>10} {:>16}  value", "requests", "bytes");
+            let _ = writeln!(s, "  {:>20} {:>28}  value", "requests", "bytes");
             if list.is_empty() {
                 let _ = writeln!(s, "  (none)");
             }
+            let bound = |v: i64, e: i64| {
+                if e > 0 {
+                    format!("{v} +{e}")
+                } else {
+                    v.to_string()
+                }
+            };
             for e in list {
                 let _ = writeln!(
                     s,
-                    "  {:>10} {:>16}  {}",
-                    e.requests,
-                    e.bytes,
+                    "  {:>20} {:>28}  {}",
+                    bound(e.requests, e.requests_error),
+                    bound(e.bytes, e.bytes_error),
                     terminal_safe(&e.value, 100)
                 );
             }
+        }
+    }
+    if !r.notes.is_empty() {
+        let _ = writeln!(s, "\nnotes:");
+        for n in &r.notes {
+            let _ = writeln!(s, "  - {n}");
         }
     }
     s

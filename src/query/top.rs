@@ -1,6 +1,5 @@
-//! Top-10 lists for `cdnlake report`: the most requested / most downloaded paths, client IPs,
-//! referers and user agents. These are the only report numbers the rollups cannot give (they would
-//! need one counter per distinct value), so they read the `access` files.
+//! `cdnlake report --exact`: top-10 lists and unique visitors counted exactly from the `access`
+//! files (the default reads the `top` and `visitors` rollups instead, [`super::rollups`]).
 //!
 //! The files are read batch by batch through range requests, projected to the five columns the
 //! lists need, so memory is bounded by the number of distinct values, never by the rows or the file
@@ -32,21 +31,25 @@ use crate::access::time::{days_from_civil, PartitionTz};
 use crate::error::{Error, Result};
 use crate::lake::manifest::list_manifests;
 use crate::lake::store::Lake;
+use crate::sketch::hll::{self, HashSet64};
 use crate::tables::access::ACCESS;
 
 /// Length of each list.
 pub const TOP_N: usize = 10;
 
-/// The access columns that get top lists, in report order.
-pub const DIMENSIONS: [&str; 4] = ["path", "client_ip", "referer", "user_agent"];
+pub use crate::tables::top::DIMENSIONS;
 
 /// One entry of a top list.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct TopEntry {
     pub value: String,
+    /// Requests; from the rollups a lower bound: the true count is at most `requests_error` more.
     pub requests: i64,
-    /// Sum of `response_bytes`.
+    /// Sum of `response_bytes`; from the rollups a lower bound, at most `bytes_error` short.
     pub bytes: i64,
+    /// 0 when exact.
+    pub requests_error: i64,
+    pub bytes_error: i64,
 }
 
 /// The two rankings of one column. Ties break on the value, ascending, so the lists are the same
@@ -57,12 +60,18 @@ pub struct TopLists {
     pub by_bytes: Vec<TopEntry>,
 }
 
-/// Requests and bytes per distinct value of each [`DIMENSIONS`] column.
+/// Requests and bytes per distinct value of each [`DIMENSIONS`] column, and the distinct client
+/// IPs (as 64-bit hashes: exact but for hash collisions, about n²/2⁶⁵) in the window and per hour.
 #[derive(Debug, Default)]
 pub struct TopCounter {
     counts: [HashMap<String, (i64, i64)>; DIMENSIONS.len()],
     /// Rows counted (after the time filter), for the caller to cross-check with the rollups.
     pub rows: u64,
+    /// Wall clock of the per-hour distinct IPs.
+    pub tz: PartitionTz,
+    pub ips: HashSet64,
+    /// Hour start (micros) on `tz`'s wall clock -> distinct IPs.
+    pub ips_per_hour: BTreeMap<i64, HashSet64>,
 }
 
 fn column_error(key: &str, column: &str, reason: impl std::fmt::Display) -> Error {
@@ -73,6 +82,14 @@ fn column_error(key: &str, column: &str, reason: impl std::fmt::Display) -> Erro
 }
 
 impl TopCounter {
+    /// An empty counter whose per-hour figures follow `tz`'s wall clock.
+    pub fn new(tz: PartitionTz) -> Self {
+        TopCounter {
+            tz,
+            ..TopCounter::default()
+        }
+    }
+
     /// Counts the rows of one access batch whose minute `filter` keeps. `key` names the file in
     /// errors. Strings are copied only the first time a value is seen.
     pub fn add(&mut self, key: &str, batch: &RecordBatch, filter: &ReportFilter) -> Result<()> {
@@ -92,6 +109,7 @@ impl TopCounter {
             })
             .collect();
         self.rows += keep.iter().filter(|k| **k).count() as u64;
+        let off = i64::from(self.tz.offset_secs) * 1_000_000;
         for (d, name) in DIMENSIONS.iter().enumerate() {
             let col = batch
                 .column_by_name(name)
@@ -107,6 +125,17 @@ impl TopCounter {
                 &cast
             };
             let strings = col.as_string::<i32>();
+            if *name == "client_ip" {
+                for (i, kept) in keep.iter().enumerate() {
+                    if *kept && strings.is_valid(i) {
+                        let h = hll::hash(strings.value(i).as_bytes());
+                        let hour =
+                            (time.value(i) + off).div_euclid(3_600_000_000) * 3_600_000_000 - off;
+                        self.ips.insert(h);
+                        self.ips_per_hour.entry(hour).or_default().insert(h);
+                    }
+                }
+            }
             let map = &mut self.counts[d];
             for (i, kept) in keep.iter().enumerate() {
                 if !kept || strings.is_null(i) {
@@ -150,6 +179,8 @@ impl TopCounter {
                             value: v.clone(),
                             requests,
                             bytes,
+                            requests_error: 0,
+                            bytes_error: 0,
                         })
                         .collect()
                 };
@@ -239,8 +270,8 @@ impl AsyncFileReader for StoreReader {
 
 /// Counts the access rows of every committed file (those the manifests list) of the filter's
 /// domain and window. Files whose partition (hour or day) lies outside the window are not opened.
-pub async fn read_top(lake: &Lake, filter: &ReportFilter) -> Result<TopCounter> {
-    let mut counter = TopCounter::default();
+pub async fn read_top(lake: &Lake, filter: &ReportFilter, tz: PartitionTz) -> Result<TopCounter> {
+    let mut counter = TopCounter::new(tz);
     let prefix = format!("{}/", ACCESS.folder);
     for m in list_manifests(lake).await? {
         if filter.domain.as_deref().is_some_and(|d| d != m.domain) {
@@ -325,6 +356,10 @@ mod tests {
             ("referer", s(&|r| r.2.map(str::to_string))),
             ("user_agent", s(&|_| Some("ua".into()))),
             (
+                "status",
+                Arc::new(arrow_array::Int32Array::from(vec![200; rows.len()])) as ArrayRef,
+            ),
+            (
                 "response_bytes",
                 Arc::new(Int64Array::from(
                     rows.iter().map(|r| r.3).collect::<Vec<_>>(),
@@ -357,6 +392,8 @@ mod tests {
         assert_eq!(l["referer"].by_requests.len(), 1, "nulls are no value");
         assert_eq!(l["client_ip"].by_requests[0].requests, 15);
         assert_eq!(c.rows, 15);
+        assert_eq!(l["status"].by_requests[0].value, "200");
+        assert_eq!(c.ips.len(), 1);
 
         // The minute window applies per row.
         let mut w = TopCounter::default();

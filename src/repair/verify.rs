@@ -32,11 +32,24 @@ use crate::error::{Error, Result};
 use crate::lake::descriptor::{Descriptor, PartitionBy};
 use crate::lake::store::{Lake, STAGING};
 use crate::tables::access::ACCESS;
+use crate::tables::top::TOP;
 use crate::tables::traffic::TRAFFIC;
+use crate::tables::visitors::VISITORS;
 
 /// The folders whose objects manifests list. `audit/` (no manifests) and `_manifests/` are not
 /// among them.
-pub const TABLE_FOLDERS: [&str; 4] = [ACCESS.folder, TRAFFIC.folder, "raw", "rejects"];
+pub const TABLE_FOLDERS: [&str; 6] = [
+    ACCESS.folder,
+    TRAFFIC.folder,
+    TOP.folder,
+    VISITORS.folder,
+    "raw",
+    "rejects",
+];
+
+/// The table folders partitioned `domain=<d>/dt=/hour=`, whose listing narrows to a domain.
+pub const PARTITIONED_FOLDERS: [&str; 4] =
+    [ACCESS.folder, TRAFFIC.folder, TOP.folder, VISITORS.folder];
 
 /// Bytes read from the end of a Parquet file to get its footer in one request (a footer of the
 /// access table is about 4 KiB per row group). A larger footer takes a second request; the rest
@@ -329,7 +342,7 @@ fn domain_of(key: &str) -> Option<&str> {
     let mut parts = key.split('/');
     let top = parts.next()?;
     let part = parts.next()?;
-    if top == ACCESS.folder || top == TRAFFIC.folder {
+    if PARTITIONED_FOLDERS.contains(&top) {
         part.strip_prefix("domain=")
     } else {
         Some(part)
@@ -470,12 +483,10 @@ pub async fn verify(lake: &Lake, select: &Selection) -> Result<Verification> {
     let folders: Vec<Path> = TABLE_FOLDERS
         .iter()
         .chain([&STAGING])
-        .map(
-            |f| match (domain, *f == ACCESS.folder || *f == TRAFFIC.folder) {
-                (Some(d), true) => folder(lake, f, Some(&format!("domain={d}"))),
-                (d, _) => folder(lake, f, d),
-            },
-        )
+        .map(|f| match (domain, PARTITIONED_FOLDERS.contains(f)) {
+            (Some(d), true) => folder(lake, f, Some(&format!("domain={d}"))),
+            (d, _) => folder(lake, f, d),
+        })
         .collect();
     let listings = futures::future::try_join_all(folders.iter().map(|p| list(lake, p))).await?;
     let listed: Vec<(String, u64)> = listings.into_iter().flatten().collect();

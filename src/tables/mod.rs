@@ -5,7 +5,9 @@
 
 pub mod access;
 pub mod audit;
+pub mod top;
 pub mod traffic;
+pub mod visitors;
 
 use std::sync::Arc;
 
@@ -20,6 +22,8 @@ pub enum Kind {
     Int64,
     Int32,
     Utf8,
+    /// Bytes (a stored sketch): Parquet BINARY, DuckDB BLOB, MaxCompute BINARY.
+    Binary,
 }
 
 impl Kind {
@@ -29,6 +33,7 @@ impl Kind {
             Kind::Int64 => DataType::Int64,
             Kind::Int32 => DataType::Int32,
             Kind::Utf8 => DataType::Utf8,
+            Kind::Binary => DataType::Binary,
         }
     }
 
@@ -38,6 +43,7 @@ impl Kind {
             Kind::Int64 => "BIGINT",
             Kind::Int32 => "INTEGER",
             Kind::Utf8 => "VARCHAR",
+            Kind::Binary => "BLOB",
         }
     }
 
@@ -47,6 +53,7 @@ impl Kind {
             Kind::Int64 => "BIGINT",
             Kind::Int32 => "INT",
             Kind::Utf8 => "STRING",
+            Kind::Binary => "BINARY",
         }
     }
 }
@@ -110,10 +117,12 @@ impl Table {
 }
 
 /// Every table of the lake, in the order the DDL declares them.
-pub fn all() -> [&'static Table; 4] {
+pub fn all() -> [&'static Table; 6] {
     [
         &access::ACCESS,
         &traffic::TRAFFIC,
+        &top::TOP,
+        &visitors::VISITORS,
         &audit::CACHE_AUDIT,
         &audit::DOMAIN_AUDIT,
     ]

@@ -11,6 +11,7 @@ pub(crate) mod access;
 pub(crate) mod audit;
 pub mod parquet;
 pub(crate) mod rejects;
+pub mod sketches;
 pub(crate) mod traffic;
 
 use tokio::runtime::Handle;
@@ -25,6 +26,7 @@ use crate::lake::store::Lake;
 use access::AccessWriter;
 use parquet::ParquetOptions;
 use rejects::RejectWriter;
+use sketches::{BlockSketch, SketchAccumulator};
 use traffic::TrafficAccumulator;
 
 /// Where every line of a file went. `lines = rows + rejected + empty` once the file is read.
@@ -58,12 +60,13 @@ pub(crate) struct LogWriters {
     parquet: ParquetOptions,
     access: AccessWriter,
     traffic: TrafficAccumulator,
+    sketches: SketchAccumulator,
     rejects: RejectWriter,
     counts: LineCounts,
 }
 
-/// What a log file's writers staged, in manifest order (access by partition, traffic,
-/// rejects), and the partitions (hours, or days in a day lake) of the access table.
+/// What a log file's writers staged, in manifest order (access by partition, traffic, top and
+/// visitors, rejects), and the partitions (hours, or days in a day lake) of the access table.
 pub(crate) struct LogTables {
     pub staged: Vec<Staged>,
     pub partitions: Vec<PartitionEntry>,
@@ -85,14 +88,17 @@ impl LogWriters {
             parquet: parquet.clone(),
             access: AccessWriter::new(lake, rt, layout, tz, parquet)?,
             traffic: TrafficAccumulator::new(tz),
+            sketches: SketchAccumulator::new(tz),
             rejects: RejectWriter::new(layout.rejects()),
             counts: LineCounts::default(),
         })
     }
 
-    /// Writes one parsed block: its rows to the access files and the rollups, its rejections to
-    /// the rejects file.
-    pub fn write_block(&mut self, pb: ParsedBlock) -> Result<()> {
+    /// Writes one parsed block: its rows to the access files and the rollups (its `sketch`, made
+    /// by [`sketches::sketch_block`] on the parse pool, merged into the hour's summaries), its
+    /// rejections to the rejects file.
+    pub fn write_block(&mut self, pb: ParsedBlock, sketch: BlockSketch) -> Result<()> {
+        self.sketches.add(sketch);
         self.counts.lines += pb.lines;
         self.counts.rows += pb.rows;
         self.counts.empty += pb.empty;
@@ -113,12 +119,20 @@ impl LogWriters {
     }
 
     /// Closes every file and stages them all.
-    pub fn finish(self) -> Result<LogTables> {
+    pub fn finish(mut self) -> Result<LogTables> {
         let access = self.access.finish()?;
         let mut staged = access.staged;
         // Traffic rollups: one small file per partition, committed with the access files.
         staged.extend(traffic::stage_files(
             &self.traffic,
+            &self.lake,
+            &self.rt,
+            &self.layout,
+            &self.parquet,
+        )?);
+        // Heavy hitters and distinct IPs: two small files per partition hour, likewise.
+        staged.extend(sketches::stage_files(
+            &mut self.sketches,
             &self.lake,
             &self.rt,
             &self.layout,

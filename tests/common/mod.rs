@@ -136,11 +136,11 @@ pub fn gen_gz_stored(dir: &Path, opts: &GenOptions) -> (PathBuf, GenSummary) {
 }
 
 /// Every file a Hive-style reader (Spark, Hive, MaxCompute, a DuckDB glob) takes from the table
-/// folders `access/`, `traffic/`, `raw/` and `rejects/` of a local lake: those whose path
+/// folders (`access/`, `traffic/`, `heavy_hitters/`, `visitors/`, `raw/`, `rejects/`) of a local lake: those whose path
 /// (relative to the lake) has no component starting with `_` or `.`. Relative paths, sorted.
 pub fn reader_visible_files(lake: &Path) -> Vec<String> {
     let mut out = Vec::new();
-    for table in ["access", "traffic", "raw", "rejects"] {
+    for table in cdnlake::repair::verify::TABLE_FOLDERS {
         let mut stack = vec![lake.join(table)];
         while let Some(d) = stack.pop() {
             let Ok(rd) = std::fs::read_dir(&d) else {

@@ -55,6 +55,29 @@ CREATE OR REPLACE VIEW traffic AS
 SELECT "minute", "requests", "request_bytes", "response_bytes", "hits", "misses", "status_2xx", "status_3xx", "status_4xx", "status_5xx", "status_other", "response_time_ms_sum", "response_time_ms_max", "rt_le_10", "rt_le_25", "rt_le_50", "rt_le_100", "rt_le_250", "rt_le_500", "rt_le_1000", "rt_le_2500", "rt_le_5000", "rt_le_10000", "rt_gt_10000", "domain", "dt"
 FROM read_parquet('/data/lake/traffic/**/*.parquet', hive_partitioning = true, hive_types = {'domain': VARCHAR, 'dt': VARCHAR}, union_by_name = true);
 
+-- heavy_hitters: Heavy hitters per file and hour (Misra-Gries, lower bounds): the true count lies in [requests, requests + requests_error]; sum rows of the same key
+--   hour_start     TIMESTAMP WITH TIME ZONE start of the partition hour (UTC instant)
+--   dimension      VARCHAR                  path, client_ip, referer, user_agent or status
+--   key            VARCHAR                  the value (cut to 1 KiB, ending in …, when longer); null on the one row of a dimension whose keys were all cut, which carries its errors and totals
+--   requests       BIGINT                   requests with this value (lower bound)
+--   bytes          BIGINT                   sum of response_bytes of those requests (lower bound)
+--   requests_error BIGINT                   at most this many requests are missing from requests; 0 = exact
+--   bytes_error    BIGINT                   at most this many bytes are missing from bytes; 0 = exact
+--   requests_total BIGINT                   requests of this dimension in the file-hour (non-null values)
+--   bytes_total    BIGINT                   response bytes of those requests
+CREATE OR REPLACE VIEW heavy_hitters AS
+SELECT "hour_start", "dimension", "key", "requests", "bytes", "requests_error", "bytes_error", "requests_total", "bytes_total", "domain", "dt"
+FROM read_parquet('/data/lake/heavy_hitters/**/*.parquet', hive_partitioning = true, hive_types = {'domain': VARCHAR, 'dt': VARCHAR}, union_by_name = true);
+
+-- visitors: Distinct client IPs per file and hour: a HyperLogLog sketch (exact up to 2048), merged by cdnlake report
+--   hour_start TIMESTAMP WITH TIME ZONE start of the partition hour (UTC instant)
+--   requests   BIGINT                   requests counted
+--   unique_ips BIGINT                   distinct client_ip of this file-hour (exact up to 2048, else estimated, ~0.8% standard error); not additive
+--   hll        BLOB                     the sketch, format version 1 (src/sketch/hll.rs): xxHash64 of client_ip, p = 14
+CREATE OR REPLACE VIEW visitors AS
+SELECT "hour_start", "requests", "unique_ips", "hll", "domain", "dt"
+FROM read_parquet('/data/lake/visitors/**/*.parquet', hive_partitioning = true, hive_types = {'domain': VARCHAR, 'dt': VARCHAR}, union_by_name = true);
+
 -- cache_audit: CDN cache refresh/push/block tasks, one row per object path
 --   event_name    VARCHAR                  eventName
 --   event_time    TIMESTAMP WITH TIME ZONE eventTime (UTC instant)

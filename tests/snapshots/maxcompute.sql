@@ -65,6 +65,33 @@ PARTITIONED BY (`domain` STRING, `dt` STRING, `hour` STRING)
 STORED AS PARQUET
 LOCATION 'oss://oss-cn-shanghai-internal.aliyuncs.com/my-bucket/cdn/lake/traffic/';
 
+CREATE EXTERNAL TABLE IF NOT EXISTS heavy_hitters (
+  `hour_start` TIMESTAMP COMMENT 'start of the partition hour (UTC instant)',
+  `dimension` STRING COMMENT 'path, client_ip, referer, user_agent or status',
+  `key` STRING COMMENT 'the value (cut to 1 KiB, ending in …, when longer); null on the one row of a dimension whose keys were all cut, which carries its errors and totals',
+  `requests` BIGINT COMMENT 'requests with this value (lower bound)',
+  `bytes` BIGINT COMMENT 'sum of response_bytes of those requests (lower bound)',
+  `requests_error` BIGINT COMMENT 'at most this many requests are missing from requests; 0 = exact',
+  `bytes_error` BIGINT COMMENT 'at most this many bytes are missing from bytes; 0 = exact',
+  `requests_total` BIGINT COMMENT 'requests of this dimension in the file-hour (non-null values)',
+  `bytes_total` BIGINT COMMENT 'response bytes of those requests'
+)
+COMMENT 'Heavy hitters per file and hour (Misra-Gries, lower bounds): the true count lies in [requests, requests + requests_error]; sum rows of the same key'
+PARTITIONED BY (`domain` STRING, `dt` STRING, `hour` STRING)
+STORED AS PARQUET
+LOCATION 'oss://oss-cn-shanghai-internal.aliyuncs.com/my-bucket/cdn/lake/heavy_hitters/';
+
+CREATE EXTERNAL TABLE IF NOT EXISTS visitors (
+  `hour_start` TIMESTAMP COMMENT 'start of the partition hour (UTC instant)',
+  `requests` BIGINT COMMENT 'requests counted',
+  `unique_ips` BIGINT COMMENT 'distinct client_ip of this file-hour (exact up to 2048, else estimated, ~0.8% standard error); not additive',
+  `hll` BINARY COMMENT 'the sketch, format version 1 (src/sketch/hll.rs): xxHash64 of client_ip, p = 14'
+)
+COMMENT 'Distinct client IPs per file and hour: a HyperLogLog sketch (exact up to 2048), merged by cdnlake report'
+PARTITIONED BY (`domain` STRING, `dt` STRING, `hour` STRING)
+STORED AS PARQUET
+LOCATION 'oss://oss-cn-shanghai-internal.aliyuncs.com/my-bucket/cdn/lake/visitors/';
+
 CREATE EXTERNAL TABLE IF NOT EXISTS cache_audit (
   `event_name` STRING COMMENT 'eventName',
   `event_time` TIMESTAMP COMMENT 'eventTime (UTC instant)',

@@ -1,0 +1,313 @@
+//! Heavy hitters and distinct client IPs per partition hour, in the same pass as the access
+//! table (docs/design.md §2.4).
+//!
+//! The work per row (hashing five strings) runs where the rows are born: [`sketch_block`] runs in
+//! the parallel parse stage, on each parsed block, and hands the writer small per-block summaries
+//! (at most [`CAPACITY`](crate::sketch::heavy::CAPACITY) keys per dimension, counted exactly
+//! with keys borrowed from the batch and then cut, and the block's distinct-IP sketch). The writer thread, which also encodes Parquet, only merges those
+//! ([`SketchAccumulator::add`]), so its cost grows with distinct keys per block, not with rows.
+//!
+//! At commit each partition hour becomes two small Parquet files, `heavy_hitters/…/<stem>.parquet` and
+//! `visitors/…/<stem>.parquet`, staged and committed with the access files and listed in the
+//! manifest, so re-runs replace them like everything else.
+//!
+//! Pure computation but for [`stage_files`].
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use arrow_array::{
+    Array, ArrayRef, BinaryArray, Int32Array, Int64Array, RecordBatch, StringArray,
+    TimestampMicrosecondArray,
+};
+use tokio::runtime::Handle;
+
+use crate::access::block::ParsedBlock;
+use crate::access::time::PartitionTz;
+use crate::error::{Error, Result};
+use crate::lake::commit::Staged;
+use crate::lake::layout::FileLayout;
+use crate::lake::store::Lake;
+use crate::sketch::heavy::{Counts, Summary, CAPACITY};
+use crate::sketch::hll::{self, Hll};
+use crate::tables::top::{DIMENSIONS, TOP};
+use crate::tables::visitors::VISITORS;
+use crate::writers::parquet::{writer_properties, ParquetOptions, PartFile};
+
+/// The summaries of one partition hour.
+#[derive(Debug, Default)]
+pub struct HourSketch {
+    /// One per [`DIMENSIONS`] entry.
+    pub dims: [Summary; DIMENSIONS.len()],
+    /// Distinct client IPs.
+    pub ips: Hll,
+    pub requests: i64,
+}
+
+/// What the parse stage hands the writer for one block: per partition hour, the block's
+/// summaries (cut to capacity) and its distinct-IP sketch.
+#[derive(Debug, Default)]
+pub struct BlockSketch {
+    pub hours: Vec<(i64, BlockHour)>,
+}
+
+/// One partition hour of one block.
+#[derive(Debug, Default)]
+pub struct BlockHour {
+    pub dims: [Summary; DIMENSIONS.len()],
+    pub ips: Hll,
+    pub requests: i64,
+}
+
+fn column<'a, T: 'static>(batch: &'a RecordBatch, name: &'static str) -> Result<&'a T> {
+    batch
+        .column_by_name(name)
+        .and_then(|c| c.as_any().downcast_ref::<T>())
+        .ok_or(Error::Rollup {
+            column: name,
+            reason: "missing from the access batch or of another type",
+        })
+}
+
+/// Summarises the rows of a parsed block (pure; runs on the parse pool).
+pub fn sketch_block(pb: &ParsedBlock) -> Result<BlockSketch> {
+    let mut out = BlockSketch::default();
+    for part in &pb.parts {
+        let batch = &part.batch;
+        let strings: [&StringArray; 4] = [
+            column(batch, "path")?,
+            column(batch, "client_ip")?,
+            column(batch, "referer")?,
+            column(batch, "user_agent")?,
+        ];
+        let status = column::<Int32Array>(batch, "status")?;
+        let bytes = column::<Int64Array>(batch, "response_bytes")?;
+        let mut h = BlockHour::default();
+        let n = batch.num_rows();
+        h.requests = n as i64;
+        // Exact counts of the block with keys borrowed from the batch (no copy per row), then
+        // the Misra-Gries cut: only surviving keys are copied.
+        let mut counts: HashMap<&str, Counts, ahash::RandomState> =
+            HashMap::with_hasher(ahash::RandomState::new());
+        for (d, col) in strings.iter().enumerate() {
+            counts.clear();
+            for i in 0..n {
+                if col.is_valid(i) {
+                    let c = counts.entry(col.value(i)).or_insert([0, 0]);
+                    c[0] += 1;
+                    c[1] = c[1].saturating_add(bytes.value(i));
+                }
+            }
+            h.dims[d] = Summary::from_exact(counts.drain(), CAPACITY);
+        }
+        // Status codes: few distinct values, counted exactly first, then added once each.
+        let mut codes: BTreeMap<i32, [i64; 2]> = BTreeMap::new();
+        for i in 0..n {
+            let c = codes.entry(status.value(i)).or_default();
+            c[0] += 1;
+            c[1] = c[1].saturating_add(bytes.value(i));
+        }
+        let codes: Vec<(String, Counts)> =
+            codes.into_iter().map(|(k, c)| (k.to_string(), c)).collect();
+        h.dims[DIMENSIONS.len() - 1] =
+            Summary::from_exact(codes.iter().map(|(k, c)| (k.as_str(), *c)), CAPACITY);
+        let ips = strings[1];
+        for i in 0..n {
+            if ips.is_valid(i) {
+                h.ips.insert(hll::hash(ips.value(i).as_bytes()));
+            }
+        }
+        out.hours.push((part.bucket, h));
+    }
+    Ok(out)
+}
+
+/// The summaries of every partition hour a run has written.
+pub struct SketchAccumulator {
+    tz: PartitionTz,
+    hours: BTreeMap<i64, HourSketch>,
+}
+
+impl SketchAccumulator {
+    pub fn new(tz: PartitionTz) -> Self {
+        SketchAccumulator {
+            tz,
+            hours: BTreeMap::new(),
+        }
+    }
+
+    /// Merges a block's summaries (blocks in any order give the same counts; in line order, the
+    /// same bytes).
+    pub fn add(&mut self, block: BlockSketch) {
+        for (bucket, b) in block.hours {
+            let h = self.hours.entry(bucket).or_default();
+            h.requests += b.requests;
+            for (into, s) in h.dims.iter_mut().zip(&b.dims) {
+                into.merge(s);
+            }
+            h.ips.merge(&b.ips);
+        }
+    }
+
+    /// Per partition hour (ascending): the top rows and the visitors row, as batches of the
+    /// [`TOP`] and [`VISITORS`] tables. Each summary is cut to [`CAPACITY`] keys first.
+    pub fn batches(&mut self) -> Vec<(i64, RecordBatch, RecordBatch)> {
+        let off = i64::from(self.tz.offset_secs);
+        let mut out = Vec::new();
+        for (&bucket, h) in self.hours.iter_mut() {
+            let hour = (bucket * 3600 - off) * 1_000_000;
+            let mut dim = Vec::new();
+            let mut key: Vec<Option<&str>> = Vec::new();
+            let mut c: [Vec<i64>; 6] = Default::default();
+            for s in h.dims.iter_mut() {
+                s.cut(CAPACITY);
+            }
+            for (name, s) in DIMENSIONS.iter().zip(&h.dims) {
+                let mut rows: Vec<(Option<&str>, [i64; 2])> =
+                    s.rows().into_iter().map(|(k, c)| (Some(k), c)).collect();
+                if rows.is_empty() && (s.total != [0, 0] || s.error != [0, 0]) {
+                    // Every key was cut: one null-key row keeps the errors and totals.
+                    rows.push((None, [0, 0]));
+                }
+                for (k, counts) in rows {
+                    dim.push(*name);
+                    key.push(k);
+                    c[0].push(counts[0]);
+                    c[1].push(counts[1]);
+                    c[2].push(s.error[0]);
+                    c[3].push(s.error[1]);
+                    c[4].push(s.total[0]);
+                    c[5].push(s.total[1]);
+                }
+            }
+            let n = key.len();
+            let mut cols: Vec<ArrayRef> = vec![
+                Arc::new(
+                    TimestampMicrosecondArray::from_iter_values(std::iter::repeat_n(hour, n))
+                        .with_timezone("UTC"),
+                ),
+                Arc::new(StringArray::from(dim)),
+                Arc::new(StringArray::from(key)),
+            ];
+            cols.extend(
+                c.into_iter()
+                    .map(|v| Arc::new(Int64Array::from(v)) as ArrayRef),
+            );
+            // The columns follow TOP.columns one for one (checked by a test).
+            let top = RecordBatch::try_new(TOP.arrow_schema(), cols)
+                .expect("top columns match the TOP schema");
+            let visitors = RecordBatch::try_new(
+                VISITORS.arrow_schema(),
+                vec![
+                    Arc::new(
+                        TimestampMicrosecondArray::from_iter_values([hour]).with_timezone("UTC"),
+                    ),
+                    Arc::new(Int64Array::from(vec![h.requests])),
+                    Arc::new(Int64Array::from(vec![h.ips.estimate() as i64])),
+                    Arc::new(BinaryArray::from_vec(vec![&h.ips.to_bytes()[..]])),
+                ],
+            )
+            .expect("visitors columns match the VISITORS schema");
+            out.push((bucket, top, visitors));
+        }
+        out
+    }
+}
+
+/// Encodes the `top` and `visitors` files of every partition hour and hands back the uploads,
+/// not yet completed, with their row counts: the caller commits them with the run's other files.
+pub fn stage_files(
+    acc: &mut SketchAccumulator,
+    lake: &Lake,
+    rt: &Handle,
+    layout: &FileLayout,
+    opts: &ParquetOptions,
+) -> Result<Vec<Staged>> {
+    let top_props = writer_properties(&TOP, opts)?;
+    let vis_props = writer_properties(&VISITORS, opts)?;
+    let tz = acc.tz;
+    let mut out = Vec::new();
+    // Hours in order. In a day lake the hours of one day share a key, so they go into one file
+    // (each row keeps its `hour_start`), as the traffic rollups do.
+    let mut open: [Option<(object_store::path::Path, PartFile)>; 2] = [None, None];
+    let finish = |f: PartFile, out: &mut Vec<Staged>| -> Result<()> {
+        let rows = f.rows;
+        out.push(Staged {
+            sink: f.finish()?,
+            rows: Some(rows),
+        });
+        Ok(())
+    };
+    for (bucket, top, visitors) in acc.batches() {
+        let (dt, hour) = tz.partition_values(bucket);
+        for (slot, key, batch, props) in [
+            (0, layout.top(&dt, &hour), top, &top_props),
+            (1, layout.visitors(&dt, &hour), visitors, &vis_props),
+        ] {
+            let f = match open[slot].take() {
+                Some((k, f)) if k == key => open[slot].insert((k, f)),
+                other => {
+                    if let Some((_, f)) = other {
+                        finish(f, &mut out)?;
+                    }
+                    let f = PartFile::create(lake, key.clone(), batch.schema(), props.clone(), rt)?;
+                    open[slot].insert((key, f))
+                }
+            };
+            f.1.write(&batch)?;
+        }
+    }
+    for (_, f) in open.into_iter().flatten() {
+        finish(f, &mut out)?;
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::access::block::{parse_block, BlockOptions};
+    use crate::tables::access::ACCESS;
+
+    #[test]
+    fn columns_match() {
+        let mut acc = SketchAccumulator::new(PartitionTz::default());
+        let text = r#"[5/Mar/2024:09:00:00 +0800] 192.0.2.10 - 1 "-" "GET http://a/x" 200 1 5 HIT "ua" "t"
+[5/Mar/2024:09:00:01 +0800] 192.0.2.11 - 1 "r" "GET http://a/x" 404 1 7 HIT "ua" "t"
+[5/Mar/2024:10:00:01 +0800] 192.0.2.11 - 1 "r" "GET http://a/y" 404 1 7 HIT "" "t""#;
+        let pb = parse_block(
+            text.as_bytes(),
+            1,
+            "f.gz",
+            &ACCESS.arrow_schema(),
+            &BlockOptions::default(),
+        );
+        acc.add(sketch_block(&pb).unwrap());
+        let b = acc.batches();
+        assert_eq!(b.len(), 2);
+        let (_, top, vis) = &b[0];
+        assert_eq!(top.schema(), TOP.arrow_schema());
+        assert_eq!(vis.schema(), VISITORS.arrow_schema());
+        // path /x, 2 IPs, referer r (the null one is not counted), ua, statuses 200 and 404.
+        assert_eq!(top.num_rows(), 1 + 2 + 1 + 1 + 2);
+        let uniq = vis
+            .column_by_name("unique_ips")
+            .unwrap()
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .unwrap()
+            .value(0);
+        assert_eq!(uniq, 2);
+        let keys = top
+            .column_by_name("key")
+            .unwrap()
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .unwrap();
+        let keys: Vec<&str> = keys.iter().map(|k| k.unwrap_or("NULL")).collect();
+        assert_eq!(
+            keys,
+            ["/x", "192.0.2.10", "192.0.2.11", "r", "ua", "200", "404"]
+        );
+    }
+}

@@ -272,6 +272,23 @@ pub fn one_line(text: &str) -> String {
     }
 }
 
+/// A reqwest error as one line with its causes (each said once), without the URL: a log URL
+/// carries its signature in the query, and an API URL needs no repeating.
+pub(crate) fn http_error_line(e: reqwest::Error) -> String {
+    let e = e.without_url();
+    let mut msg = e.to_string();
+    let mut src = std::error::Error::source(&e);
+    while let Some(s) = src {
+        let t = s.to_string();
+        if !msg.contains(&t) {
+            msg.push_str(": ");
+            msg.push_str(&t);
+        }
+        src = s.source();
+    }
+    msg
+}
+
 /// Shorthand for results of this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 

@@ -216,32 +216,16 @@ impl ApiClient {
             .body(call.body.to_vec())
             .send()
             .await
-            .map_err(describe)?;
+            .map_err(crate::error::http_error_line)?;
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
-        let body = resp.bytes().await.map_err(describe)?;
+        let body = resp.bytes().await.map_err(crate::error::http_error_line)?;
         Ok(Reply {
             status,
             headers,
             body,
         })
     }
-}
-
-/// A reqwest error as one line, with its causes, without the URL.
-fn describe(e: reqwest::Error) -> String {
-    let e = e.without_url();
-    let mut msg = e.to_string();
-    let mut src = std::error::Error::source(&e);
-    while let Some(s) = src {
-        let t = s.to_string();
-        if !msg.contains(&t) {
-            msg.push_str(": ");
-            msg.push_str(&t);
-        }
-        src = s.source();
-    }
-    msg
 }
 
 /// A unique `x-acs-signature-nonce`: the service refuses a nonce it has seen (replay

@@ -252,24 +252,13 @@ impl State {
         if let Some(l) = &self.fixed {
             return Ok(l.clone());
         }
-        let h = |name: &str| {
-            headers
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_string)
-                .filter(|v| !v.is_empty())
-        };
+        let fc = FcContext::from_headers(headers);
         let mut oss = self.opts.oss.clone();
-        if let (Some(key_id), Some(secret)) = (h("x-fc-access-key-id"), h("x-fc-access-key-secret"))
-        {
-            oss.credentials = Some(Credentials {
-                key_id,
-                secret,
-                token: h("x-fc-security-token"),
-            });
+        if fc.credentials.is_some() {
+            oss.credentials = fc.credentials;
         }
         if oss.region.is_none() {
-            oss.region = h("x-fc-region");
+            oss.region = fc.region;
         }
         Lake::open_with(&self.opts.dest, &oss)
     }

@@ -146,3 +146,19 @@ impl LogWriters {
         })
     }
 }
+
+/// A column of an access batch, by name and type, for the rollups computed from it (traffic,
+/// sketches). A mismatch is a programming error between the access schema and a rollup, reported
+/// rather than panicking.
+pub(crate) fn access_column<'a, T: 'static>(
+    batch: &'a arrow_array::RecordBatch,
+    name: &'static str,
+) -> Result<&'a T> {
+    batch
+        .column_by_name(name)
+        .and_then(|c| c.as_any().downcast_ref::<T>())
+        .ok_or(crate::error::Error::Rollup {
+            column: name,
+            reason: "missing from the access batch or of another type",
+        })
+}

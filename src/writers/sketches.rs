@@ -24,7 +24,7 @@ use tokio::runtime::Handle;
 
 use crate::access::block::ParsedBlock;
 use crate::access::time::PartitionTz;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::lake::commit::Staged;
 use crate::lake::layout::FileLayout;
 use crate::lake::store::Lake;
@@ -32,6 +32,7 @@ use crate::sketch::heavy::{Counts, Summary, CAPACITY};
 use crate::sketch::hll::{self, Hll};
 use crate::tables::top::{DIMENSIONS, TOP};
 use crate::tables::visitors::VISITORS;
+use crate::writers::access_column as column;
 use crate::writers::parquet::{writer_properties, ParquetOptions, PartFile};
 
 /// The summaries of one partition hour.
@@ -57,16 +58,6 @@ pub struct BlockHour {
     pub dims: [Summary; DIMENSIONS.len()],
     pub ips: Hll,
     pub requests: i64,
-}
-
-fn column<'a, T: 'static>(batch: &'a RecordBatch, name: &'static str) -> Result<&'a T> {
-    batch
-        .column_by_name(name)
-        .and_then(|c| c.as_any().downcast_ref::<T>())
-        .ok_or(Error::Rollup {
-            column: name,
-            reason: "missing from the access batch or of another type",
-        })
 }
 
 /// Summarises the rows of a parsed block (pure; runs on the parse pool).

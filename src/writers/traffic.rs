@@ -27,6 +27,7 @@ use crate::lake::commit::Staged;
 use crate::lake::layout::FileLayout;
 use crate::lake::store::Lake;
 use crate::tables::traffic::{idx, rt_bucket, MinuteStats, COUNTERS, TRAFFIC};
+use crate::writers::access_column as column;
 use crate::writers::parquet::{writer_properties, ParquetOptions, PartFile};
 
 /// The 60 minutes of one partition hour.
@@ -41,16 +42,6 @@ struct Hour {
 pub struct TrafficAccumulator {
     tz: PartitionTz,
     hours: BTreeMap<i64, Hour>,
-}
-
-fn column<'a, T: 'static>(batch: &'a RecordBatch, name: &'static str) -> Result<&'a T> {
-    batch
-        .column_by_name(name)
-        .and_then(|c| c.as_any().downcast_ref::<T>())
-        .ok_or(Error::Rollup {
-            column: name,
-            reason: "missing from the access batch or of another type",
-        })
 }
 
 impl TrafficAccumulator {

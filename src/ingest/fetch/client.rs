@@ -101,18 +101,7 @@ pub fn client(opts: &HttpOptions) -> Result<reqwest::Client> {
         })
 }
 
-/// A reqwest error as text, without the URL (it may carry the signature) but with its causes.
+/// A reqwest error as one line, without the URL (it may carry the signature).
 pub(super) fn describe(e: reqwest::Error) -> String {
-    let e = e.without_url();
-    let mut msg = e.to_string();
-    let mut src = std::error::Error::source(&e);
-    while let Some(s) = src {
-        let t = s.to_string();
-        if !msg.contains(&t) {
-            msg.push_str(": ");
-            msg.push_str(&t);
-        }
-        src = s.source();
-    }
-    msg
+    crate::error::http_error_line(e)
 }

@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
-"""Kill points tried, and Spark/DuckDB reads of `lake/access` that failed after them.
+"""Kill points tried, and Spark/DuckDB reads of the lake's tables that failed after them.
 
 Converts a large generated log into a local lake, kills `cdnlake convert` with SIGKILL at N
-seeded random points of the run, and after each kill reads the access table the way a Hive-style
-reader does: Apache Spark (`spark.read.parquet("lake/access").count()`, master local[1]) and
+seeded random points of the run, and after each kill reads the table folders (`access`, counted;
+`traffic`, `heavy_hitters`, `visitors`, read) the way a Hive-style reader does: Apache Spark (`spark.read.parquet("lake/access").count()`, master local[1]) and
 DuckDB (`read_parquet('lake/access/**/*.parquet', hive_partitioning = true)`). A reader that takes
 a half-written file (object_store's local `x.parquet#1`) fails; cdnlake stages a local run's
 objects under `_staging/` and renames them into place at the commit, so none should.
@@ -115,13 +115,20 @@ def main():
                  .config("spark.sql.shuffle.partitions", "1").getOrCreate())
         spark.sparkContext.setLogLevel("OFF")
         access = str(lake / "access")
+        # Every table folder a run writes is read (a failure in any counts); access is counted.
+        others = [str(lake / t) for t in ("traffic", "heavy_hitters", "visitors")]
 
         def spark_count():
+            for folder in others:
+                spark.read.parquet(folder).count()
             return spark.read.parquet(access).count()
 
         def duckdb_count():
             con = duckdb.connect()
             try:
+                for folder in others:
+                    con.execute("SELECT count(*) FROM read_parquet(?, hive_partitioning = true)",
+                                [folder + "/**/*.parquet"]).fetchone()
                 return con.execute(
                     "SELECT count(*) FROM read_parquet(?, hive_partitioning = true)",
                     [access + "/**/*.parquet"]).fetchone()[0]

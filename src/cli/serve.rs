@@ -69,11 +69,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
         credentials: oss
             .credentials
             .as_ref()
-            .map(|c| cdnlake::cloud::acs3::Credentials {
-                access_key_id: c.key_id.clone(),
-                access_key_secret: c.secret.clone(),
-                security_token: c.token.clone(),
-            }),
+            .map(cdnlake::cloud::acs3::Credentials::from),
     };
     let opts = ServerOptions {
         dest: common.dest.clone(),

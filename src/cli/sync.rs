@@ -97,7 +97,8 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
     if domains.is_empty() {
         bail!("--domain is empty: name at least one domain");
     }
-    let creds = credentials_from_env().context(
+    // The same ALIBABA_CLOUD_* variables as OSS (never flags: they would show in `ps`).
+    let creds = oss.credentials.as_ref().map(Credentials::from).context(
         "sync needs ALIBABA_CLOUD_ACCESS_KEY_ID and ALIBABA_CLOUD_ACCESS_KEY_SECRET \
          (a RAM identity allowed cdn:DescribeCdnDomainLogs)",
     )?;
@@ -160,15 +161,6 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
 
 fn env(k: &str) -> Option<String> {
     std::env::var(k).ok().filter(|v| !v.is_empty())
-}
-
-/// API credentials from the `ALIBABA_CLOUD_*` variables (never flags: they would show in `ps`).
-fn credentials_from_env() -> Option<Credentials> {
-    Some(Credentials {
-        access_key_id: env("ALIBABA_CLOUD_ACCESS_KEY_ID")?,
-        access_key_secret: env("ALIBABA_CLOUD_ACCESS_KEY_SECRET")?,
-        security_token: env("ALIBABA_CLOUD_SECURITY_TOKEN"),
-    })
 }
 
 fn instant(b: Bound, tz: cdnlake::access::time::PartitionTz) -> DateTime<Utc> {

@@ -40,6 +40,18 @@ use crate::lake::descriptor::Descriptor;
 use crate::lake::manifest::Manifest;
 use crate::lake::store::Lake;
 
+/// The same AccessKey (or STS token) for the cloud APIs as for OSS: one set of credentials
+/// comes from the environment or from FC's headers, and both signers take it.
+impl From<&crate::lake::store::Credentials> for crate::cloud::acs3::Credentials {
+    fn from(c: &crate::lake::store::Credentials) -> Self {
+        crate::cloud::acs3::Credentials {
+            access_key_id: c.key_id.clone(),
+            access_key_secret: c.secret.clone(),
+            security_token: c.token.clone(),
+        }
+    }
+}
+
 /// Manifest reads in flight during the check: enough to hide a store's latency (a month of
 /// one domain is 720 files), few enough not to be throttled.
 const CHECKS_IN_FLIGHT: usize = 16;

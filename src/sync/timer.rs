@@ -95,11 +95,7 @@ impl TimerSync {
         let creds = fc
             .credentials
             .as_ref()
-            .map(|c| acs3::Credentials {
-                access_key_id: c.key_id.clone(),
-                access_key_secret: c.secret.clone(),
-                security_token: c.token.clone(),
-            })
+            .map(acs3::Credentials::from)
             .or_else(|| cfg.credentials.clone())
             .ok_or_else(|| Error::Config {
                 setting: "credentials",

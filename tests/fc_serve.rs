@@ -409,12 +409,22 @@ async fn start_cdnlake_with(s3_port: u16, http: HttpOptions) -> Cdnlake {
 
 /// The server, given the lake settings `lake` (`--partition-by`, `--partition-tz`).
 async fn start_cdnlake_for(s3_port: u16, http: HttpOptions, lake: Wanted) -> Cdnlake {
+    start_cdnlake_into(s3_port, http, lake, format!("oss://{BUCKET}/pre")).await
+}
+
+/// The server, writing to `dest` (the OSS bucket, or a local folder).
+async fn start_cdnlake_into(
+    s3_port: u16,
+    http: HttpOptions,
+    lake: Wanted,
+    dest: String,
+) -> Cdnlake {
     logs();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let client = object_store::ClientOptions::new().with_dns_resolver(Arc::new(Loopback));
     let opts = ServerOptions {
-        dest: format!("oss://{BUCKET}/pre"),
+        dest,
         handler: HandlerOptions {
             allow: AllowList::from_patterns(["127.0.0.1", "localhost"]).unwrap(),
             http,
@@ -1320,4 +1330,72 @@ async fn serve_follows_the_lake_descriptor() {
             .all(|k| k.contains("/dt=2015-06-09/") && !k.contains("hour=")),
         "{keys:?}"
     );
+}
+
+/// FC delivers an event more than once, and the timer's sync may race the CDN's own event: 8
+/// identical invocations in flight at once, into a local folder and into the OSS bucket, all
+/// succeed (200), and the lake holds every line once with nothing left under `_staging/`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn eight_identical_invocations_at_once_all_succeed_exactly() {
+    let text = log_text(20_000);
+    let data = gzip(&text);
+    let size = data.len();
+    let lines = 20_000u64;
+    let rejected = (0..lines).filter(|i| i % 7 == 3).count() as u64;
+    let logsrv = start_log_server(HashMap::from([(NAME.to_string(), data)])).await;
+    let s3 = start_s3().await;
+    let local = tempfile::tempdir().unwrap();
+    let stem = NAME.trim_end_matches(".gz");
+    for (dest, dir, lake) in [
+        (
+            local.path().join("lake").to_string_lossy().to_string(),
+            local.path().to_path_buf(),
+            "lake",
+        ),
+        (format!("oss://{BUCKET}/pre"), s3.bucket_dir(), "pre"),
+    ] {
+        let app = start_cdnlake_into(
+            s3.port,
+            HttpOptions::default(),
+            Wanted::default(),
+            dest.clone(),
+        )
+        .await;
+        let body = envelope(&[log_event(
+            &format!("http://{}/ok/{NAME}", logsrv.addr),
+            Some(size),
+            "log-dup",
+        )]);
+        let replies = futures::future::join_all((0..8).map(|_| invoke(app.addr, &body))).await;
+        for r in &replies {
+            assert_eq!(r.status, 200, "{dest}: {}", r.body);
+            let report: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+            assert_eq!(report["reports"][0]["log"]["lines"], lines, "{dest}");
+        }
+        app.shutdown().await;
+
+        let v = common::duckdb_script(&dir, lake, "duckdb_check.py", &[]);
+        assert_eq!(v["rows"].as_u64(), Some(lines - rejected), "{dest}: {v}");
+        assert_eq!(v["distinct_lines"], v["rows"], "{dest}: duplicates {v}");
+        let root = dir.join(lake);
+        let manifest = root.join(format!("_manifests/www.example.com/2015_06_09/{stem}.json"));
+        let m: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&manifest).unwrap()).unwrap();
+        assert_eq!(m["rows"].as_u64(), Some(lines - rejected), "{dest}");
+        for o in m["objects"].as_array().unwrap() {
+            let f = root.join(o["key"].as_str().unwrap());
+            assert_eq!(
+                std::fs::metadata(&f).map(|m| m.len()).ok(),
+                o["bytes"].as_u64(),
+                "{dest}: {f:?}"
+            );
+        }
+        let left = common::files_under(&root.join("_staging"));
+        assert!(left.is_empty(), "{dest}: left in _staging/: {left:?}");
+        let partial: Vec<String> = common::files_under(&root)
+            .into_iter()
+            .filter(|f| f.contains('#'))
+            .collect();
+        assert!(partial.is_empty(), "{dest}: {partial:?}");
+    }
 }

@@ -752,3 +752,93 @@ async fn fan_out_on_fc_then_the_timer_heals_what_is_lost() {
     assert_eq!(status, 404);
     assert!(text.contains("CDNLAKE_SYNC_DOMAINS"), "{text}");
 }
+
+/// The end of a listing is the service's word, never a page's length: pages capped below the
+/// asked size (with `Total` right) and answers without `Total` still list every file, while a
+/// `Total` that changes between pages (a log expired mid-listing, shifting the pages) fails
+/// that domain instead of reporting a window complete that it did not see whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listing_follows_the_services_count_not_a_short_page() {
+    let w = world().await;
+    let inside = w.inside().count();
+    let requests = || w.cdn.state.requests.lock().unwrap().len();
+
+    // `--page-size 4`, pages capped at 3: 3 + 3 + 3 + 1 of 10, all four pages read.
+    *w.cdn.state.page_cap.lock().unwrap() = Some(3);
+    let (o, v) = w.run(w.sync_args(&["--dry-run"])).await;
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(v["listed"].as_u64(), Some(inside as u64), "{v}");
+    assert_eq!(actions(&v).len(), inside);
+    assert_eq!(requests(), 4);
+
+    // No `PageInfos` at all: read on to the first empty page (4 + 4 + 2, then 0).
+    *w.cdn.state.page_cap.lock().unwrap() = None;
+    w.cdn
+        .state
+        .omit_total
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let (o, v) = w.run(w.sync_args(&["--dry-run"])).await;
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(v["listed"].as_u64(), Some(inside as u64), "{v}");
+    assert_eq!(requests(), 4 + 4);
+
+    // `Total` drops from 10 to 9 between pages: the domain fails, by name, with exit 1, and
+    // nothing is converted on the strength of a partial list.
+    w.cdn
+        .state
+        .omit_total
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+    w.cdn
+        .state
+        .expire_mid_listing
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let (o, v) = w.run(w.sync_args(&[])).await;
+    assert_eq!(o.status.code(), Some(1), "{v}");
+    let errors = v["listing_errors"].as_array().unwrap();
+    assert_eq!(errors.len(), 1, "{v}");
+    assert_eq!(errors[0]["domain"], DOMAIN);
+    let e = errors[0]["error"].as_str().unwrap();
+    assert!(e.contains("PageInfos.Total changed from 10 to 9"), "{e}");
+    assert_eq!(v["converted"].as_u64(), Some(0), "{v}");
+    assert!(w.manifests().is_empty());
+}
+
+/// The hourly timer's sync may race the CDN's own events for the same files: a converting
+/// `sync` and `serve` handling every file's event at the same time both succeed, and the lake
+/// holds every row once, with nothing left under `_staging/`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sync_racing_the_events_of_the_same_files_is_exact() {
+    let w = world().await;
+    let fc = start_fc_api().await;
+    // The events of the window's files, as FC would deliver them.
+    let fc_args = [
+        "--invoke-fc",
+        "cdnlake",
+        "--fc-endpoint",
+        &fc.endpoint(),
+        "--qualifier",
+        "prod",
+    ];
+    let (o, _) = w.run(w.sync_args(&fc_args)).await;
+    assert!(o.status.success(), "{}", stderr(&o));
+    let calls = fc.state.invocations.lock().unwrap().clone();
+    assert_eq!(calls.len(), 10);
+
+    let serve = start_serve(&w, &fc).await;
+    let events = futures::future::join_all(calls.iter().map(|c| async {
+        post(
+            &serve.addr,
+            c.body.clone(),
+            &[("x-fc-request-id", &c.task_id)],
+        )
+        .await
+    }));
+    let ((o, v), replies) = tokio::join!(w.run(w.sync_args(&["--jobs", "2"])), events);
+    assert!(o.status.success(), "{}\n{v}", stderr(&o));
+    for (status, text) in replies {
+        assert_eq!(status, 200, "{text}");
+    }
+    w.assert_complete();
+    let left = files_under(&w.lake().join("_staging"));
+    assert!(left.is_empty(), "left in _staging/: {left:?}");
+}

@@ -246,11 +246,15 @@ fn damage_and_orphans_are_named_and_repaired_from_the_raw_dumps() {
         vec![staged.to_string(), stray.to_string()]
     );
     assert_eq!(v["unrepairable"].as_array().unwrap().len(), 0);
+    // The stray goes by a store request; the staged leftover by the staging cleaner, which
+    // removes dead runs' files on the file system under the lock runs register with.
     let r = &v["requests_by_kind"];
     assert!(
-        r["delete"].as_u64().unwrap() >= 2 && r["put"].as_u64().unwrap() > 0,
+        r["delete"].as_u64().unwrap() >= 1 && r["put"].as_u64().unwrap() > 0,
         "{v}"
     );
+    assert!(!lake.join(staged).exists());
+    assert!(!lake.join(stray).exists());
 
     let (o, v) = verify(tmp.path(), &[]);
     assert!(o.status.success(), "{v}");
@@ -606,4 +610,44 @@ fn a_day_lake_verifies_and_repairs_in_its_layout() {
     assert_eq!(tables(&lake), original);
     let (o, _) = verify(tmp.path(), &[]);
     assert!(o.status.success());
+}
+
+/// What a live run is staging is not a leftover: `verify` does not call it an orphan and
+/// `--repair` leaves it, while the same folder of a run that has died (its lock released, as
+/// the kernel does when a process dies) is reported and removed.
+#[test]
+fn a_live_runs_staging_is_left_alone_and_a_dead_ones_removed() {
+    let tmp = tempfile::tempdir().unwrap();
+    lake_of_three(tmp.path());
+    let lake = tmp.path().join("lake");
+    let group = lake.join("_staging/cdn.example.com/2024_03_05/f");
+    let staged = "_staging/cdn.example.com/2024_03_05/f/run-1-2-3/access/domain=cdn.example.com/dt=2024-03-05/hour=08/f.parquet";
+    std::fs::create_dir_all(lake.join(staged).parent().unwrap()).unwrap();
+    std::fs::write(lake.join(staged), b"being written").unwrap();
+    // This test process holds the run's lock, as the run's own process would.
+    let lock = std::fs::File::create(group.join("run-1-2-3.lock")).unwrap();
+    lock.lock().unwrap();
+
+    let (o, v) = verify(tmp.path(), &["--repair"]);
+    assert!(o.status.success(), "{v} {}", stderr(&o));
+    assert_eq!(v["whole"], true, "{v}");
+    assert_eq!(v["orphans"].as_array().unwrap().len(), 0, "{v}");
+    assert!(lake.join(staged).is_file());
+
+    drop(lock);
+    let (o, v) = verify(tmp.path(), &[]);
+    assert!(!o.status.success());
+    assert_eq!(
+        strings(&v["orphans"]),
+        vec![
+            "_staging/cdn.example.com/2024_03_05/f/run-1-2-3.lock".to_string(),
+            staged.to_string()
+        ],
+        "{v}"
+    );
+    let (o, v) = verify(tmp.path(), &["--repair"]);
+    assert!(o.status.success(), "{v} {}", stderr(&o));
+    assert_eq!(files_under(&lake.join("_staging")), Vec::<String>::new());
+    let (o, v) = verify(tmp.path(), &[]);
+    assert!(o.status.success(), "{v}");
 }

@@ -8,7 +8,7 @@
 //! select the window. [`LogInfo::name_matches_times`] cross-checks the two.
 //!
 //! The API keeps 31 days of logs and pages its answer (`PageSize` up to 1000, `PageNumber`
-//! from 1, `PageInfos.Total`); [`list_logs`] reads every page.
+//! from 1, `PageInfos.Total`); [`list_logs`] reads every page, up to the service's own count.
 
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use serde::Deserialize;
@@ -218,6 +218,12 @@ pub fn api_time(t: DateTime<Utc>) -> String {
 
 /// Every log file of `domain` whose hour the API places in `[from, to)`, all pages read, each
 /// name once (in the order of `StartTime`, then name).
+///
+/// The end of the list is the service's word, never a page's length: pages are read until
+/// `PageInfos.Total` entries have come (a page shorter than `PageSize` is not the end; the
+/// service may cap its pages), or, when the service gives no `Total`, until a page comes back
+/// empty. An empty page before `Total` is reached, or a `Total` that changes between pages, is
+/// an error for this domain, never a short success: `sync` exists to prove a window complete.
 pub async fn list_logs(
     client: &ApiClient,
     domain: &str,
@@ -229,6 +235,9 @@ pub async fn list_logs(
     let (start, end, size) = (api_time(from), api_time(to), page_size.to_string());
     let mut out: Vec<LogInfo> = Vec::new();
     let mut seen = std::collections::HashSet::new();
+    // Entries received (duplicates included: the service counts them) and the service's count.
+    let mut received: u64 = 0;
+    let mut total: Option<u64> = None;
     for number in 1..=MAX_PAGES {
         let page_number = number.to_string();
         let query = [
@@ -267,17 +276,45 @@ pub async fn list_logs(
             },
             other => other,
         })?;
-        let got = page.logs.len();
+        let got = page.logs.len() as u64;
+        received += got;
         for log in page.logs {
             if seen.insert(log.name.clone()) {
                 out.push(log);
             }
         }
         tracing::debug!(domain, page = number, got, total = ?page.total, "listed a page");
-        let all_read = page
-            .total
-            .is_some_and(|t| (number as u64) * (page_size as u64) >= t);
-        if got < page_size as usize || all_read {
+        if number == 1 {
+            total = page.total;
+        }
+        let fail = |reason: String| Error::Api {
+            action: ACTION.into(),
+            endpoint: client.endpoint().to_string(),
+            reason: format!("{domain}: {reason}"),
+            // Files come and go while a window is listed (a new hour lands, an old one
+            // expires); a listing taken again is consistent.
+            retryable: true,
+        };
+        if page.total != total {
+            return Err(fail(format!(
+                "PageInfos.Total changed from {} to {} on page {number}: the list moved while it was read",
+                show(total),
+                show(page.total)
+            )));
+        }
+        // A page may be shorter than asked for (the service caps it): only the service's own
+        // count, or without one an empty page, says the list has ended.
+        let done = match total {
+            Some(t) if received >= t => true,
+            Some(t) if got == 0 => {
+                return Err(fail(format!(
+                    "page {number} is empty but PageInfos.Total says {t} and only {received} were listed"
+                )))
+            }
+            Some(_) => false,
+            None => got == 0,
+        };
+        if done {
             out.sort_by(|a, b| a.start.cmp(&b.start).then_with(|| a.name.cmp(&b.name)));
             return Ok(out);
         }
@@ -288,6 +325,11 @@ pub async fn list_logs(
         reason: format!("{domain}: more than {MAX_PAGES} pages; narrow the window"),
         retryable: false,
     })
+}
+
+/// A `PageInfos.Total` as a message shows it.
+fn show(total: Option<u64>) -> String {
+    total.map_or_else(|| "none".to_string(), |t| t.to_string())
 }
 
 #[cfg(test)]

@@ -150,9 +150,10 @@ pub fn convert_reader(
     let started = Instant::now();
     let manifest_key = layout.manifest();
     let previous = read_manifest(lake, rt, &manifest_key)?;
-    // This file's uploads stage in a folder of their own, emptied of what a killed run left.
-    let lake = &lake.for_work(layout.staging_group());
-    lake.clear_staging()?;
+    // This run's uploads stage in a folder of its own (other runs of the same file may be in
+    // flight); what killed runs of this file left is removed first, a partial manifest too.
+    let lake = &lake.for_work(layout.staging_group())?;
+    lake.remove_partial_writes(&manifest_key)?;
 
     // Read: tee into the raw dump, gunzip, frame, parse in parallel, write in line order.
     let raw = ObjectSink::create(lake, layout.raw(), rt)?;
@@ -205,10 +206,7 @@ pub fn convert_reader(
     let removed = replace_manifest(lake, rt, &manifest_key, previous.as_ref(), &manifest, |k| {
         layout.owns(k)
     })?;
-    // Every staged object was renamed into place; what is left is empty folders.
-    if let Err(e) = lake.clear_staging() {
-        tracing::warn!(error = %e, "could not remove the emptied staging folder");
-    }
+    // Every staged object was renamed into place; the run's folder goes when `lake` is dropped.
     Ok(RunReport::of(
         &manifest,
         relative(&lake.prefix, &manifest_key),

@@ -7,4 +7,5 @@ pub mod dest;
 pub mod layout;
 pub mod manifest;
 pub mod sink;
+pub(crate) mod staging;
 pub mod store;

@@ -57,7 +57,7 @@ impl ObjectSink {
         Ok(ObjectSink {
             store: lake.store.clone(),
             rt: rt.clone(),
-            write_key: lake.write_key(&key),
+            write_key: lake.write_key(&key)?,
             key,
             part_size: lake.part_size,
             buf: Vec::new(),

@@ -8,6 +8,7 @@ use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 
 use super::dest::Destination;
+use super::staging::StagingRun;
 use crate::error::{Error, Result};
 
 /// A lake destination: the store, the prefix every key goes under, and the URL it came from.
@@ -21,17 +22,14 @@ pub struct Lake {
     /// into place at commit: object_store's local store would write them next to their final
     /// name (`x.parquet#1`), inside the partition folders that Spark and Hive read whole.
     pub(crate) local_root: Option<std::path::PathBuf>,
-    /// The unit of work this handle stages for (`<domain>/<date>/<stem>` of a log file): its
-    /// staging folder, cleared when the same work starts again after a crash.
-    pub(crate) staging_group: Vec<String>,
+    /// The run this handle stages for (local destinations, from [`Lake::for_work`]): its own
+    /// folder under `_staging/`, removed when the last handle of the run is dropped.
+    pub(crate) staging: Option<Arc<StagingRun>>,
     /// Part size of multipart uploads ([`PART_SIZE`](super::sink::PART_SIZE) unless changed).
     pub(crate) part_size: usize,
 }
 
-/// The folder, under a destination, where a local destination stages objects before the commit
-/// renames them into place. Readers never look there: DuckDB globs the table folders, and Spark
-/// and Hive skip names that start with `_`.
-pub const STAGING: &str = "_staging";
+pub use super::staging::STAGING;
 
 impl std::fmt::Debug for Lake {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -143,7 +141,7 @@ impl Lake {
             prefix: Path::from(prefix),
             url: url.into(),
             local_root: None,
-            staging_group: Vec::new(),
+            staging: None,
             part_size: super::sink::PART_SIZE,
         };
         let dest = Destination::parse(url)?;
@@ -201,12 +199,19 @@ impl Lake {
         }
     }
 
-    /// The same destination, staging for one unit of work (a log file: `domain/date/stem`).
-    pub fn for_work<'a>(&self, group: impl IntoIterator<Item = &'a str>) -> Lake {
-        Lake {
-            staging_group: group.into_iter().map(str::to_string).collect(),
+    /// The same destination, staging for one run of a unit of work (a log file:
+    /// `domain/date/stem`; events: `audit`). On a local destination this claims a staging
+    /// folder of the run's own and first removes what dead runs of the same work left there
+    /// (see [`super::staging`]); concurrent runs of the same work never touch each other's.
+    pub fn for_work<'a>(&self, group: impl IntoIterator<Item = &'a str>) -> Result<Lake> {
+        let Some(root) = &self.local_root else {
+            return Ok(self.clone());
+        };
+        let group: Vec<String> = group.into_iter().map(str::to_string).collect();
+        Ok(Lake {
+            staging: Some(Arc::new(StagingRun::start(root, &group)?)),
             ..self.clone()
-        }
+        })
     }
 
     /// The same destination with another multipart part size (tests use small parts to reach
@@ -219,41 +224,99 @@ impl Lake {
     }
 
     /// Where an object is written until the commit: the key itself on an object store (whose
-    /// uploads are invisible until completed); on a local destination a key under
-    /// [`STAGING`], in this unit of work's folder.
-    pub(crate) fn write_key(&self, key: &Path) -> Path {
+    /// uploads are invisible until completed); on a local destination a key in this run's
+    /// folder under [`STAGING`]. A local write outside a run is a bug, not a fallback: it
+    /// would stage where another run may remove it.
+    pub(crate) fn write_key(&self, key: &Path) -> Result<Path> {
         if self.local_root.is_none() {
-            return key.clone();
+            return Ok(key.clone());
         }
+        let Some(run) = &self.staging else {
+            return Err(Error::Internal(format!(
+                "local write of {key} outside a staging run"
+            )));
+        };
         let rel = key
             .prefix_match(&self.prefix)
             .map(|p| p.collect::<Vec<_>>());
         let mut parts: Vec<object_store::path::PathPart<'_>> = self.prefix.parts().collect();
-        parts.push(STAGING.into());
-        parts.extend(self.staging_group.iter().map(|g| g.as_str().into()));
+        parts.extend(run.key_parts());
         match rel {
             Some(rel) => parts.extend(rel),
             None => parts.extend(key.parts()),
         }
-        Path::from_iter(parts)
+        Ok(Path::from_iter(parts))
     }
 
-    /// Removes what a killed run of this unit of work left in its staging folder (local
-    /// destinations; an object store's incomplete uploads are invisible and expire by the
-    /// bucket's lifecycle rule, see deploy/README.md).
-    pub fn clear_staging(&self) -> Result<()> {
-        let (Some(root), false) = (&self.local_root, self.staging_group.is_empty()) else {
+    /// Whether this is a local folder (whose uploads stage under `_staging/`).
+    pub fn is_local(&self) -> bool {
+        self.local_root.is_some()
+    }
+
+    /// Runs under `_staging/` whose process is alive, as key prefixes relative to the
+    /// destination; none on an object store.
+    pub fn live_staging_runs(&self) -> Result<Vec<String>> {
+        match &self.local_root {
+            Some(root) => super::staging::live_runs(root),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// Removes what dead runs left under `_staging/` (never a live run's folder); returns the
+    /// keys removed, relative to the destination.
+    pub fn remove_dead_staging(&self) -> Result<Vec<String>> {
+        match &self.local_root {
+            Some(root) => super::staging::remove_dead(root),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// Removes `key#<n>` files next to `key` on a local destination: object_store's local store
+    /// writes a whole object there before renaming it, and versions before per-run staging
+    /// wrote manifests that way, so a kill could leave one beside the manifest.
+    pub fn remove_partial_writes(&self, key: &Path) -> Result<()> {
+        let Some(root) = &self.local_root else {
             return Ok(());
         };
-        let mut dir = root.join(STAGING);
-        for g in &self.staging_group {
-            dir.push(object_store::path::PathPart::from(g.as_str()).as_ref());
+        let mut file = root.clone();
+        for p in key.parts() {
+            file.push(p.as_ref());
         }
-        match std::fs::remove_dir_all(&dir) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(source) => Err(Error::Io { path: dir, source }),
+        let (Some(dir), Some(name)) = (file.parent(), file.file_name()) else {
+            return Ok(());
+        };
+        let name = name.to_string_lossy();
+        let entries = match std::fs::read_dir(dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(source) => {
+                return Err(Error::Io {
+                    path: dir.to_path_buf(),
+                    source,
+                })
+            }
+        };
+        for e in entries.flatten() {
+            let n = e.file_name().to_string_lossy().to_string();
+            let partial = n
+                .strip_prefix(name.as_ref())
+                .and_then(|r| r.strip_prefix('#'));
+            if partial.is_some_and(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit())) {
+                match std::fs::remove_file(e.path()) {
+                    Ok(()) => {
+                        tracing::info!(file = %e.path().display(), "removed a partial write of a killed run")
+                    }
+                    Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(source) => {
+                        return Err(Error::Io {
+                            path: e.path(),
+                            source,
+                        })
+                    }
+                }
+            }
         }
+        Ok(())
     }
 
     /// The full key of a key relative to the destination, as manifests list them. Those keys
@@ -277,13 +340,37 @@ impl Lake {
         }
     }
 
-    /// Writes a whole (small) object in one request.
+    /// Writes a whole (small) object in one request. On a local destination it is written in
+    /// the run's staging folder and renamed into place (a run of its own when this handle has
+    /// none), so a kill never leaves object_store's `key#<n>` in-progress file where readers
+    /// and the next run would find it.
     pub async fn put(&self, key: &Path, data: Vec<u8>) -> Result<()> {
-        self.store
-            .put(key, PutPayload::from(data))
+        if self.local_root.is_none() {
+            return self
+                .store
+                .put(key, PutPayload::from(data))
+                .await
+                .map(|_| ())
+                .map_err(|source| store_error("write", key, source));
+        }
+        let run;
+        let lake = match &self.staging {
+            Some(_) => self,
+            None => {
+                run = self.for_work(["lake"])?;
+                &run
+            }
+        };
+        let staged = lake.write_key(key)?;
+        lake.store
+            .put(&staged, PutPayload::from(data))
             .await
-            .map(|_| ())
-            .map_err(|source| store_error("write", key, source))
+            .map_err(|source| store_error("write", key, source))?;
+        super::staging::stall_point("put", key.as_ref());
+        lake.store
+            .rename(&staged, key)
+            .await
+            .map_err(|source| store_error("publish", key, source))
     }
 
     /// Deletes an object; a missing object is not an error (deletes must be idempotent).

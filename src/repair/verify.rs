@@ -563,12 +563,17 @@ pub async fn verify(lake: &Lake, select: &Selection) -> Result<Verification> {
         .iter()
         .map(|(k, _)| k.as_str())
         .collect();
-    let orphans = find_orphans(
+    // What a live run is staging is its own, not a leftover (a conversion may be running now).
+    let live = lake.live_staging_runs()?;
+    let orphans: Vec<String> = find_orphans(
         listed.iter().map(|(k, _)| k.as_str()),
         &listed_by,
         &unreadable,
         domains.as_ref(),
-    );
+    )
+    .into_iter()
+    .filter(|k| !held_by_live_run(k, &live))
+    .collect();
 
     Ok(Verification {
         manifests: entries.len() + manifests.unreadable.len(),
@@ -582,11 +587,27 @@ pub async fn verify(lake: &Lake, select: &Selection) -> Result<Verification> {
     })
 }
 
+/// Whether `key` is a live run's staging folder or lock file (`live`: run prefixes from
+/// [`Lake::live_staging_runs`]).
+fn held_by_live_run(key: &str, live: &[String]) -> bool {
+    live.iter().any(|run| {
+        key.strip_prefix(run.as_str())
+            .is_some_and(|rest| rest == ".lock" || rest.starts_with('/'))
+    })
+}
+
 /// Deletes the orphans and converts every damaged file again from its raw dump. Runs on the
 /// calling thread (the conversions block), so not on a runtime worker.
 pub fn repair(lake: &Lake, rt: &Handle, v: &mut Verification) -> Result<()> {
     let mut removed = Vec::new();
-    for key in &v.orphans {
+    // Leftovers under a local `_staging/` go together, under the lock runs register with, so
+    // a run starting meanwhile is never taken for one; a run still alive keeps its folder.
+    let staged = |k: &String| k.starts_with(&format!("{STAGING}/"));
+    if lake.is_local() && v.orphans.iter().any(staged) {
+        lake.remove_dead_staging()?;
+        removed.extend(v.orphans.iter().filter(|k| staged(k)).cloned());
+    }
+    for key in v.orphans.iter().filter(|k| !(lake.is_local() && staged(k))) {
         // Never anything outside the table folders and `_staging/`.
         if !in_orphan_folders(key) {
             tracing::warn!(%key, "not deleting a key outside the table folders");

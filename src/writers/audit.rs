@@ -71,6 +71,9 @@ pub fn malformed_key(prefix: &Path, m: &Malformed) -> Path {
     )
 }
 
+/// The unit of work events stage under on a local destination (`_staging/audit/run-…/`).
+const AUDIT_STAGING: &str = "audit";
+
 /// Keeps an element that could not be read, as received (signed query redacted), so that no
 /// event CDN sent is lost. Returns the key written, relative to the destination.
 pub fn record_malformed(lake: &Lake, rt: &Handle, m: &Malformed) -> Result<String> {
@@ -79,6 +82,7 @@ pub fn record_malformed(lake: &Lake, rt: &Handle, m: &Malformed) -> Result<Strin
         what: format!("malformed events[{}]", m.index),
         source,
     })?;
+    let lake = &lake.for_work([AUDIT_STAGING])?;
     let mut commit = Commit::new();
     commit.stage(staged_bytes(lake, rt, k, &body, None)?);
     let keys = commit.publish(lake)?;
@@ -206,7 +210,8 @@ pub fn parquet_bytes(table: &Table, batch: &RecordBatch, key: &str) -> Result<Ve
 }
 
 /// Stages what the lake keeps of one event: the event itself (redacted) and, for cache and
-/// domain events, its audit rows.
+/// domain events, its audit rows. On a local destination `lake` must be a run's handle
+/// ([`Lake::for_work`]), as [`record_event`] makes.
 pub fn stage_event(lake: &Lake, rt: &Handle, ev: &Event, tz: PartitionTz) -> Result<Vec<Staged>> {
     let mut out = Vec::new();
     let k = event_key(&lake.prefix, ev, tz);
@@ -226,6 +231,7 @@ pub fn stage_event(lake: &Lake, rt: &Handle, ev: &Event, tz: PartitionTz) -> Res
 /// Writes what the lake keeps of one event ([`stage_event`]), committed at once. Returns the
 /// keys written, relative to the destination.
 pub fn record_event(lake: &Lake, rt: &Handle, ev: &Event, tz: PartitionTz) -> Result<Vec<String>> {
+    let lake = &lake.for_work([AUDIT_STAGING])?;
     let mut commit = Commit::new();
     commit.stage_all(stage_event(lake, rt, ev, tz)?);
     Ok(commit.publish(lake)?.into_iter().map(|o| o.key).collect())

@@ -14,7 +14,7 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -215,6 +215,13 @@ pub struct CdnState {
     /// 1-based numbers of the requests to answer with `Throttling.User`.
     pub throttle: Mutex<HashSet<usize>>,
     pub throttled: AtomicUsize,
+    /// Answers at most this many entries a page, whatever `PageSize` asked (and pages by it).
+    pub page_cap: Mutex<Option<usize>>,
+    /// Leaves `PageInfos` out of every answer, as the API may.
+    pub omit_total: AtomicBool,
+    /// From the second page of a listing on, the window's oldest file has expired: the list
+    /// shifts by one and `Total` drops by one, as when the CDN deletes a log mid-listing.
+    pub expire_mid_listing: AtomicBool,
     nonces: Mutex<HashSet<String>>,
 }
 
@@ -318,7 +325,15 @@ async fn cdn_answer(st: &CdnState, req: Request<hyper::body::Incoming>) -> Respo
         .filter(|f| &f.domain == domain && f.start >= start && f.start < end)
         .collect();
     matching.sort_by(|a, b| a.start.cmp(&b.start).then_with(|| a.name.cmp(&b.name)));
+    if page > 1 && st.expire_mid_listing.load(Ordering::SeqCst) && !matching.is_empty() {
+        matching.remove(0);
+    }
     let total = matching.len();
+    let size = st
+        .page_cap
+        .lock()
+        .unwrap()
+        .map_or(size, |cap| size.min(cap));
     let infos: Vec<serde_json::Value> = matching
         .iter()
         .skip((page - 1) * size)
@@ -333,14 +348,18 @@ async fn cdn_answer(st: &CdnState, req: Request<hyper::body::Incoming>) -> Respo
             })
         })
         .collect();
+    let mut detail = serde_json::json!({
+        "DomainName": domain,
+        "LogCount": infos.len(),
+        "PageInfos": {"PageIndex": page, "PageSize": size, "Total": total},
+        "LogInfos": {"LogInfoDetail": infos},
+    });
+    if st.omit_total.load(Ordering::SeqCst) {
+        detail.as_object_mut().unwrap().remove("PageInfos");
+    }
     let body = serde_json::json!({
         "RequestId": format!("REQ-{number}"),
-        "DomainLogDetails": {"DomainLogDetail": [{
-            "DomainName": domain,
-            "LogCount": infos.len(),
-            "PageInfos": {"PageIndex": page, "PageSize": size, "Total": total},
-            "LogInfos": {"LogInfoDetail": infos},
-        }]}
+        "DomainLogDetails": {"DomainLogDetail": [detail]}
     });
     reply(
         200,

@@ -619,18 +619,24 @@ async fn post(addr: &str, body: Vec<u8>, headers: &[(&str, &str)]) -> (u16, Stri
     (r.status().as_u16(), r.text().await.unwrap())
 }
 
+/// `sync`'s flags to hand files to the FC stand-in at `endpoint` instead of converting them.
+fn invoke_args(endpoint: &str) -> [&str; 6] {
+    [
+        "--invoke-fc",
+        "cdnlake",
+        "--fc-endpoint",
+        endpoint,
+        "--qualifier",
+        "prod",
+    ]
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fan_out_on_fc_then_the_timer_heals_what_is_lost() {
     let w = world().await;
     let fc = start_fc_api().await;
-    let fc_args = [
-        "--invoke-fc",
-        "cdnlake",
-        "--fc-endpoint",
-        &fc.endpoint(),
-        "--qualifier",
-        "prod",
-    ];
+    let endpoint = fc.endpoint();
+    let fc_args = invoke_args(&endpoint);
     let (o, v) = w.run(w.sync_args(&fc_args)).await;
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(
@@ -811,14 +817,8 @@ async fn a_sync_racing_the_events_of_the_same_files_is_exact() {
     let w = world().await;
     let fc = start_fc_api().await;
     // The events of the window's files, as FC would deliver them.
-    let fc_args = [
-        "--invoke-fc",
-        "cdnlake",
-        "--fc-endpoint",
-        &fc.endpoint(),
-        "--qualifier",
-        "prod",
-    ];
+    let endpoint = fc.endpoint();
+    let fc_args = invoke_args(&endpoint);
     let (o, _) = w.run(w.sync_args(&fc_args)).await;
     assert!(o.status.success(), "{}", stderr(&o));
     let calls = fc.state.invocations.lock().unwrap().clone();

@@ -339,9 +339,10 @@ fn split_blocks(
     let mut seq = 0;
     let mut send =
         |data: Vec<u8>, last: bool, next_line: &mut u64| -> std::result::Result<(), SplitError> {
-            // A plain loop the compiler vectorises: counting is cheaper than finding each newline,
-            // and this runs on the decoder thread, the one stage that cannot be parallel.
-            let mut lines = data.iter().filter(|&&b| b == b'\n').count() as u64;
+            // memchr's SIMD count (AVX2 where the CPU has it): this runs on the decoder thread,
+            // the one stage that cannot be parallel. The plain `filter(..).count()` loop it
+            // replaces compiled to 4 bytes a step and took 4.5% of a whole run's CPU (perf).
+            let mut lines = memchr::memchr_iter(b'\n', &data).count() as u64;
             if last && !data.ends_with(b"\n") {
                 lines += 1;
             }

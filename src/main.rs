@@ -24,10 +24,11 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 /// another thread; with glibc's defaults (a 128 KiB mmap threshold that adapts, and top-of-heap
 /// trimming) many of them are unmapped and the next block's are faulted in again, page by page
 /// and zero-filled. Serving every allocation under 32 MiB (glibc's maximum) from the arenas and
-/// trimming only past 64 MiB of free memory at a heap's top cut the minor faults of `convert`
-/// on a 360 MB log from 54-68k to 48-50k, its system time from 0.3-0.5 s to 0.2 s and its CPU
-/// by about 8% (README, Performance); peak memory stayed within 10 MiB. These are the settings
-/// `GLIBC_TUNABLES=glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=67108864`
+/// trimming only past 32 MiB of free memory at a heap's top cut the minor faults of `convert`
+/// on a 360 MB log from 58-61k to about 50k and on a 458 MB high-cardinality log from 76-78k to
+/// 59-64k, and its system time by a quarter (README, Performance); peak memory moved within its
+/// run-to-run noise (±10 MiB). A trim threshold of 64 MiB saved no more. These are the settings
+/// `GLIBC_TUNABLES=glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=33554432`
 /// would make (and override such a variable for these two). musl builds use jemalloc instead
 /// (above).
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
@@ -38,7 +39,7 @@ fn tune_allocator() {
     // leaves the defaults: harmless, so the result is not checked).
     unsafe {
         libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
-        libc::mallopt(libc::M_TRIM_THRESHOLD, 64 << 20);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 32 << 20);
     }
 }
 

@@ -34,8 +34,9 @@ pub(crate) fn run(
     };
     let (block_tx, block_rx) = sync_channel(window);
     // Parsed blocks' buffers go back to the decoder (see `decode_and_split`); a full queue drops
-    // the buffer, so this never blocks a parser.
-    let (spare_tx, spare_rx) = sync_channel(window + 1);
+    // the buffer, so this never blocks a parser. The decoder takes one per block as the parsers
+    // give one back, so two spares keep it supplied; more would only sit in memory.
+    let (spare_tx, spare_rx) = sync_channel(2);
     let (decoded, written) = std::thread::scope(|s| {
         let decoder = s.spawn(move || {
             decode_and_split(

@@ -1,12 +1,17 @@
 #!/usr/bin/env python3
-"""Side-by-side: `zcat`, DuckDB's SQL conversion, and `cdnlake convert` on the same generated log.
+"""Side by side: `zcat`, DuckDB's SQL conversion, and `cdnlake convert` (one build, or a base and a
+changed build back to back) on the same logs.
 
-Usage: python3 benches/compare.py [--lines N] [--runs R] [--log FILE.gz] [--skip-duckdb]
+Usage: python3 benches/compare.py [--lines N] [--runs R] [--log FILE.gz]... [--high-cardinality]
+                                  [--base BIN] [--bin BIN] [--skip-duckdb]
 
-Generates a log with `cdnlake gen` (unless --log is given), then runs each tool R times back to
-back and prints the median wall time, throughput in MB/s of decompressed log text, peak RSS, and
-the ratios against zcat and DuckDB. Needs a dist build (`cargo build --profile dist`) and the duckdb
-Python package. Everything runs on this machine; nothing leaves it.
+Without --log, generates a log with `cdnlake gen` (with --high-cardinality, also one in gen's
+high-cardinality mode: 2M paths, 1M client IPs). Then, per log, runs every tool R times,
+alternating (zcat, base, change, zcat, base, ...), so a busy machine slows them alike, and prints
+per tool the median wall time, CPU (user+sys), MB of log text per CPU-second, peak RSS, the ratio
+to zcat's wall time (from the same runs) and the Parquet/.gz size ratio. --bin defaults to
+$CARGO_TARGET_DIR/dist/cdnlake (a dist build: `cargo build --profile dist`); --base is optional.
+DuckDB needs the duckdb Python package. Everything runs on this machine; nothing leaves it.
 """
 import argparse
 import json
@@ -56,66 +61,104 @@ COPY (
 
 
 def timed(cmd, env=None):
-    """Runs cmd under /usr/bin/time -v; returns (seconds, max RSS MiB)."""
+    """Runs cmd under /usr/bin/time -v; returns (wall seconds, CPU seconds user+sys, max RSS MiB)."""
     t = time.perf_counter()
     p = subprocess.run(["/usr/bin/time", "-v"] + cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, text=True)
     secs = time.perf_counter() - t
     if p.returncode != 0:
         sys.exit(f"failed: {' '.join(cmd)}\n{p.stderr[-2000:]}")
-    rss = next((int(l.split()[-1]) for l in p.stderr.splitlines() if "Maximum resident set size" in l), 0)
-    return secs, rss / 1024
+    def field(name):
+        return next((float(l.split()[-1]) for l in p.stderr.splitlines() if name in l), 0.0)
+    cpu = field("User time (seconds)") + field("System time (seconds)")
+    return secs, cpu, field("Maximum resident set size") / 1024
+
+
+def parquet_bytes(lake):
+    return sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(os.path.join(lake, "access")) for f in fs)
+
+
+def compare(log, bins, a, work):
+    size = 0
+    with subprocess.Popen(["zcat", log], stdout=subprocess.PIPE) as z:
+        while chunk := z.stdout.read(1 << 20):
+            size += len(chunk)
+    mb = size / 1e6
+    gz = os.path.getsize(log)
+    print(f"\n{log}: {gz / 1e6:.1f} MB gzip, {mb:.1f} MB of log text; {os.cpu_count()} cores, {a.runs} alternating runs")
+    tools = {"zcat > /dev/null": lambda: timed(["sh", "-c", f"zcat '{log}' > /dev/null"])}
+    lakes = {}
+    for name, b in bins.items():
+        lake = os.path.join(work, "lake-" + name.split()[-1])
+        lakes[name] = lake
+
+        def run(b=b, lake=lake):
+            shutil.rmtree(lake, ignore_errors=True)
+            return timed([b, "convert", log, "--dest", lake])
+        tools[name] = run
+    if not a.skip_duckdb:
+        sql_file = os.path.join(work, "convert.sql")
+        with open(sql_file, "w") as f:
+            f.write(DUCKDB_SQL.format(log=log, out=os.path.join(work, "duck")))
+        code = f"import duckdb; duckdb.connect().execute(open('{sql_file}').read())"
+        tools["duckdb SQL (2 threads)"] = lambda: (shutil.rmtree(os.path.join(work, "duck"), ignore_errors=True),
+                                                   timed([sys.executable, "-c", code]))[1]
+    results = {name: [] for name in tools}
+    for i in range(a.runs):
+        for name, fn in tools.items():
+            if name.startswith("duckdb") and i > 0 and not a.duckdb_every_run:
+                continue
+            results[name].append(fn())
+    zcat = statistics.median(w for w, _, _ in results["zcat > /dev/null"])
+    duck = statistics.median(w for w, _, _ in results["duckdb SQL (2 threads)"]) if "duckdb SQL (2 threads)" in results else None
+    print(f"| tool | wall s (min-max) | CPU s user+sys | MB text per CPU-s | peak RSS MiB | x zcat (wall) | x DuckDB | Parquet / .gz |")
+    print("|---|---|---|---|---|---|---|---|")
+    out = {"log": log, "mb": mb, "gz_mb": gz / 1e6, "tools": {}}
+    for name, r in results.items():
+        walls = [w for w, _, _ in r]
+        cpus = [c for _, c, _ in r]
+        wall, cpu, rss = statistics.median(walls), statistics.median(cpus), max(m for _, _, m in r)
+        ratio = f"{zcat / wall:.2f}x"
+        dr = f"{duck / wall:.1f}x" if duck and name in lakes else ""
+        pq = ""
+        if name in lakes:
+            pqb = parquet_bytes(lakes[name])
+            pq = f"{pqb / gz:.2f}"
+        print(f"| {name} | {wall:.2f} ({min(walls):.2f}-{max(walls):.2f}) | {cpu:.2f} ({min(cpus):.2f}-{max(cpus):.2f}) "
+              f"| {mb / max(cpu, 1e-9):.0f} | {rss:.0f} | {ratio} | {dr} | {pq} |")
+        out["tools"][name] = {"walls": walls, "cpus": cpus, "rss_mib": rss}
+    print(json.dumps(out))
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--lines", type=int, default=1_500_000)
     ap.add_argument("--runs", type=int, default=3)
-    ap.add_argument("--log")
+    ap.add_argument("--log", action="append")
+    ap.add_argument("--high-cardinality", action="store_true", help="also generate a high-cardinality log")
+    ap.add_argument("--bin", default=CDNLAKE, help="the cdnlake build to measure (default: the dist build)")
+    ap.add_argument("--base", help="a base build to run back to back with --bin")
     ap.add_argument("--skip-duckdb", action="store_true")
+    ap.add_argument("--duckdb-every-run", action="store_true", help="run DuckDB every run, not only the first")
     a = ap.parse_args()
-    if not os.path.exists(CDNLAKE):
-        sys.exit(f"{CDNLAKE} missing: run cargo build --profile dist")
+    for b in [a.bin] + ([a.base] if a.base else []):
+        if not os.path.exists(b):
+            sys.exit(f"{b} missing: run cargo build --profile dist")
+    bins = {}
+    if a.base:
+        bins["cdnlake convert (base)"] = a.base
+    bins["cdnlake convert (change)" if a.base else "cdnlake convert"] = a.bin
     work = tempfile.mkdtemp(prefix="cdnlake-compare-")
     try:
-        log = a.log
-        if not log:
-            log = subprocess.run([CDNLAKE, "gen", "--lines", str(a.lines), "--out", work],
-                                 check=True, capture_output=True, text=True).stdout.strip()
-        size = 0
-        with subprocess.Popen(["zcat", log], stdout=subprocess.PIPE) as z:
-            while chunk := z.stdout.read(1 << 20):
-                size += len(chunk)
-        mb = size / 1e6
-        print(f"{log}: {os.path.getsize(log) / 1e6:.1f} MB gzip, {mb:.1f} MB of log text; {os.cpu_count()} cores")
-        sql_file = os.path.join(work, "convert.sql")
-        tools = {
-            "zcat > /dev/null": lambda: timed(["sh", "-c", f"zcat '{log}' > /dev/null"]),
-            "cdnlake convert": lambda: (shutil.rmtree(os.path.join(work, "lake"), ignore_errors=True),
-                                        timed([CDNLAKE, "convert", log, "--dest", os.path.join(work, "lake")]))[1],
-        }
-        if not a.skip_duckdb:
-            with open(sql_file, "w") as f:
-                f.write(DUCKDB_SQL.format(log=log, out=os.path.join(work, "duck")))
-            code = f"import duckdb; duckdb.connect().execute(open('{sql_file}').read())"
-            tools["duckdb SQL (2 threads)"] = lambda: (shutil.rmtree(os.path.join(work, "duck"), ignore_errors=True),
-                                                       timed([sys.executable, "-c", code]))[1]
-        results = {name: [] for name in tools}
-        for _ in range(a.runs):
-            for name, fn in tools.items():
-                results[name].append(fn())
-        med = {n: (statistics.median(s for s, _ in r), max(m for _, m in r)) for n, r in results.items()}
-        print(f"{'tool':<26} {'median s':>9} {'MB/s':>8} {'peak RSS MiB':>13}")
-        for n, (s, m) in med.items():
-            print(f"{n:<26} {s:>9.2f} {mb / s:>8.1f} {m:>13.0f}")
-        c = med["cdnlake convert"][0]
-        print(f"cdnlake vs zcat: {med['zcat > /dev/null'][0] / c:.2f}x")
-        if "duckdb SQL (2 threads)" in med:
-            print(f"cdnlake vs DuckDB SQL: {med['duckdb SQL (2 threads)'][0] / c:.2f}x")
-        lake = os.path.join(work, "lake")
-        pq = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(os.path.join(lake, "access")) for f in fs)
-        print(f"Parquet written by cdnlake: {pq / 1e6:.1f} MB ({pq / os.path.getsize(log):.2f}x the .gz)")
-        print(json.dumps({"mb": mb, "median_seconds": {n: s for n, (s, _) in med.items()},
-                          "peak_rss_mib": {n: m for n, (_, m) in med.items()}}))
+        logs = a.log or []
+        if not logs:
+            # Folders as --out: the logs get CDN-style names, which `convert` reads the domain from.
+            kinds = [("default", [])] + ([("high", ["--high-cardinality"])] if a.high_cardinality else [])
+            for kind, extra in kinds:
+                os.makedirs(os.path.join(work, kind))
+                logs.append(subprocess.run([a.bin, "gen", "--lines", str(a.lines), *extra, "--out", os.path.join(work, kind)],
+                                           check=True, capture_output=True, text=True).stdout.strip())
+        for log in logs:
+            compare(log, bins, a, work)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

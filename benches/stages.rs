@@ -1,7 +1,10 @@
 //! The other stages alone, in bytes of decompressed log text per second, so they compare with
 //! the parser (`benches/parse.rs`) and end to end (`benches/convert.rs`):
 //! - gunzip: flate2 (zlib-rs backend) over the whole generated `.gz`, all members;
-//! - encode: already-parsed Arrow batches to zstd Parquet in memory with the lake's settings.
+//! - encode: already-parsed Arrow batches to zstd Parquet in memory with the lake's settings;
+//! - rollups: the per-block heavy-hitter summaries, distinct-IP sketch and per-minute traffic
+//!   counters of parsed batches (`sketch_block`, run on the parse pool), on the default log and on
+//!   `gen`'s high-cardinality one (2M paths, 1M client IPs).
 
 use std::hint::black_box;
 use std::io::{Read, Write};
@@ -10,6 +13,7 @@ use cdnlake::access::block::{parse_block, BlockOptions};
 use cdnlake::dev::gen::{generate, GenOptions};
 use cdnlake::tables::access::ACCESS;
 use cdnlake::writers::parquet::{writer_properties, ParquetOptions};
+use cdnlake::writers::sketches::sketch_block;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 
 fn bench_stages(c: &mut Criterion) {
@@ -59,6 +63,26 @@ fn bench_stages(c: &mut Criterion) {
                 w.write(&p.batch).expect("write");
             }
             w.into_inner().expect("close").len()
+        })
+    });
+    g.bench_function("rollups", |b| {
+        b.iter(|| sketch_block(black_box(&parsed), BlockOptions::default().tz).expect("sketch"))
+    });
+    let mut high = Vec::new();
+    generate(
+        &GenOptions {
+            lines: 100_000,
+            high_cardinality: true,
+            ..GenOptions::default()
+        },
+        &mut high,
+    )
+    .expect("generate");
+    let parsed_high = parse_block(&high, 1, "bench.gz", &schema, &BlockOptions::default());
+    g.throughput(Throughput::Bytes(high.len() as u64));
+    g.bench_function("rollups_high_cardinality", |b| {
+        b.iter(|| {
+            sketch_block(black_box(&parsed_high), BlockOptions::default().tz).expect("sketch")
         })
     });
     g.finish();

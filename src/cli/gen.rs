@@ -26,6 +26,10 @@ pub(crate) struct Args {
     /// Share of malformed lines (0 to 1).
     #[arg(long, default_value_t = 0.0)]
     bad_fraction: f64,
+    /// Values as varied as a busy domain's: 2M paths and 1M client IPs with Zipf popularity,
+    /// thousands of user agents (dictionaries overflow, the top lists cut), for benchmarks.
+    #[arg(long)]
+    high_cardinality: bool,
     /// Output file (`.gz` is gzipped), or a folder to get a CDN-style file name.
     #[arg(long)]
     out: PathBuf,
@@ -42,6 +46,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
         start,
         span,
         bad_fraction,
+        high_cardinality,
         out,
         summary,
     } = args;
@@ -58,6 +63,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
         start_micros: start.timestamp_micros(),
         span_secs: span,
         bad_fraction,
+        high_cardinality,
         ..GenOptions::default()
     };
     let path = if out.is_dir() {

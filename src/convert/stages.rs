@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::io::Read;
-use std::sync::mpsc::{channel, sync_channel, Receiver};
+use std::sync::mpsc::{channel, sync_channel, Receiver, SyncSender};
 use std::sync::Arc;
 
 use crate::access::block::{parse_block, BlockOptions, ParsedBlock};
@@ -33,10 +33,22 @@ pub(crate) fn run(
         opts.parse_window
     };
     let (block_tx, block_rx) = sync_channel(window);
+    // Parsed blocks' buffers go back to the decoder (see `decode_and_split`); a full queue drops
+    // the buffer, so this never blocks a parser. The decoder takes one per block as the parsers
+    // give one back, so two spares keep it supplied; more would only sit in memory.
+    let (spare_tx, spare_rx) = sync_channel(2);
     let (decoded, written) = std::thread::scope(|s| {
-        let decoder =
-            s.spawn(move || decode_and_split(input, location, Some(raw), &opts.decode, &block_tx));
-        let written = parse_in_order(&block_rx, window, source_file, opts, &mut write);
+        let decoder = s.spawn(move || {
+            decode_and_split(
+                input,
+                location,
+                Some(raw),
+                &opts.decode,
+                &block_tx,
+                Some(spare_rx),
+            )
+        });
+        let written = parse_in_order(&block_rx, &spare_tx, window, source_file, opts, &mut write);
         // Unblock the decoder if the writer stopped early, then collect its result.
         drop(block_rx);
         let decoded = decoder
@@ -65,6 +77,7 @@ type Parsed = (ParsedBlock, BlockSketch);
 /// Parses up to `window` blocks at once on the rayon pool and passes them to `write` in order.
 fn parse_in_order(
     blocks: &Receiver<Block>,
+    spare: &SyncSender<Vec<u8>>,
     window: usize,
     source_file: &str,
     opts: &ConvertOptions,
@@ -95,6 +108,7 @@ fn parse_in_order(
                 Ok(block) => {
                     in_flight += 1;
                     let tx = res_tx.clone();
+                    let spare = spare.clone();
                     let (schema, bo, sf) =
                         (schema.clone(), block_opts.clone(), source_file.clone());
                     rayon::spawn(move || {
@@ -104,7 +118,7 @@ fn parse_in_order(
                         // pool, so the writer thread only merges them (writers/sketches.rs).
                         let pb = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                             let pb = parse_block(&block.data, block.first_line, &sf, &schema, &bo);
-                            let sketch = sketch_block(&pb)?;
+                            let sketch = sketch_block(&pb, bo.tz)?;
                             Ok((pb, sketch))
                         }))
                         .map_err(|_| {
@@ -114,6 +128,8 @@ fn parse_in_order(
                             ))
                         })
                         .and_then(|r| r);
+                        // The rows are copied into Arrow buffers: the text's buffer is free.
+                        let _ = spare.try_send(block.data);
                         let _ = tx.send((block.seq, pb));
                     });
                 }

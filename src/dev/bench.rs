@@ -1,29 +1,40 @@
-//! `cdnlake bench`: throughput of each stage on this machine, for users sizing a backfill.
+//! `cdnlake bench`: throughput of each stage on this machine, for users sizing a backfill, and
+//! how much of a real run the stages explain.
 //!
-//! Stages, each measured alone and then together:
-//! - gunzip: decompressing the file (all members), nothing else;
-//! - parse: log text to Arrow column builders, one core, then all cores;
-//! - encode: Arrow batches to zstd Parquet (in memory), one writer;
+//! Stages, each measured alone, then the whole run:
+//! - decode: the decoder thread's work (read, SHA-256 of the source, gunzip of every member, line
+//!   framing into blocks), without the raw dump's copy;
+//! - parse: log text to Arrow batches, one core (and all cores, for scale: not in the sum);
+//! - rollups: the per-block heavy-hitter summaries, distinct-IP sketch and per-minute traffic
+//!   counters that the real run computes on the parse pool, one core;
+//! - write: the real writers ([`LogWriters`]: access Parquet with columns encoded in parallel,
+//!   the rollups merged, the rollup files encoded), into an in-memory lake;
 //! - end to end: `convert` of the file into a temporary local lake.
+//!
+//! The sum of the stages' CPU seconds is compared with the end-to-end run's: the gap is work no
+//! stage shows (thread hand-offs, allocator and page faults under concurrency, the raw dump and
+//! the commit), printed so it cannot hide.
 //!
 //! All rates are in MB (10^6 bytes) of decompressed log text per second, so they compare directly.
 //! End to end runs first so its peak memory is not mixed up with the in-memory samples the
 //! other stages use.
 
-use std::io::Read;
 use std::path::Path;
+use std::sync::mpsc::sync_channel;
 use std::time::Instant;
 
 use rayon::prelude::*;
 use serde::Serialize;
 use tokio::runtime::Handle;
 
-use crate::access::block::{parse_block, BlockOptions};
-use crate::convert::{convert_path, ConvertOptions};
+use crate::access::block::{parse_block, BlockOptions, ParsedBlock};
+use crate::convert::source::{decode_and_split, open_local, DecodeOptions};
+use crate::convert::{convert_path, file_layout, ConvertOptions};
 use crate::error::{Error, Result};
 use crate::lake::store::Lake;
 use crate::tables::access::ACCESS;
-use crate::writers::parquet::{writer_properties, ParquetOptions};
+use crate::writers::sketches::{sketch_block, BlockSketch};
+use crate::writers::LogWriters;
 
 /// One stage's figures.
 #[derive(Debug, Clone, Serialize)]
@@ -51,6 +62,13 @@ pub struct BenchReport {
     /// Peak resident memory of the process during the end-to-end run (MiB).
     pub end_to_end_peak_rss_mib: f64,
     pub parquet_bytes: u64,
+    /// CPU seconds per GB of log text of the stages that make up a run (decode, parse 1 core,
+    /// rollups, write), summed.
+    pub stages_cpu_s_per_gb: f64,
+    /// CPU seconds per GB of log text of the end-to-end run.
+    pub end_to_end_cpu_s_per_gb: f64,
+    /// End to end minus the sum of the stages, as a share of end to end: what no stage explains.
+    pub gap: f64,
 }
 
 /// CPU seconds used by this process so far (user + system), from /proc (Linux); 0 elsewhere.
@@ -112,24 +130,20 @@ fn io(path: &Path) -> impl Fn(std::io::Error) -> Error + '_ {
 }
 
 /// Runs every stage on `path` (a `.gz` log). `sample_limit` caps the decompressed bytes kept in
-/// memory for the parse and encode stages.
+/// memory for the parse, rollup and write stages.
 pub fn run(path: &Path, rt: &Handle, sample_limit: usize) -> Result<BenchReport> {
     let bytes_compressed = std::fs::metadata(path).map_err(io(path))?.len();
 
     // End to end first (see the module doc), into a throw-away local lake.
     let dir = std::env::temp_dir().join(format!("cdnlake-bench-{}", std::process::id()));
     let lake = Lake::open(dir.to_string_lossy().as_ref())?;
-    let mut report = None;
     let e2e_cpu0 = cpu_seconds();
     let t = Instant::now();
     let res = convert_path(&lake, rt, path, &ConvertOptions::default());
     let e2e_secs = t.elapsed().as_secs_f64().max(1e-9);
-    let e2e_cores = (cpu_seconds() - e2e_cpu0) / e2e_secs;
+    let e2e_cpu = cpu_seconds() - e2e_cpu0;
     let peak = peak_rss_mib();
     let _ = std::fs::remove_dir_all(&dir);
-    if let Ok(r) = &res {
-        report = Some(r.clone());
-    }
     let r = res?;
     let total = r.bytes_decompressed;
     let end_to_end = Stage {
@@ -139,100 +153,109 @@ pub fn run(path: &Path, rt: &Handle, sample_limit: usize) -> Result<BenchReport>
         seconds: e2e_secs,
         mb_per_s: total as f64 / 1e6 / e2e_secs,
         lines_per_s: r.lines as f64 / e2e_secs,
-        cores_used: e2e_cores,
-        mb_per_cpu_s: total as f64 / 1e6 / (e2e_cores * e2e_secs).max(0.01),
+        cores_used: e2e_cpu / e2e_secs,
+        mb_per_cpu_s: total as f64 / 1e6 / e2e_cpu.max(0.01),
     };
 
-    // Gunzip alone.
-    let gunzip = stage("gunzip", total, r.lines, || {
-        let f = std::fs::File::open(path).map_err(io(path))?;
-        let mut d =
-            flate2::read::MultiGzDecoder::new(std::io::BufReader::with_capacity(256 * 1024, f));
-        let mut buf = vec![0u8; 256 * 1024];
-        while d.read(&mut buf).map_err(io(path))? > 0 {}
-        Ok(())
+    // The decoder thread's work, blocks dropped as they come; the first `sample_limit` bytes
+    // of blocks are kept for the next stages.
+    let decode_opts = DecodeOptions::default();
+    let mut blocks: Vec<(u64, Vec<u8>)> = Vec::new();
+    let decode = stage("decode (read, SHA-256, gunzip)", total, r.lines, || {
+        let (tx, rx) = sync_channel::<crate::convert::source::Block>(4);
+        let file = open_local(path)?;
+        let name = path.display().to_string();
+        std::thread::scope(|s| {
+            let keep = s.spawn(|| {
+                let mut kept = 0;
+                let mut blocks = Vec::new();
+                for b in rx {
+                    if kept < sample_limit {
+                        kept += b.data.len();
+                        blocks.push((b.first_line, b.data));
+                    }
+                }
+                blocks
+            });
+            let res = decode_and_split(file, &name, None, &decode_opts, &tx, None);
+            drop(tx);
+            blocks = keep.join().unwrap_or_default();
+            res.map(|_| ())
+        })
     })?;
-
-    // A sample of the text in memory, in line-aligned blocks of the pipeline's size.
-    let f = std::fs::File::open(path).map_err(io(path))?;
-    let mut text = Vec::new();
-    flate2::read::MultiGzDecoder::new(std::io::BufReader::new(f))
-        .take(sample_limit as u64)
-        .read_to_end(&mut text)
-        .map_err(io(path))?;
-    if let Some(end) = memchr::memrchr(b'\n', &text) {
-        text.truncate(end + 1);
-    }
-    let mut blocks = Vec::new();
-    let mut start = 0;
-    while start < text.len() {
-        let end =
-            (start + crate::convert::source::DecodeOptions::default().block_size).min(text.len());
-        let end = memchr::memrchr(b'\n', &text[start..end]).map_or(end, |i| start + i + 1);
-        blocks.push(&text[start..end]);
-        start = end;
-    }
-    let sample_bytes = text.len() as u64;
-    let sample_lines = memchr::memchr_iter(b'\n', &text).count() as u64;
+    let sample_bytes: u64 = blocks.iter().map(|b| b.1.len() as u64).sum();
+    let sample_lines = blocks
+        .iter()
+        .map(|b| memchr::memchr_iter(b'\n', &b.1).count() as u64)
+        .sum();
     let schema = ACCESS.arrow_schema();
     let bo = BlockOptions::default();
+    let source = r.source.clone();
+    let parse = |b: &(u64, Vec<u8>)| parse_block(&b.1, b.0, &source, &schema, &bo);
     let parse_1 = stage("parse (1 core)", sample_bytes, sample_lines, || {
         for b in &blocks {
-            std::hint::black_box(parse_block(b, 1, "bench", &schema, &bo));
+            std::hint::black_box(parse(b));
         }
         Ok(())
     })?;
-    let mut parsed = Vec::new();
+    let mut parsed: Vec<ParsedBlock> = Vec::new();
     let parse_n = stage("parse (all cores)", sample_bytes, sample_lines, || {
-        parsed = blocks
-            .par_iter()
-            .map(|b| parse_block(b, 1, "bench", &schema, &bo))
-            .collect();
+        parsed = blocks.par_iter().map(parse).collect();
         Ok(())
     })?;
-    let props = writer_properties(&ACCESS, &ParquetOptions::default())?;
-    let mut parquet_bytes = 0;
-    let encode = stage(
-        "encode (Arrow -> zstd Parquet)",
+    drop(blocks);
+    let mut sketches: Vec<BlockSketch> = Vec::new();
+    let rollups = stage(
+        "rollups per block (1 core)",
         sample_bytes,
         sample_lines,
         || {
-            let mut w =
-                parquet::arrow::ArrowWriter::try_new(Vec::new(), schema.clone(), Some(props))
-                    .map_err(|source| Error::Parquet {
-                        key: "bench".into(),
-                        source,
-                    })?;
-            for p in parsed.iter().flat_map(|p| &p.parts) {
-                w.write(&p.batch).map_err(|source| Error::Parquet {
-                    key: "bench".into(),
-                    source,
-                })?;
-            }
-            parquet_bytes = w
-                .into_inner()
-                .map_err(|source| Error::Parquet {
-                    key: "bench".into(),
-                    source,
-                })?
-                .len() as u64;
+            sketches = parsed
+                .iter()
+                .map(|pb| sketch_block(pb, bo.tz))
+                .collect::<Result<_>>()?;
             Ok(())
         },
     )?;
-    let _ = report;
+    let mut parquet_bytes = 0;
+    let write = stage(
+        "write (Parquet, rollup merges)",
+        sample_bytes,
+        sample_lines,
+        || {
+            let lake = Lake::open("memory://")?;
+            let opts = ConvertOptions::default();
+            let layout = file_layout(&lake, &r.source, &r.source, &opts)?;
+            let mut w = LogWriters::new(&lake, rt, &layout, opts.tz, &opts.parquet)?;
+            for (pb, sk) in parsed.drain(..).zip(sketches.drain(..)) {
+                w.write_block(pb, sk)?;
+            }
+            for st in w.finish()?.staged {
+                parquet_bytes += st.sink.complete()?;
+            }
+            Ok(())
+        },
+    )?;
+    let per_gb = |s: &Stage| 1000.0 / s.mb_per_cpu_s;
+    let stages_cpu_s_per_gb = [&decode, &parse_1, &rollups, &write]
+        .iter()
+        .map(|s| per_gb(s))
+        .sum::<f64>();
+    let end_to_end_cpu_s_per_gb = per_gb(&end_to_end);
     Ok(BenchReport {
         file: path.display().to_string(),
         bytes_compressed,
         bytes_decompressed: total,
         threads: rayon::current_num_threads(),
-        stages: vec![gunzip, parse_1, parse_n, encode, end_to_end],
+        stages: vec![decode, parse_1, parse_n, rollups, write, end_to_end],
         end_to_end_peak_rss_mib: peak,
-        parquet_bytes: r.bytes_out,
-    })
-    .map(|mut b| {
-        if b.parquet_bytes == 0 {
-            b.parquet_bytes = parquet_bytes;
-        }
-        b
+        parquet_bytes: if r.bytes_out > 0 {
+            r.bytes_out
+        } else {
+            parquet_bytes
+        },
+        stages_cpu_s_per_gb,
+        end_to_end_cpu_s_per_gb,
+        gap: 1.0 - stages_cpu_s_per_gb / end_to_end_cpu_s_per_gb.max(1e-9),
     })
 }

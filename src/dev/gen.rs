@@ -124,6 +124,11 @@ pub struct GenOptions {
     pub bad_fraction: f64,
     /// Time zone of the partitions the summary counts per.
     pub tz: PartitionTz,
+    /// Values as varied as a busy domain's ([`HIGH_PATHS`] paths and [`HIGH_CLIENTS`] client IPs
+    /// with Zipf popularity, thousands of user agents): dictionaries overflow and the heavy-hitter
+    /// summaries cut, as on a real hour. Off: a few thousand paths, the default since the tests
+    /// were written against it (its bytes never change).
+    pub high_cardinality: bool,
 }
 
 impl Default for GenOptions {
@@ -137,6 +142,7 @@ impl Default for GenOptions {
             span_secs: 3599,
             bad_fraction: 0.0,
             tz: PartitionTz::default(),
+            high_cardinality: false,
         }
     }
 }
@@ -262,10 +268,160 @@ fn ipv6(rng: &mut Rng) -> String {
     )
 }
 
+/// Distinct paths of the high-cardinality mode (popularity Zipf, exponent 1).
+pub const HIGH_PATHS: u64 = 2_000_000;
+/// Distinct client IPs of the high-cardinality mode.
+pub const HIGH_CLIENTS: u64 = 1_000_000;
+/// User agents of the high-cardinality mode (popularity Zipf): real families with their versions,
+/// device models and app tokens, as a busy mobile domain logs them.
+const HIGH_UAS: u64 = 50_000;
+
+/// A rank in [0, n) with P(rank < x) ≈ ln(x)/ln(n): the continuous Zipf law of exponent 1, drawn
+/// by inverting its CDF (no table, so n may be millions).
+fn zipf(rng: &mut Rng, n: u64) -> u64 {
+    ((n as f64).powf(rng.unit()) as u64)
+        .saturating_sub(1)
+        .min(n - 1)
+}
+
+/// The values of the high-cardinality mode: each rank always gives the same value (a hash of the
+/// seed and the rank), so popularity, not a stored pool, decides what repeats.
+struct HighCardinality {
+    seed: u64,
+}
+
+impl HighCardinality {
+    fn rng(&self, kind: u64, rank: u64) -> Rng {
+        Rng::new(
+            self.seed
+                .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+                .wrapping_add(kind << 56)
+                ^ rank.wrapping_mul(0xBF58_476D_1CE4_E5B9),
+        )
+    }
+
+    fn path(&self, rank: u64) -> (String, usize) {
+        const DIRS: &[&str] = &[
+            "static",
+            "img",
+            "video",
+            "assets",
+            "api/v1",
+            "api/v2",
+            "download",
+            "live",
+            "upload",
+            "cdn/2024/03",
+            "m/item",
+            "p/detail",
+            "s/sku",
+            "vod/hls",
+            "u/avatar",
+        ];
+        let mut r = self.rng(1, rank);
+        let ext = r.below(EXTS.len() as u64) as usize;
+        let dir = r.pick(DIRS);
+        let path = match r.below(4) {
+            0 => format!(
+                "/{dir}/{:x}/{rank}.{}",
+                r.next_u64() & 0xff_ffff,
+                EXTS[ext].0
+            ),
+            1 => format!("/{dir}/{:016x}.{}", r.next_u64(), EXTS[ext].0),
+            2 => format!(
+                "/{dir}/{}/{:x}_{}x{}.{}",
+                rank % 997,
+                r.next_u64() & 0xffff_ffff,
+                [320, 640, 750, 1080][r.below(4) as usize],
+                [240, 480, 1334, 1920][r.below(4) as usize],
+                EXTS[ext].0
+            ),
+            _ => format!("/{dir}/{rank}/index.{}", EXTS[ext].0),
+        };
+        (path, ext)
+    }
+
+    fn client(&self, rank: u64) -> String {
+        let mut r = self.rng(2, rank);
+        match r.below(100) {
+            0..=74 => ipv4(&mut r),
+            75..=94 => ipv6(&mut r),
+            _ => format!("139.224.XXX.{}", r.below(255)),
+        }
+    }
+
+    fn user_agent(&self, rank: u64) -> String {
+        const MODELS: &[&str] = &[
+            "SM-S9180",
+            "SM-G9910",
+            "V2145A",
+            "PGT-AN10",
+            "22081212C",
+            "M2012K11AC",
+            "LIO-AN00",
+            "NOH-AL00",
+            "ANA-AN00",
+            "PDEM10",
+            "RMX3350",
+            "2201123C",
+            "CPH2451",
+            "ALN-AL00",
+        ];
+        const APPS: &[&str] = &[
+            "",
+            " MicroMessenger/8.0.43.2480(0x28002B37)",
+            " AlipayClient/10.5.36",
+            " aweme_27.1.0",
+            " NewsArticle/9.4.0",
+            " baiduboxapp/13.40.0.10",
+        ];
+        if rank < UAS.len() as u64 {
+            return UAS[rank as usize].to_string();
+        }
+        let mut r = self.rng(3, rank);
+        let chrome = format!(
+            "{}.0.{}.{}",
+            100 + r.below(32),
+            4896 + r.below(2000),
+            r.below(200)
+        );
+        match r.below(5) {
+            0 => format!(
+                "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/{chrome} Safari/537.36"
+            ),
+            1 | 2 => format!(
+                "Mozilla/5.0 (Linux; Android {}; {} Build/{}.{}.{}; wv) AppleWebKit/537.36 (KHTML, like Gecko) Version/4.0 Chrome/{chrome} Mobile Safari/537.36{}",
+                9 + r.below(6),
+                r.pick(MODELS),
+                ["TP1A", "SP1A", "RKQ1", "UKQ1"][r.below(4) as usize],
+                220_000 + r.below(30_000),
+                r.below(20),
+                r.pick(APPS)
+            ),
+            3 => format!(
+                "Mozilla/5.0 (iPhone; CPU iPhone OS {}_{} like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148{} NetType/{} Language/zh_CN",
+                14 + r.below(4),
+                r.below(8),
+                r.pick(APPS),
+                ["WIFI", "4G", "5G"][r.below(3) as usize]
+            ),
+            _ => format!(
+                "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_{}) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/{}.{} Safari/605.1.15",
+                r.below(8),
+                14 + r.below(4),
+                r.below(7)
+            ),
+        }
+    }
+}
+
 /// Writes the generated log to `out` (plain text; wrap `out` in a gzip encoder for `.gz`).
 pub fn generate(opts: &GenOptions, out: &mut impl Write) -> std::io::Result<GenSummary> {
     let mut rng = Rng::new(opts.seed);
     let pool = path_pool(&mut rng, 5000);
+    let high = opts
+        .high_cardinality
+        .then_some(HighCardinality { seed: opts.seed });
     let mut s = GenSummary::default();
     let mut line = Vec::with_capacity(1024);
     let n = opts.lines;
@@ -286,7 +442,18 @@ pub fn generate(opts: &GenOptions, out: &mut impl Write) -> std::io::Result<GenS
             continue;
         }
         let time_micros = opts.start_micros + (i as f64 * step) as i64 / 1_000_000 * 1_000_000;
-        let (path, ext) = &pool[((rng.unit().powi(3)) * pool.len() as f64) as usize % pool.len()];
+        let high_path;
+        let (path, ext) = match &high {
+            Some(h) => {
+                high_path = h.path(zipf(&mut rng, HIGH_PATHS));
+                (&high_path.0, &high_path.1)
+            }
+            None => {
+                let (p, e) =
+                    &pool[((rng.unit().powi(3)) * pool.len() as f64) as usize % pool.len()];
+                (p, e)
+            }
+        };
         let query = match rng.below(10) {
             0..=5 => String::new(),
             6 | 7 => format!("?v={}", rng.below(1000)),
@@ -312,7 +479,10 @@ pub fn generate(opts: &GenOptions, out: &mut impl Write) -> std::io::Result<GenS
             96..=98 => "POST",
             _ => "OPTIONS",
         };
-        let mut ua = rng.pick(UAS).to_string();
+        let mut ua = match &high {
+            Some(h) => h.user_agent(zipf(&mut rng, HIGH_UAS)),
+            None => rng.pick(UAS).to_string(),
+        };
         if rng.chance(0.02) {
             ua.clear();
         }
@@ -330,28 +500,37 @@ pub fn generate(opts: &GenOptions, out: &mut impl Write) -> std::io::Result<GenS
         let l = OwnedLine {
             time_micros,
             offset_secs: offset,
-            client_ip: match rng.below(100) {
-                0..=69 => ipv4(&mut rng),
-                70..=89 => ipv6(&mut rng),
-                90..=94 => format!(
-                    "139.224.XXX.{}",
-                    if rng.chance(0.5) {
-                        "XXX".to_string()
-                    } else {
-                        rng.below(255).to_string()
-                    }
-                ),
-                _ => format!(
-                    "10.{}.{}.{}",
-                    rng.below(255),
-                    rng.below(255),
-                    rng.below(255)
-                ),
+            client_ip: match (&high, rng.below(100)) {
+                // Most clients come back a few times, a few often (crawlers, NAT gateways).
+                (Some(h), 0..=69) => h.client(rng.below(HIGH_CLIENTS)),
+                (Some(h), _) => h.client(zipf(&mut rng, HIGH_CLIENTS)),
+                (None, v) => match v {
+                    0..=69 => ipv4(&mut rng),
+                    70..=89 => ipv6(&mut rng),
+                    90..=94 => format!(
+                        "139.224.XXX.{}",
+                        if rng.chance(0.5) {
+                            "XXX".to_string()
+                        } else {
+                            rng.below(255).to_string()
+                        }
+                    ),
+                    _ => format!(
+                        "10.{}.{}.{}",
+                        rng.below(255),
+                        rng.below(255),
+                        rng.below(255)
+                    ),
+                },
             },
             proxy_ip: rng.chance(0.1).then(|| ipv4(&mut rng)),
             response_time_ms: (rng.unit().powi(2) * 3000.0) as i64,
             referer: match rng.below(100) {
                 0..=49 => None,
+                v @ 50..=79 if high.is_some() => Some(format!(
+                    "https://www.{host}/p/{}",
+                    zipf(&mut rng, HIGH_PATHS / 4) * 100 + v
+                )),
                 50..=79 => Some(format!("https://www.{host}/page/{}", rng.below(40))),
                 80..=84 => Some("_".to_string()),
                 85..=86 => Some(String::new()),
@@ -503,6 +682,41 @@ mod tests {
         assert_eq!(rejected, sa.rejected_lines);
         assert!(sa.rejected_lines.len() > 10);
         assert_eq!(sa.per_partition.len(), 2, "{:?}", sa.per_partition);
+    }
+
+    #[test]
+    fn high_cardinality_is_deterministic_varied_and_parseable() {
+        let opts = GenOptions {
+            lines: 20_000,
+            high_cardinality: true,
+            ..GenOptions::default()
+        };
+        let mut a = Vec::new();
+        let mut b = Vec::new();
+        let sa = generate(&opts, &mut a).unwrap();
+        generate(&opts, &mut b).unwrap();
+        assert_eq!(a, b);
+        let text = String::from_utf8_lossy(&a);
+        let mut paths = std::collections::HashSet::new();
+        let mut ips = std::collections::HashSet::new();
+        let mut uas = std::collections::HashSet::new();
+        let mut rows = 0;
+        for l in text.split('\n') {
+            let l = l.strip_suffix('\r').unwrap_or(l);
+            if l.is_empty() {
+                continue;
+            }
+            let p = parse_line(l).unwrap();
+            rows += 1;
+            paths.insert(p.path.to_string());
+            ips.insert(p.client_ip.to_string());
+            uas.insert(p.user_agent.to_string());
+        }
+        assert_eq!(rows, sa.rows);
+        // Zipf over 2M paths: most of 20k draws are distinct, the head repeats.
+        assert!((8_000..19_000).contains(&paths.len()), "{}", paths.len());
+        assert!(ips.len() > 15_000, "{}", ips.len());
+        assert!(uas.len() > 1_000, "{}", uas.len());
     }
 
     #[test]

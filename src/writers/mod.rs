@@ -95,16 +95,19 @@ impl LogWriters {
     }
 
     /// Writes one parsed block: its rows to the access files and the rollups (its `sketch`, made
-    /// by [`sketches::sketch_block`] on the parse pool, merged into the hour's summaries), its
+    /// by [`sketches::sketch_block`] on the parse pool, merged into the hour's summaries and
+    /// per-minute traffic counters), its
     /// rejections to the rejects file.
-    pub fn write_block(&mut self, pb: ParsedBlock, sketch: BlockSketch) -> Result<()> {
+    pub fn write_block(&mut self, pb: ParsedBlock, mut sketch: BlockSketch) -> Result<()> {
+        for (bucket, minutes) in std::mem::take(&mut sketch.traffic) {
+            self.traffic.add_minutes(bucket, &minutes);
+        }
         self.sketches.add(sketch);
         self.counts.lines += pb.lines;
         self.counts.rows += pb.rows;
         self.counts.empty += pb.empty;
         self.counts.invalid_utf8 += pb.invalid_utf8;
         for part in pb.parts {
-            self.traffic.add(part.bucket, &part.batch)?;
             self.access.write(part.bucket, &part.batch)?;
         }
         for r in &pb.rejects {

@@ -14,6 +14,8 @@
 //! Pure computation but for [`stage_files`].
 
 use std::collections::{BTreeMap, HashMap};
+
+use hashbrown::HashTable;
 use std::sync::Arc;
 
 use arrow_array::{
@@ -31,6 +33,7 @@ use crate::lake::store::Lake;
 use crate::sketch::heavy::{Counts, Summary, CAPACITY};
 use crate::sketch::hll::{self, Hll};
 use crate::tables::top::{DIMENSIONS, TOP};
+use crate::tables::traffic::MinuteStats;
 use crate::tables::visitors::VISITORS;
 use crate::writers::access_column as column;
 use crate::writers::parquet::{writer_properties, ParquetOptions, PartFile};
@@ -46,10 +49,14 @@ pub struct HourSketch {
 }
 
 /// What the parse stage hands the writer for one block: per partition hour, the block's
-/// summaries (cut to capacity) and its distinct-IP sketch.
+/// summaries (cut to capacity) and its distinct-IP sketch, and the hour's per-minute traffic
+/// counters.
 #[derive(Debug, Default)]
 pub struct BlockSketch {
     pub hours: Vec<(i64, BlockHour)>,
+    /// Per partition hour, the per-minute counters of the traffic rollups
+    /// ([`crate::writers::traffic::hour_minutes`]).
+    pub traffic: Vec<(i64, Box<[MinuteStats; 60]>)>,
 }
 
 /// One partition hour of one block.
@@ -60,11 +67,45 @@ pub struct BlockHour {
     pub requests: i64,
 }
 
-/// Summarises the rows of a parsed block (pure; runs on the parse pool).
-pub fn sketch_block(pb: &ParsedBlock) -> Result<BlockSketch> {
+/// An exact count of one string column of a block, keys borrowed from the batch.
+type ExactCounts<'a> = HashMap<&'a str, Counts, ahash::RandomState>;
+
+/// A client IP's exact count, keyed by its stored hash ([`hll::hash`]): the one hash per row
+/// serves both the distinct-IP sketch and the heavy-hitter count.
+struct IpCount<'a> {
+    ip: &'a str,
+    hash: u64,
+    counts: Counts,
+}
+
+/// Status codes below this are counted in an array (every code a server sends); others, which
+/// the parser accepts as any non-negative INT32, in a map.
+const STATUS_ARRAY: usize = 1000;
+
+/// Summarises the rows of a parsed block (pure; runs on the parse pool): the heavy-hitter
+/// summaries and the distinct-IP sketch of each partition hour, and its per-minute traffic
+/// counters (on `tz`'s clock). The writer thread then only merges them.
+pub fn sketch_block(pb: &ParsedBlock, tz: PartitionTz) -> Result<BlockSketch> {
     let mut out = BlockSketch::default();
+    // Reused for every column and hour of the block; sized once for the block's rows so the
+    // counting loop never rehashes (most columns hold far fewer keys; the memory is a few
+    // hundred KiB per block).
+    let rows: usize = pb
+        .parts
+        .iter()
+        .map(|p| p.batch.num_rows())
+        .max()
+        .unwrap_or(0);
+    let mut counts: ExactCounts<'_> =
+        HashMap::with_capacity_and_hasher(rows, ahash::RandomState::new());
+    let mut ip_counts: HashTable<IpCount<'_>> = HashTable::with_capacity(rows);
+    let mut codes = vec![[0i64; 2]; STATUS_ARRAY];
     for part in &pb.parts {
         let batch = &part.batch;
+        out.traffic.push((
+            part.bucket,
+            crate::writers::traffic::hour_minutes(tz, part.bucket, batch)?,
+        ));
         let strings: [&StringArray; 4] = [
             column(batch, "path")?,
             column(batch, "client_ip")?,
@@ -73,45 +114,83 @@ pub fn sketch_block(pb: &ParsedBlock) -> Result<BlockSketch> {
         ];
         let status = column::<Int32Array>(batch, "status")?;
         let bytes = column::<Int64Array>(batch, "response_bytes")?;
+        let bytes = bytes.values();
         let mut h = BlockHour::default();
         let n = batch.num_rows();
         h.requests = n as i64;
         // Exact counts of the block with keys borrowed from the batch (no copy per row), then
         // the Misra-Gries cut: only surviving keys are copied.
-        let mut counts: HashMap<&str, Counts, ahash::RandomState> =
-            HashMap::with_hasher(ahash::RandomState::new());
         for (d, col) in strings.iter().enumerate() {
+            if d == CLIENT_IP {
+                continue;
+            }
             counts.clear();
             for i in 0..n {
                 if col.is_valid(i) {
                     let c = counts.entry(col.value(i)).or_insert([0, 0]);
                     c[0] += 1;
-                    c[1] = c[1].saturating_add(bytes.value(i));
+                    c[1] = c[1].saturating_add(bytes[i]);
                 }
             }
             h.dims[d] = Summary::from_exact(counts.drain(), CAPACITY);
         }
-        // Status codes: few distinct values, counted exactly first, then added once each.
-        let mut codes: BTreeMap<i32, [i64; 2]> = BTreeMap::new();
-        for i in 0..n {
-            let c = codes.entry(status.value(i)).or_default();
-            c[0] += 1;
-            c[1] = c[1].saturating_add(bytes.value(i));
-        }
-        let codes: Vec<(String, Counts)> =
-            codes.into_iter().map(|(k, c)| (k.to_string(), c)).collect();
-        h.dims[DIMENSIONS.len() - 1] =
-            Summary::from_exact(codes.iter().map(|(k, c)| (k.as_str(), *c)), CAPACITY);
-        let ips = strings[1];
+        // Client IPs: one xxHash64 per row feeds the distinct-IP sketch and the exact count.
+        let ips = strings[CLIENT_IP];
+        ip_counts.clear();
         for i in 0..n {
             if ips.is_valid(i) {
-                h.ips.insert(hll::hash(ips.value(i).as_bytes()));
+                let ip = ips.value(i);
+                let hash = hll::hash(ip.as_bytes());
+                h.ips.insert(hash);
+                match ip_counts.find_mut(hash, |e| e.ip == ip) {
+                    Some(e) => {
+                        e.counts[0] += 1;
+                        e.counts[1] = e.counts[1].saturating_add(bytes[i]);
+                    }
+                    None => {
+                        ip_counts.insert_unique(
+                            hash,
+                            IpCount {
+                                ip,
+                                hash,
+                                counts: [1, bytes[i]],
+                            },
+                            |e| e.hash,
+                        );
+                    }
+                }
             }
         }
+        h.dims[CLIENT_IP] =
+            Summary::from_exact(ip_counts.drain().map(|e| (e.ip, e.counts)), CAPACITY);
+        // Status codes: few distinct values, counted exactly first, then added once each in
+        // ascending order.
+        codes.fill([0, 0]);
+        let mut other: BTreeMap<i32, Counts> = BTreeMap::new();
+        for (i, &code) in status.values().iter().enumerate() {
+            let c = match usize::try_from(code).ok().and_then(|k| codes.get_mut(k)) {
+                Some(c) => c,
+                None => other.entry(code).or_default(),
+            };
+            c[0] += 1;
+            c[1] = c[1].saturating_add(bytes[i]);
+        }
+        let codes: Vec<(String, Counts)> = codes
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c[0] > 0)
+            .map(|(k, c)| (k.to_string(), *c))
+            .chain(other.into_iter().map(|(k, c)| (k.to_string(), c)))
+            .collect();
+        h.dims[DIMENSIONS.len() - 1] =
+            Summary::from_exact(codes.iter().map(|(k, c)| (k.as_str(), *c)), CAPACITY);
         out.hours.push((part.bucket, h));
     }
     Ok(out)
 }
+
+/// Index of `client_ip` in [`DIMENSIONS`] (and in the string columns of [`sketch_block`]).
+const CLIENT_IP: usize = 1;
 
 /// The summaries of every partition hour a run has written.
 pub struct SketchAccumulator {
@@ -273,7 +352,7 @@ mod tests {
             &ACCESS.arrow_schema(),
             &BlockOptions::default(),
         );
-        acc.add(sketch_block(&pb).unwrap());
+        acc.add(sketch_block(&pb, PartitionTz::default()).unwrap());
         let b = acc.batches();
         assert_eq!(b.len(), 2);
         let (_, top, vis) = &b[0];

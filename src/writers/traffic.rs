@@ -26,7 +26,7 @@ use crate::error::{Error, Result};
 use crate::lake::commit::Staged;
 use crate::lake::layout::FileLayout;
 use crate::lake::store::Lake;
-use crate::tables::traffic::{idx, rt_bucket, MinuteStats, COUNTERS, TRAFFIC};
+use crate::tables::traffic::{idx, merge, rt_bucket, MinuteStats, COUNTERS, TRAFFIC};
 use crate::writers::access_column as column;
 use crate::writers::parquet::{writer_properties, ParquetOptions, PartFile};
 
@@ -53,63 +53,26 @@ impl TrafficAccumulator {
     }
 
     /// Adds the rows of an access batch whose rows all fall in partition hour `bucket` (as in
-    /// [`crate::access::block::PartitionBatch`]).
+    /// [`crate::access::block::PartitionBatch`]). The pipeline computes the minutes on the parse
+    /// pool instead ([`hour_minutes`], [`Self::add_minutes`]).
+    #[cfg(test)]
     pub fn add(&mut self, bucket: i64, batch: &RecordBatch) -> Result<()> {
-        let time = column::<TimestampMicrosecondArray>(batch, "time")?;
-        let req_bytes = column::<Int64Array>(batch, "request_bytes")?;
-        let resp_bytes = column::<Int64Array>(batch, "response_bytes")?;
-        let cache = column::<StringArray>(batch, "cache_status")?;
-        let status = column::<Int32Array>(batch, "status")?;
-        let rt = column::<Int64Array>(batch, "response_time_ms")?;
+        let minutes = hour_minutes(self.tz, bucket, batch)?;
+        self.add_minutes(bucket, &minutes);
+        Ok(())
+    }
+
+    /// Merges the per-minute counters of one block's rows of partition hour `bucket` (made by
+    /// [`hour_minutes`] on the parse pool): 60 sums per hour, whatever the rows.
+    pub fn add_minutes(&mut self, bucket: i64, minutes: &[MinuteStats; 60]) {
         let hour = self.hours.entry(bucket).or_insert_with(|| Hour {
             minutes: Box::new([[0; COUNTERS]; 60]),
         });
-        // Wall-clock minute of an instant, relative to the hour's first minute.
-        let first = bucket * 60 - i64::from(self.tz.offset_secs / 60);
-        let (time, req_bytes, resp_bytes, status, rt) = (
-            time.values(),
-            req_bytes.values(),
-            resp_bytes.values(),
-            status.values(),
-            rt.values(),
-        );
-        for i in 0..batch.num_rows() {
-            let m = time[i].div_euclid(60_000_000) - first;
-            let Some(s) = usize::try_from(m)
-                .ok()
-                .and_then(|m| hour.minutes.get_mut(m))
-            else {
-                return Err(Error::Rollup {
-                    column: "time",
-                    reason: "row outside its batch's partition hour",
-                });
-            };
-            s[idx::REQUESTS] += 1;
-            s[idx::REQUEST_BYTES] = s[idx::REQUEST_BYTES].saturating_add(req_bytes[i]);
-            s[idx::RESPONSE_BYTES] = s[idx::RESPONSE_BYTES].saturating_add(resp_bytes[i]);
-            if cache.is_valid(i) {
-                match cache.value(i) {
-                    "HIT" => s[idx::HITS] += 1,
-                    "MISS" => s[idx::MISSES] += 1,
-                    _ => {}
-                }
+        for (into, m) in hour.minutes.iter_mut().zip(minutes.iter()) {
+            if m[idx::REQUESTS] > 0 {
+                merge(into, m);
             }
-            s[match status[i] {
-                200..=299 => idx::STATUS_2XX,
-                300..=399 => idx::STATUS_3XX,
-                400..=499 => idx::STATUS_4XX,
-                500..=599 => idx::STATUS_5XX,
-                _ => idx::STATUS_OTHER,
-            }] += 1;
-            s[idx::RT_SUM] = s[idx::RT_SUM].saturating_add(rt[i]);
-            s[idx::RT_MAX] = if s[idx::REQUESTS] == 1 {
-                rt[i]
-            } else {
-                s[idx::RT_MAX].max(rt[i])
-            };
-            s[idx::RT_HIST + rt_bucket(rt[i])] += 1;
         }
-        Ok(())
     }
 
     /// One batch per partition hour (ascending), one row per minute with requests (ascending).
@@ -144,6 +107,68 @@ impl TrafficAccumulator {
             })
             .collect()
     }
+}
+
+/// The per-minute counters of an access batch whose rows all fall in partition hour `bucket`.
+///
+/// Pure, and run on the parse pool for each parsed block ([`crate::writers::sketches::sketch_block`]),
+/// so the per-row loop is spread over the cores; the writer thread, which is serial, only adds
+/// 60 rows per hour and block ([`TrafficAccumulator::add_minutes`]).
+pub fn hour_minutes(
+    tz: PartitionTz,
+    bucket: i64,
+    batch: &RecordBatch,
+) -> Result<Box<[MinuteStats; 60]>> {
+    let time = column::<TimestampMicrosecondArray>(batch, "time")?;
+    let req_bytes = column::<Int64Array>(batch, "request_bytes")?;
+    let resp_bytes = column::<Int64Array>(batch, "response_bytes")?;
+    let cache = column::<StringArray>(batch, "cache_status")?;
+    let status = column::<Int32Array>(batch, "status")?;
+    let rt = column::<Int64Array>(batch, "response_time_ms")?;
+    let mut minutes: Box<[MinuteStats; 60]> = Box::new([[0; COUNTERS]; 60]);
+    // Wall-clock minute of an instant, relative to the hour's first minute.
+    let first = bucket * 60 - i64::from(tz.offset_secs / 60);
+    let (time, req_bytes, resp_bytes, status, rt) = (
+        time.values(),
+        req_bytes.values(),
+        resp_bytes.values(),
+        status.values(),
+        rt.values(),
+    );
+    for i in 0..batch.num_rows() {
+        let m = time[i].div_euclid(60_000_000) - first;
+        let Some(s) = usize::try_from(m).ok().and_then(|m| minutes.get_mut(m)) else {
+            return Err(Error::Rollup {
+                column: "time",
+                reason: "row outside its batch's partition hour",
+            });
+        };
+        s[idx::REQUESTS] += 1;
+        s[idx::REQUEST_BYTES] = s[idx::REQUEST_BYTES].saturating_add(req_bytes[i]);
+        s[idx::RESPONSE_BYTES] = s[idx::RESPONSE_BYTES].saturating_add(resp_bytes[i]);
+        if cache.is_valid(i) {
+            match cache.value(i) {
+                "HIT" => s[idx::HITS] += 1,
+                "MISS" => s[idx::MISSES] += 1,
+                _ => {}
+            }
+        }
+        s[match status[i] {
+            200..=299 => idx::STATUS_2XX,
+            300..=399 => idx::STATUS_3XX,
+            400..=499 => idx::STATUS_4XX,
+            500..=599 => idx::STATUS_5XX,
+            _ => idx::STATUS_OTHER,
+        }] += 1;
+        s[idx::RT_SUM] = s[idx::RT_SUM].saturating_add(rt[i]);
+        s[idx::RT_MAX] = if s[idx::REQUESTS] == 1 {
+            rt[i]
+        } else {
+            s[idx::RT_MAX].max(rt[i])
+        };
+        s[idx::RT_HIST + rt_bucket(rt[i])] += 1;
+    }
+    Ok(minutes)
 }
 
 /// Encodes one Parquet file per partition (hour, or day in a day lake) to
@@ -196,7 +221,7 @@ mod tests {
     use super::*;
     use crate::access::block::{parse_block, BlockOptions};
     use crate::tables::access::ACCESS;
-    use crate::tables::traffic::{merge, RT_BOUNDS_MS};
+    use crate::tables::traffic::RT_BOUNDS_MS;
 
     fn line(time: &str, rt: i64, status: i32, cache: &str, bytes: i64) -> String {
         format!(

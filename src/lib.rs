@@ -50,6 +50,7 @@
 
 pub mod access;
 pub mod cloud;
+pub mod compact;
 pub mod convert;
 pub mod dev;
 pub mod error;

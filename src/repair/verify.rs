@@ -1,7 +1,7 @@
 //! `cdnlake verify`: the manifests against the objects, and `--repair`.
 //!
 //! The I/O is one listing per folder (sizes come from the listing, not a HEAD per object), one
-//! read per manifest and one range read per Parquet footer, [`CONCURRENCY`] at a time. The
+//! read per manifest and one range read per Parquet footer, [`concurrency`] at a time. The
 //! checks themselves are pure: [`check_manifests`] (manifests and a listing in, problems out),
 //! [`check_footer`] and [`find_orphans`].
 //!
@@ -26,7 +26,7 @@ use tokio::runtime::Handle;
 
 use super::rebuild::reconvert;
 use super::{
-    count_requests, folder, list, load_manifests, Entry, RequestCounts, Selection, CONCURRENCY,
+    concurrency, count_requests, folder, list, load_manifests, Entry, RequestCounts, Selection,
 };
 use crate::error::{Error, Result};
 use crate::lake::descriptor::{Descriptor, PartitionBy};
@@ -514,7 +514,7 @@ pub async fn verify(lake: &Lake, select: &Selection) -> Result<Verification> {
                 }),
             }
         })
-        .buffer_unordered(CONCURRENCY)
+        .buffer_unordered(concurrency())
         .try_collect()
         .await?;
     sizes.extend(heads.into_iter().flatten());
@@ -528,7 +528,7 @@ pub async fn verify(lake: &Lake, select: &Selection) -> Result<Verification> {
                 Ok::<_, Error>(check_footer(&entries[f.entry], &f, rows))
             }
         })
-        .buffer_unordered(CONCURRENCY)
+        .buffer_unordered(concurrency())
         .try_collect()
         .await?;
     problems.extend(footer_problems.into_iter().flatten());

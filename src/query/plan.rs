@@ -511,11 +511,34 @@ pub async fn read_days_of<'a>(
                     }
                 }
             };
+            // A compacted object that cannot be read is like a missing one: the day is read
+            // from its files (verify reports it, `verify --repair` compacts it again).
+            let unreadable = |e: Error| {
+                tracing::warn!(%key, error = %e, "compacted object unreadable: reading the day's files");
+                MissingCompacted(day.clone())
+            };
             match part {
-                Part::Traffic | Part::DayTraffic => rows.extend(rows_of(&key, bytes, &day.domain)?),
+                Part::DayTraffic => match rows_of(&key, bytes, &day.domain) {
+                    Ok(r) => rows.extend(r),
+                    Err(e) => return Ok(Err(unreadable(e))),
+                },
+                Part::DayTop => match read_day_top(&key, bytes) {
+                    Ok(s) => day_summary_read = Some(s),
+                    Err(e) => return Ok(Err(unreadable(e))),
+                },
+                Part::DayVisitors => match visitors_rows_of(&key, bytes, filter) {
+                    Ok(v) => {
+                        for (h_start, requests, h) in v {
+                            *out.requests_per_hour.entry(h_start).or_default() += requests;
+                            out.visitors.merge(&h);
+                            out.per_hour.entry(h_start).or_default().merge(&h);
+                        }
+                    }
+                    Err(e) => return Ok(Err(unreadable(e))),
+                },
+                Part::Traffic => rows.extend(rows_of(&key, bytes, &day.domain)?),
                 Part::Top => add_top_file(&key, bytes, &mut dims, filter)?,
-                Part::DayTop => day_summary_read = Some(read_day_top(&key, bytes)?),
-                Part::Visitors | Part::DayVisitors => {
+                Part::Visitors => {
                     for (h_start, requests, h) in visitors_rows_of(&key, bytes, filter)? {
                         *out.requests_per_hour.entry(h_start).or_default() += requests;
                         out.visitors.merge(&h);

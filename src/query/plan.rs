@@ -29,7 +29,7 @@ use crate::error::{Error, Result};
 use crate::lake::compacted::{
     key_dt, marker_dt, markers_prefix, object_key, CoveredManifest, DayMarker,
 };
-use crate::lake::layout::{key_partition_span, parse_dt, partition_span, relative};
+use crate::lake::layout::{key_partition_span, partition_span, relative};
 use crate::lake::manifest::{parse_manifest, Manifest};
 use crate::lake::read::{get_all, list_meta};
 use crate::lake::store::Lake;
@@ -120,8 +120,8 @@ fn covers(marker: &DayMarker, contributors: &[CoveredManifest]) -> bool {
     }
 }
 
-/// Builds the plan: one listing of `_manifests/`, one of the markers, a read of each marker
-/// whose day may overlap `window`, and a read of each manifest the markers do not vouch for
+/// Builds the plan: one listing of `_manifests/`, one of the markers, a read of each marker,
+/// and a read of each manifest the markers do not vouch for
 /// (and of the manifests of any day in the window that must be read file by file). Days in
 /// `exclude` are read file by file whatever their marker says.
 pub async fn plan(
@@ -143,19 +143,12 @@ pub async fn plan(
         .map(|m| (relative(&lake.prefix, &m.location), (m.size, m.e_tag)))
         .collect();
 
-    // Markers of days that may overlap the window, whatever the clock (±14 h).
-    let slack = 14 * 3_600_000_000i64;
+    // Every marker, also of days outside the window: they vouch for the manifests of those
+    // days, which are then not read (one read per day instead of one per file).
     let mut marker_keys: Vec<Path> = marker_metas
         .into_iter()
         .map(|m| m.location)
-        .filter(|k| {
-            marker_dt(k.as_ref()).and_then(parse_dt).is_some_and(|d| {
-                let start = d * 86_400_000_000 - slack;
-                let end = (d + 1) * 86_400_000_000 + slack;
-                window.from_micros.is_none_or(|f| end > f)
-                    && window.to_micros.is_none_or(|t| start < t)
-            })
-        })
+        .filter(|k| marker_dt(k.as_ref()).is_some())
         .collect();
     marker_keys.sort();
     let mut markers: BTreeMap<Day, DayMarker> = BTreeMap::new();

@@ -241,7 +241,12 @@ pub async fn plan(
         }
         let marker = markers.get(&day);
         let valid = marker.filter(|m| !exclude.contains(&day) && covers(m, &contributors));
-        if valid.is_none() {
+        // A day the window cuts reads its top lists and visitors per hour, from the files.
+        let whole = span.as_ref().is_some_and(|s| {
+            window.from_micros.is_none_or(|f| f <= s.start)
+                && window.to_micros.is_none_or(|t| s.end <= t)
+        });
+        if valid.is_none() || !whole {
             to_read.extend(
                 contributors
                     .iter()

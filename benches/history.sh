@@ -67,7 +67,7 @@ if [ "${LAKE_READY:-0}" != 1 ]; then
   for h in $(seq 0 $((DAYS * 24 - 1))); do
     t=$((start + h * 3600))
     st=$(date -u -d "@$t" +%Y-%m-%dT%H:00:00+08:00)
-    "$BIN" gen --lines "$LINES" --seed $((h + 1)) --start "$st" --domain bench.example.com --out "$WORK/logs/" 2>/dev/null
+    "$BIN" gen --lines "$LINES" --seed $((h + 1)) --start "$st" --domain bench.example.com --out "$WORK/logs/" >/dev/null 2>&1
   done
   t0=$(date +%s.%N)
   AWS_ENDPOINT_URL=$DIRECT "$BIN" convert "$WORK/logs" --dest s3://lake/h 2>/dev/null
@@ -86,8 +86,17 @@ step() { # name, then the command (runs through the proxy)
 }
 
 echo "== $DAYS days, $((DAYS * 24)) files of $LINES lines, +$DELAY ms per request, $BIN"
+# BEFORE=path/to/an/older/cdnlake measures it on the same lake first.
+if [ -n "${BEFORE:-}" ]; then
+  step report_before "$BEFORE" report --dest s3://lake/h --json
+  step verify_before "$BEFORE" verify --dest s3://lake/h --json
+fi
 step report "$BIN" report --dest s3://lake/h --json
 step verify "$BIN" verify --dest s3://lake/h --json
+if [ -n "${BEFORE:-}" ]; then
+  if cmp -s "$WORK/report_before.out" "$WORK/report.out"; then echo "report before/after this version: identical"
+  else echo "report before/after this version: DIFFERENT"; fi
+fi
 if "$BIN" compact --help >/dev/null 2>&1; then
   step compact "$BIN" compact --dest s3://lake/h --json
   step compact_again "$BIN" compact --dest s3://lake/h --json

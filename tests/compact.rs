@@ -2,8 +2,9 @@
 //! binary as a user would: compacted days report exactly what the per-file rollups report, a
 //! second run changes no byte, a late file into a compacted day is counted once (the day is
 //! read from its files until compacted again), verify checks the compacted objects and
-//! `--repair` compacts a damaged day again, and a lake without compaction reports as a local
-//! lake of the same logs does.
+//! `--repair` compacts a damaged day again, what a killed compaction leaves reads right and is
+//! completed by the next run, and a lake without compaction reports as a local lake of the same
+//! logs does.
 
 mod common;
 #[path = "common/weed.rs"]
@@ -209,6 +210,23 @@ async fn compacted_days_report_the_same_figures_and_heal_after_a_late_file() {
         "report",
     );
     assert_eq!(repaired, reference);
+
+    // What a compaction killed between its objects and its marker leaves: objects, no marker.
+    // Readers take the day from its files; verify calls the objects orphans; the next compact
+    // writes the day again (the same bytes) and its marker.
+    let marker = "t/_compacted/_markers/cdn.example.com/2024-03-07.json";
+    let before_kill = objects(&store, "t").await;
+    store.delete(&marker.into()).await.unwrap();
+    let killed = ok(&weed.cdnlake(dir, &["report", "--dest", dest, "--json"]), "report");
+    assert_eq!(killed, reference);
+    let v = json(&stdout(&weed.cdnlake(dir, &["verify", "--dest", dest, "--json"])));
+    assert_eq!(v["orphans"].as_array().unwrap().len(), 3, "{v}");
+    let r = json(&ok(
+        &weed.cdnlake(dir, &["compact", "--dest", dest, "--json"]),
+        "compact after kill",
+    ));
+    assert_eq!(r["compacted"], 1, "{r}");
+    assert_eq!(objects(&store, "t").await, before_kill, "the same bytes again");
 }
 
 /// A day that has not ended yet, or ended less than --min-age-hours ago, is not compacted.

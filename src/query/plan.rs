@@ -76,7 +76,7 @@ pub struct Plan {
     pub days: BTreeMap<Day, DayPlan>,
     /// Manifests read, by key relative to the destination.
     pub manifests: BTreeMap<String, Manifest>,
-    /// Requests of the listing of `_manifests/`: manifests listed.
+    /// Manifests the listing of `_manifests/` found.
     pub listed: usize,
 }
 
@@ -293,7 +293,7 @@ async fn read_manifests(
 /// Folds a day's heavy-hitter summary into the report's: its errors and totals, then its keys
 /// in key order. The same call for a day read from the per-file rollups and for a compacted
 /// one, so both give the same figures.
-pub fn fold_day(into: &mut [Summary], day: &[(Vec<(String, [i64; 2])>, [i64; 2], [i64; 2])]) {
+pub fn fold_day(into: &mut [Summary], day: &[DimSummary]) {
     for (s, (rows, error, total)) in into.iter_mut().zip(day) {
         s.add_bounds(*error, *total);
         for (k, c) in rows {
@@ -302,8 +302,11 @@ pub fn fold_day(into: &mut [Summary], day: &[(Vec<(String, [i64; 2])>, [i64; 2],
     }
 }
 
-/// A day summary as [`fold_day`] takes it: per dimension, its rows in key order, error, total.
-pub type DaySummary = Vec<(Vec<(String, [i64; 2])>, [i64; 2], [i64; 2])>;
+/// One dimension of a day summary: its rows in key order, its error and its total.
+pub type DimSummary = (Vec<(String, [i64; 2])>, [i64; 2], [i64; 2]);
+
+/// A day summary as [`fold_day`] takes it: one [`DimSummary`] per dimension.
+pub type DaySummary = Vec<DimSummary>;
 
 /// The day summary of merged per-file summaries.
 pub fn day_summary(dims: &[Summary]) -> DaySummary {

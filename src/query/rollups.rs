@@ -267,6 +267,10 @@ pub(crate) fn visitors_rows_of(
     Ok(out)
 }
 
+/// Of one manifest: the partitions it has rows in, and its sketch files (span start, whether
+/// heavy_hitters, key).
+type SketchFiles = (BTreeSet<i64>, Vec<(i64, bool, Path)>);
+
 /// Reads the `heavy_hitters` and `visitors` files of the hours the filter covers, every file
 /// of every manifest [`concurrency`](crate::lake::read::concurrency) at a time, merged in the manifests' order (so the result does
 /// not depend on which answer comes first).
@@ -284,7 +288,7 @@ pub async fn read_sketches(
     };
     // Per manifest: the partitions (hours, or days in a day lake: start, micros) it has rows
     // in within the window, and its sketch files of those partitions.
-    let mut plans: Vec<(BTreeSet<i64>, Vec<(i64, bool, Path)>)> = Vec::new();
+    let mut plans: Vec<SketchFiles> = Vec::new();
     for m in manifests {
         if filter.domain.as_deref().is_some_and(|d| d != m.domain) {
             continue;

@@ -217,16 +217,25 @@ async fn compacted_days_report_the_same_figures_and_heal_after_a_late_file() {
     let marker = "t/_compacted/_markers/cdn.example.com/2024-03-07.json";
     let before_kill = objects(&store, "t").await;
     store.delete(&marker.into()).await.unwrap();
-    let killed = ok(&weed.cdnlake(dir, &["report", "--dest", dest, "--json"]), "report");
+    let killed = ok(
+        &weed.cdnlake(dir, &["report", "--dest", dest, "--json"]),
+        "report",
+    );
     assert_eq!(killed, reference);
-    let v = json(&stdout(&weed.cdnlake(dir, &["verify", "--dest", dest, "--json"])));
+    let v = json(&stdout(
+        &weed.cdnlake(dir, &["verify", "--dest", dest, "--json"]),
+    ));
     assert_eq!(v["orphans"].as_array().unwrap().len(), 3, "{v}");
     let r = json(&ok(
         &weed.cdnlake(dir, &["compact", "--dest", dest, "--json"]),
         "compact after kill",
     ));
     assert_eq!(r["compacted"], 1, "{r}");
-    assert_eq!(objects(&store, "t").await, before_kill, "the same bytes again");
+    assert_eq!(
+        objects(&store, "t").await,
+        before_kill,
+        "the same bytes again"
+    );
 }
 
 /// A day that has not ended yet, or ended less than --min-age-hours ago, is not compacted.

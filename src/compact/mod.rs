@@ -164,17 +164,19 @@ pub async fn compact_day(lake: &Lake, p: &Plan, day: &Day, dp: &DayPlan) -> Resu
     let top = top_batch(day_start, &day_summary(&sk.dims))?;
     let visitors = visitors_batch(&sk)?;
     let mut objects = Vec::new();
+    let mut puts = Vec::new();
     for (table, batch) in [(&TRAFFIC, traffic), (&TOP, top), (&VISITORS, visitors)] {
         let key = object_key(&lake.prefix, table.folder, &day.domain, &day.dt);
         let body = encode(table, &key, &batch)?;
-        let bytes = body.len() as u64;
-        lake.put(&key, body).await?;
         objects.push(ObjectEntry {
             key: relative(&lake.prefix, &key),
-            bytes,
+            bytes: body.len() as u64,
             rows: Some(batch.num_rows() as u64),
         });
+        puts.push(async move { lake.put(&key, body).await });
     }
+    // The three objects at once (one round trip); the marker only after all of them.
+    futures::future::try_join_all(puts).await?;
     let marker = DayMarker {
         marker_version: MARKER_VERSION,
         tool: format!("cdnlake {}", env!("CARGO_PKG_VERSION")),

@@ -46,6 +46,17 @@ pub async fn get_all(lake: &Lake, keys: Vec<Path>) -> Result<Vec<Option<bytes::B
         .await
 }
 
+/// [`get_all`] as a stream: answers in the order of `keys`, [`concurrency`] in flight, so a
+/// reader that merges as the answers come holds only those in memory, not every object at once.
+pub fn get_stream(
+    lake: &Lake,
+    keys: Vec<Path>,
+) -> impl futures::Stream<Item = Result<Option<bytes::Bytes>>> + '_ {
+    futures::stream::iter(keys)
+        .map(move |key| async move { lake.get_opt(&key).await })
+        .buffered(concurrency())
+}
+
 /// Lists every object under `prefix` with its size and ETag (one request per 1,000 keys on S3
 /// and OSS). A prefix that does not exist is empty.
 pub async fn list_meta(lake: &Lake, prefix: &Path) -> Result<Vec<ObjectMeta>> {

@@ -17,6 +17,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ops::Range;
 
+use futures::TryStreamExt;
 use object_store::path::Path;
 
 use super::filter::ReportFilter;
@@ -31,7 +32,7 @@ use crate::lake::compacted::{
 };
 use crate::lake::layout::{key_partition_span, partition_span, relative};
 use crate::lake::manifest::{parse_manifest, Manifest};
-use crate::lake::read::{get_all, list_meta};
+use crate::lake::read::{get_all, get_stream, list_meta};
 use crate::lake::store::Lake;
 use crate::sketch::heavy::Summary;
 use crate::sketch::hll::Hll;
@@ -490,7 +491,8 @@ pub async fn read_days_of<'a>(
         keys.extend(reads.iter().map(|(_, k)| k.clone()));
         per_day.push((day, reads, acc));
     }
-    let mut bodies = get_all(lake, keys).await?.into_iter();
+    // Merged as the answers come, in order: only the objects in flight are held in memory.
+    let mut bodies = std::pin::pin!(get_stream(lake, keys));
     let mut rows = Vec::new();
     let mut out = Sketches {
         dims: new_dims(),
@@ -500,7 +502,7 @@ pub async fn read_days_of<'a>(
         let mut dims = new_dims();
         let mut day_summary_read: Option<DaySummary> = None;
         for (part, key) in reads {
-            let Some(bytes) = bodies.next().flatten() else {
+            let Some(bytes) = bodies.try_next().await?.flatten() else {
                 match part {
                     Part::DayTraffic | Part::DayTop | Part::DayVisitors => {
                         tracing::warn!(%key, "compacted object missing: reading the day's files");

@@ -640,3 +640,61 @@ pub async fn read_report(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(key: &str, bytes: u64, etag: Option<&str>) -> CoveredManifest {
+        CoveredManifest {
+            source: key.into(),
+            key: key.into(),
+            bytes,
+            etag: etag.map(str::to_string),
+            sha256: String::new(),
+            days: vec!["2024-03-05".into()],
+        }
+    }
+
+    fn marker(manifests: Vec<CoveredManifest>) -> DayMarker {
+        DayMarker {
+            marker_version: 1,
+            tool: String::new(),
+            domain: "d".into(),
+            dt: "2024-03-05".into(),
+            partition_tz: "+08:00".into(),
+            manifests,
+            objects: Vec::new(),
+            hours: Vec::new(),
+            missing_top: Vec::new(),
+            missing_visitors: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_marker_covers_exactly_the_same_manifests_with_etags() {
+        let m = marker(vec![rec("a", 1, Some("x")), rec("b", 2, Some("y"))]);
+        assert!(covers(
+            &m,
+            &[rec("a", 1, Some("x")), rec("b", 2, Some("y"))]
+        ));
+        // A late file, a missing one, a rewritten one (size or ETag), no ETag at all.
+        let late = [
+            rec("a", 1, Some("x")),
+            rec("b", 2, Some("y")),
+            rec("c", 3, Some("z")),
+        ];
+        assert!(!covers(&m, &late));
+        assert!(!covers(&m, &[rec("a", 1, Some("x"))]));
+        assert!(!covers(
+            &m,
+            &[rec("a", 1, Some("x")), rec("b", 3, Some("y"))]
+        ));
+        assert!(!covers(
+            &m,
+            &[rec("a", 1, Some("x")), rec("b", 2, Some("w"))]
+        ));
+        let none = marker(vec![rec("a", 1, None)]);
+        assert!(!covers(&none, &[rec("a", 1, None)]));
+    }
+}

@@ -5,8 +5,9 @@
 #   benches/history.sh DAYS [LINES_PER_FILE] [DELAY_MS]
 #
 # Generates DAYS days of hourly logs of one domain (cdnlake gen, LINES_PER_FILE lines each,
-# default 200), converts them into s3://lake/h straight to the server (no latency: the write side
-# is not measured here), then times through the proxy (default +20 ms per request):
+# default 200; START_MINUTE=30 starts each file at :30, so that every file writes two hours),
+# converts them into s3://lake/h straight to the server (no latency: the write side is not
+# measured here), then times through the proxy (default +20 ms per request):
 # report --json, verify, compact, and report --json and verify again after compact; and checks
 # that both reports are equal. Prints one line per step: requests by kind and seconds.
 #
@@ -66,7 +67,7 @@ if [ "${LAKE_READY:-0}" != 1 ]; then
   start=$(date -u -d 2024-01-01 +%s)
   for h in $(seq 0 $((DAYS * 24 - 1))); do
     t=$((start + h * 3600))
-    st=$(date -u -d "@$t" +%Y-%m-%dT%H:00:00+08:00)
+    st=$(date -u -d "@$t" +%Y-%m-%dT%H:${START_MINUTE:-00}:00+08:00)
     "$BIN" gen --lines "$LINES" --seed $((h + 1)) --start "$st" --domain bench.example.com --out "$WORK/logs/" >/dev/null 2>&1
   done
   t0=$(date +%s.%N)

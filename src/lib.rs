@@ -17,8 +17,9 @@
 //!
 //! Modules follow that path: [`ingest`], [`convert`], [`access`], [`writers`], [`lake`]; the
 //! tables' columns are defined once in [`tables`]; [`sketch`] holds the mergeable summaries
-//! the rollups store; [`query`] is the read side (`report`, DDL);
-//! [`dev`] holds the generator and the benchmark. Lower layers never import higher ones. The
+//! the rollups store; [`query`] is the read side (`report`, DDL; per day, a compacted day or
+//! the files' rollups); [`compact`] merges each finished day's rollups into one object per
+//! table; [`dev`] holds the generator and the benchmark. Lower layers never import higher ones. The
 //! design (formats, keys, the FC contract) is in `docs/design.md`.
 //!
 //! ## Guarantees
@@ -50,6 +51,7 @@
 
 pub mod access;
 pub mod cloud;
+pub mod compact;
 pub mod convert;
 pub mod dev;
 pub mod error;

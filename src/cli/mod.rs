@@ -3,6 +3,7 @@
 
 mod bench;
 mod common;
+mod compact;
 mod convert;
 mod ddl;
 mod gen;
@@ -26,6 +27,10 @@ use clap::{Parser, Subcommand};
 pub(crate) struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Store requests the read side keeps in flight (manifests, rollups, footers: report,
+    /// verify, ddl --partitions, sync's check, compact).
+    #[arg(long, global = true, env = "CDNLAKE_CONCURRENCY", default_value_t = cdnlake::lake::read::DEFAULT_CONCURRENCY as u64, value_parser = clap::value_parser!(u64).range(1..=1024))]
+    concurrency: u64,
 }
 
 #[derive(Subcommand)]
@@ -57,10 +62,16 @@ enum Command {
     /// Convert every (selected) file of the lake again from its raw dump, e.g. after a schema
     /// change.
     Rebuild(rebuild::Args),
+    /// Merge each finished day's rollups (traffic, heavy_hitters, visitors) into one object per
+    /// table and day under _compacted/, so report reads a few objects per day; the per-file
+    /// rollups stay the source of truth, and report falls back to them for a day whose files
+    /// changed since.
+    Compact(compact::Args),
 }
 
 /// Runs the command the arguments name.
 pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    cdnlake::lake::read::set_concurrency(usize::try_from(cli.concurrency).unwrap_or(1));
     match cli.command {
         Command::Convert(a) => convert::run(a),
         Command::Gen(a) => gen::run(a),
@@ -72,6 +83,7 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Verify(a) => verify::run(a),
         Command::Rebuild(a) => rebuild::run(a),
         Command::Sync(a) => sync::run(a),
+        Command::Compact(a) => compact::run(a),
     }
 }
 

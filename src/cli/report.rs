@@ -62,20 +62,14 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
             .partition_tz
         }
     };
-    let mut manifests = rt.block_on(cdnlake::lake::manifest::list_manifests(&lake))?;
-    // A fixed order, so merged summaries are the same on every run.
-    manifests.sort_by(|a, b| (&a.domain, &a.source.name).cmp(&(&b.domain, &b.source.name)));
-    let rows = rt.block_on(cdnlake::query::rollups::read_rollups_of(
-        &lake, &manifests, &filter,
-    ))?;
+    // Per day, a compacted day when it still covers its files, else the files' rollups.
+    let (rows, sketches) =
+        rt.block_on(cdnlake::query::plan::read_report(&lake, &filter, !exact))?;
     let mut report = cdnlake::query::report::summarise(&rows, &filter, tz);
     if exact {
         let counter = rt.block_on(cdnlake::query::top::read_top(&lake, &filter, tz))?;
         cdnlake::query::report::apply_exact(&mut report, &counter);
     } else {
-        let sketches = rt.block_on(cdnlake::query::rollups::read_sketches(
-            &lake, &manifests, &filter,
-        ))?;
         cdnlake::query::report::apply_sketches(&mut report, &sketches, &filter, tz);
     }
     if let Some(path) = html {

@@ -79,38 +79,35 @@ impl Manifest {
     }
 }
 
-/// Reads every manifest under the destination (for partition registration and reports).
+/// Reads every manifest under the destination (for partition registration and reports): one
+/// listing, then [`super::read::concurrency`] reads at once, sorted by key.
 pub async fn list_manifests(lake: &super::store::Lake) -> crate::Result<Vec<Manifest>> {
-    use futures::TryStreamExt;
     let prefix = object_store::path::Path::from_iter(
         lake.prefix
             .parts()
             .chain(std::iter::once("_manifests".into())),
     );
-    let metas: Vec<object_store::ObjectMeta> = lake
-        .store
-        .list(Some(&prefix))
-        .try_collect()
-        .await
-        .map_err(|source| crate::Error::Store {
-        op: "list",
-        key: prefix.to_string(),
-        source,
-    })?;
-    let mut out = Vec::new();
-    for m in metas
+    let mut keys: Vec<object_store::path::Path> = super::read::list_meta(lake, &prefix)
+        .await?
         .into_iter()
-        .filter(|m| m.location.as_ref().ends_with(".json"))
-    {
-        if let Some(bytes) = lake.get_opt(&m.location).await? {
-            let man = serde_json::from_slice::<Manifest>(&bytes).map_err(|source| {
-                crate::Error::Json {
-                    what: format!("manifest {}", m.location),
-                    source,
-                }
-            })?;
-            out.push(man);
+        .map(|m| m.location)
+        .filter(|k| k.as_ref().ends_with(".json"))
+        .collect();
+    keys.sort();
+    let bodies = super::read::get_all(lake, keys.clone()).await?;
+    let mut out = Vec::new();
+    for (key, bytes) in keys.iter().zip(bodies) {
+        if let Some(bytes) = bytes {
+            out.push(parse_manifest(key, &bytes)?);
         }
     }
     Ok(out)
+}
+
+/// A manifest read from `key`.
+pub fn parse_manifest(key: &object_store::path::Path, bytes: &[u8]) -> crate::Result<Manifest> {
+    serde_json::from_slice::<Manifest>(bytes).map_err(|source| crate::Error::Json {
+        what: format!("manifest {key}"),
+        source,
+    })
 }

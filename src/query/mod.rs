@@ -6,6 +6,7 @@
 pub mod ddl;
 pub mod filter;
 pub mod html;
+pub mod plan;
 pub mod report;
 pub mod rollups;
 pub mod text;

@@ -7,7 +7,6 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use arrow_array::cast::AsArray;
 use arrow_array::{Array, Int64Array, RecordBatch, TimestampMicrosecondArray};
-use futures::{StreamExt, TryStreamExt};
 use object_store::path::Path;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
@@ -17,6 +16,7 @@ use crate::access::time::PartitionTz;
 use crate::error::{Error, Result};
 use crate::lake::layout::key_partition_span;
 use crate::lake::manifest::{list_manifests, Manifest};
+use crate::lake::read::get_all;
 use crate::lake::store::Lake;
 use crate::sketch::heavy::{Summary, CAPACITY};
 use crate::sketch::hll::Hll;
@@ -79,30 +79,38 @@ pub async fn read_rollups(lake: &Lake, filter: &ReportFilter) -> Result<Vec<Minu
     read_rollups_of(lake, &list_manifests(lake).await?, filter).await
 }
 
-/// [`read_rollups`] of the given manifests.
+/// [`read_rollups`] of the given manifests: every traffic file they list, read
+/// [`concurrency`](crate::lake::read::concurrency) at a time and merged in the manifests' order.
 pub async fn read_rollups_of(
     lake: &Lake,
     manifests: &[Manifest],
     filter: &ReportFilter,
 ) -> Result<Vec<MinuteRow>> {
+    let wanted: Vec<(&str, Path)> = manifests
+        .iter()
+        .filter(|m| filter.domain.as_deref().is_none_or(|d| d == m.domain))
+        .flat_map(|m| {
+            m.objects
+                .iter()
+                .filter(|o| in_folder(TRAFFIC.folder, &o.key))
+                .map(|o| (m.domain.as_str(), lake.key_of(&o.key)))
+        })
+        .collect();
+    let bodies = get_all(lake, wanted.iter().map(|(_, k)| k.clone()).collect()).await?;
     let mut out = Vec::new();
-    for m in manifests {
-        if filter.domain.as_deref().is_some_and(|d| d != m.domain) {
+    for ((domain, key), bytes) in wanted.iter().zip(bodies) {
+        let Some(bytes) = bytes else {
+            tracing::warn!(%key, "traffic file listed in a manifest is missing");
             continue;
-        }
-        for o in &m.objects {
-            if !o.key.starts_with(&format!("{}/", TRAFFIC.folder)) {
-                continue;
-            }
-            let key = lake.key_of(&o.key);
-            let Some(bytes) = lake.get_opt(&key).await? else {
-                tracing::warn!(%key, "traffic file listed in a manifest is missing");
-                continue;
-            };
-            out.extend(rows_of(&key, bytes, &m.domain)?);
-        }
+        };
+        out.extend(rows_of(key, bytes, domain)?);
     }
     Ok(out)
+}
+
+/// Whether `key` lies in `folder` (`traffic/...`).
+pub(crate) fn in_folder(folder: &str, key: &str) -> bool {
+    key.strip_prefix(folder).is_some_and(|r| r.starts_with('/'))
 }
 
 /// The merged heavy-hitter summaries and distinct-IP sketches of the partition hours a report
@@ -116,6 +124,8 @@ pub struct Sketches {
     pub visitors: Hll,
     /// Per partition hour (start, micros): distinct client IPs.
     pub per_hour: BTreeMap<i64, Hll>,
+    /// Per partition hour (start, micros): the requests the visitors files counted.
+    pub requests_per_hour: BTreeMap<i64, i64>,
     /// Hours covered (start, micros): those with access rows in the window.
     pub hours: BTreeSet<i64>,
     /// Hours for which some file has access rows but no `top` file (written before it existed).
@@ -216,6 +226,18 @@ pub(crate) fn visitors_of(
     bytes: bytes::Bytes,
     filter: &ReportFilter,
 ) -> Result<Vec<(i64, Hll)>> {
+    Ok(visitors_rows_of(key, bytes, filter)?
+        .into_iter()
+        .map(|(h, _, hll)| (h, hll))
+        .collect())
+}
+
+/// [`visitors_of`] with each row's requests.
+pub(crate) fn visitors_rows_of(
+    key: &Path,
+    bytes: bytes::Bytes,
+    filter: &ReportFilter,
+) -> Result<Vec<(i64, i64, Hll)>> {
     let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)
         .and_then(|b| b.build())
         .map_err(|e| read_error(key, e))?;
@@ -223,6 +245,7 @@ pub(crate) fn visitors_of(
     for batch in reader {
         let batch: RecordBatch = batch.map_err(|e| read_error(key, e))?;
         let hour = hour_starts(key, &batch)?;
+        let requests = int64(key, &batch, "requests")?;
         let hll = batch
             .column_by_name("hll")
             .and_then(|c| c.as_binary_opt::<i32>())
@@ -233,16 +256,24 @@ pub(crate) fn visitors_of(
             }
             let h = Hll::from_bytes(hll.value(i))
                 .map_err(|e| read_error(key, format!("column hll: {e}")))?;
-            out.push((hour.value(i), h));
+            let r = if requests.is_valid(i) {
+                requests.value(i)
+            } else {
+                0
+            };
+            out.push((hour.value(i), r, h));
         }
     }
     Ok(out)
 }
 
-/// Rollup files fetched at once by [`read_sketches`].
-pub const FETCH_AHEAD: usize = 16;
+/// Of one manifest: the partitions it has rows in, and its sketch files (span start, whether
+/// heavy_hitters, key).
+type SketchFiles = (BTreeSet<i64>, Vec<(i64, bool, Path)>);
 
-/// Reads the `heavy_hitters` and `visitors` files of the hours the filter covers.
+/// Reads the `heavy_hitters` and `visitors` files of the hours the filter covers, every file
+/// of every manifest [`concurrency`](crate::lake::read::concurrency) at a time, merged in the manifests' order (so the result does
+/// not depend on which answer comes first).
 pub async fn read_sketches(
     lake: &Lake,
     manifests: &[Manifest],
@@ -255,29 +286,27 @@ pub async fn read_sketches(
             .collect(),
         ..Sketches::default()
     };
-    let folder = |t: &str, k: &str| k.starts_with(t) && k[t.len()..].starts_with('/');
+    // Per manifest: the partitions (hours, or days in a day lake: start, micros) it has rows
+    // in within the window, and its sketch files of those partitions.
+    let mut plans: Vec<SketchFiles> = Vec::new();
     for m in manifests {
         if filter.domain.as_deref().is_some_and(|d| d != m.domain) {
             continue;
         }
         let tz = PartitionTz::parse(&m.partition_tz).unwrap_or_default();
-        // The partitions (hours, or days in a day lake: start, micros) this file has rows in
-        // within the window, and which of them have sketches.
         let span_of = |k: &str| key_partition_span(k, tz).filter(|r| span_overlaps(r, filter));
         let hours: BTreeSet<i64> = m
             .objects
             .iter()
-            .filter(|o| folder(TRAFFIC.folder, &o.key))
+            .filter(|o| in_folder(TRAFFIC.folder, &o.key))
             .filter_map(|o| span_of(&o.key).map(|r| r.start))
             .collect();
-        let mut with_top = BTreeSet::new();
-        let mut with_visitors = BTreeSet::new();
         let wanted: Vec<(i64, bool, Path)> = m
             .objects
             .iter()
             .filter_map(|o| {
-                let is_top = folder(TOP.folder, &o.key);
-                if !is_top && !folder(VISITORS.folder, &o.key) {
+                let is_top = in_folder(TOP.folder, &o.key);
+                if !is_top && !in_folder(VISITORS.folder, &o.key) {
                     return None;
                 }
                 let hour = span_of(&o.key)
@@ -286,16 +315,18 @@ pub async fn read_sketches(
                 Some((hour, is_top, lake.key_of(&o.key)))
             })
             .collect();
-        // Fetched FETCH_AHEAD at a time (an object store answers in tens of milliseconds), merged
-        // in the manifest's order, so the result does not depend on which answer comes first.
-        let mut fetched = futures::stream::iter(wanted)
-            .map(|(hour, is_top, key)| async move {
-                let bytes = lake.get_opt(&key).await?;
-                Ok::<_, Error>((hour, is_top, key, bytes))
-            })
-            .buffered(FETCH_AHEAD);
-        while let Some((hour, is_top, key, bytes)) = fetched.try_next().await? {
-            let Some(bytes) = bytes else {
+        plans.push((hours, wanted));
+    }
+    let keys: Vec<Path> = plans
+        .iter()
+        .flat_map(|(_, w)| w.iter().map(|(_, _, k)| k.clone()))
+        .collect();
+    let mut bodies = get_all(lake, keys).await?.into_iter();
+    for (hours, wanted) in plans {
+        let mut with_top = BTreeSet::new();
+        let mut with_visitors = BTreeSet::new();
+        for (hour, is_top, key) in wanted {
+            let Some(bytes) = bodies.next().flatten() else {
                 tracing::warn!(%key, "rollup file listed in a manifest is missing");
                 continue;
             };

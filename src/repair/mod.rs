@@ -53,8 +53,11 @@ use crate::lake::layout::{partition_span, relative};
 use crate::lake::manifest::Manifest;
 use crate::lake::store::Lake;
 
-/// Requests made at once: manifest reads, footer reads, HEADs of keys outside the listed folders.
-pub const CONCURRENCY: usize = 16;
+/// Requests made at once: manifest reads, footer reads, HEADs of keys outside the listed
+/// folders. The read side's one setting ([`crate::lake::read::concurrency`]).
+pub fn concurrency() -> usize {
+    crate::lake::read::concurrency()
+}
 
 /// The folder of manifests.
 pub const MANIFESTS: &str = "_manifests";
@@ -182,7 +185,7 @@ pub(crate) async fn list(lake: &Lake, prefix: &Path) -> Result<Vec<(String, u64)
 }
 
 /// Reads every manifest under `_manifests/` (`_manifests/<domain>/` when a domain is given):
-/// one list, then up to [`CONCURRENCY`] reads at once.
+/// one list, then up to [`concurrency`] reads at once.
 pub async fn load_manifests(lake: &Lake, domain: Option<&str>) -> Result<Manifests> {
     let prefix = folder(lake, MANIFESTS, domain);
     let keys: Vec<String> = list(lake, &prefix)
@@ -196,7 +199,7 @@ pub async fn load_manifests(lake: &Lake, domain: Option<&str>) -> Result<Manifes
             let bytes = lake.get_opt(&lake.key_of(&key)).await?;
             Ok::<_, Error>((key, bytes))
         })
-        .buffer_unordered(CONCURRENCY)
+        .buffer_unordered(concurrency())
         .try_collect::<Vec<_>>()
         .await?;
     let mut out = Manifests::default();

@@ -1,7 +1,7 @@
 //! `cdnlake verify`: the manifests against the objects, and `--repair`.
 //!
 //! The I/O is one listing per folder (sizes come from the listing, not a HEAD per object), one
-//! read per manifest and one range read per Parquet footer, [`CONCURRENCY`] at a time. The
+//! read per manifest and one range read per Parquet footer, [`concurrency`] at a time. The
 //! checks themselves are pure: [`check_manifests`] (manifests and a listing in, problems out),
 //! [`check_footer`] and [`find_orphans`].
 //!
@@ -26,9 +26,10 @@ use tokio::runtime::Handle;
 
 use super::rebuild::reconvert;
 use super::{
-    count_requests, folder, list, load_manifests, Entry, RequestCounts, Selection, CONCURRENCY,
+    concurrency, count_requests, folder, list, load_manifests, Entry, RequestCounts, Selection,
 };
 use crate::error::{Error, Result};
+use crate::lake::compacted::{DayMarker, COMPACTED, MARKERS};
 use crate::lake::descriptor::{Descriptor, PartitionBy};
 use crate::lake::store::{Lake, STAGING};
 use crate::tables::access::ACCESS;
@@ -333,7 +334,7 @@ pub fn in_orphan_folders(key: &str) -> bool {
     let Some((top, rest)) = key.split_once('/') else {
         return false;
     };
-    !rest.is_empty() && (TABLE_FOLDERS.contains(&top) || top == STAGING)
+    !rest.is_empty() && (TABLE_FOLDERS.contains(&top) || top == STAGING || top == COMPACTED)
 }
 
 /// The domain part of a key in a table folder or `_staging/`, as encoded in keys
@@ -514,7 +515,7 @@ pub async fn verify(lake: &Lake, select: &Selection) -> Result<Verification> {
                 }),
             }
         })
-        .buffer_unordered(CONCURRENCY)
+        .buffer_unordered(concurrency())
         .try_collect()
         .await?;
     sizes.extend(heads.into_iter().flatten());
@@ -528,7 +529,7 @@ pub async fn verify(lake: &Lake, select: &Selection) -> Result<Verification> {
                 Ok::<_, Error>(check_footer(&entries[f.entry], &f, rows))
             }
         })
-        .buffer_unordered(CONCURRENCY)
+        .buffer_unordered(concurrency())
         .try_collect()
         .await?;
     problems.extend(footer_problems.into_iter().flatten());
@@ -565,7 +566,7 @@ pub async fn verify(lake: &Lake, select: &Selection) -> Result<Verification> {
         .collect();
     // What a live run is staging is its own, not a leftover (a conversion may be running now).
     let live = lake.live_staging_runs()?;
-    let orphans: Vec<String> = find_orphans(
+    let mut orphans: Vec<String> = find_orphans(
         listed.iter().map(|(k, _)| k.as_str()),
         &listed_by,
         &unreadable,
@@ -574,6 +575,12 @@ pub async fn verify(lake: &Lake, select: &Selection) -> Result<Verification> {
     .into_iter()
     .filter(|k| !held_by_live_run(k, &live))
     .collect();
+
+    // Compacted days: their objects against their markers, and what no marker lists.
+    let compacted = check_compacted(lake, select).await?;
+    problems.extend(compacted.problems);
+    orphans.extend(compacted.orphans);
+    sizes.extend(compacted.sizes);
 
     Ok(Verification {
         manifests: entries.len() + manifests.unreadable.len(),
@@ -594,6 +601,133 @@ fn held_by_live_run(key: &str, live: &[String]) -> bool {
         key.strip_prefix(run.as_str())
             .is_some_and(|rest| rest == ".lock" || rest.starts_with('/'))
     })
+}
+
+/// What [`check_compacted`] found.
+#[derive(Debug, Default)]
+pub struct CompactedCheck {
+    pub problems: Vec<Problem>,
+    pub orphans: Vec<String>,
+    pub sizes: BTreeMap<String, u64>,
+}
+
+/// Checks the compacted days `select` picks (docs/design.md §10): one listing of `_compacted/`
+/// (of the domain's markers and objects when narrowed), a read of each marker, and a footer
+/// read of each compacted object; each must exist with the recorded size and rows. An object
+/// under `_compacted/` that no marker lists is an orphan (a compaction killed before its
+/// marker). Whether a marker still covers its files is not a problem: `report` then reads the
+/// files, and the next `compact` replaces the day.
+pub async fn check_compacted(lake: &Lake, select: &Selection) -> Result<CompactedCheck> {
+    let listed = list(lake, &folder(lake, COMPACTED, None)).await?;
+    let sizes: BTreeMap<String, u64> = listed.iter().cloned().collect();
+    let marker_prefix = format!("{COMPACTED}/{MARKERS}/");
+    let domain_part = select
+        .domain
+        .as_deref()
+        .map(|d| PathPart::from(d).as_ref().to_string());
+    let in_domain = |key: &str| -> bool {
+        let Some(d) = &domain_part else { return true };
+        match key.strip_prefix(&marker_prefix) {
+            Some(rest) => rest.split('/').next() == Some(d.as_str()),
+            None => key.split('/').nth(2) == Some(&format!("domain={d}")),
+        }
+    };
+    let marker_keys: Vec<String> = listed
+        .iter()
+        .map(|(k, _)| k)
+        .filter(|k| k.starts_with(&marker_prefix) && k.ends_with(".json") && in_domain(k))
+        .cloned()
+        .collect();
+    let bodies =
+        crate::lake::read::get_all(lake, marker_keys.iter().map(|k| lake.key_of(k)).collect())
+            .await?;
+    let mut out = CompactedCheck::default();
+    let mut listed_by: BTreeSet<String> = BTreeSet::new();
+    let mut footers = Vec::new();
+    let problem = |marker: &str, key: &str, kind, detail: String| Problem {
+        file: marker.to_string(),
+        manifest: marker.to_string(),
+        key: key.to_string(),
+        kind,
+        detail,
+    };
+    for (mkey, body) in marker_keys.iter().zip(bodies) {
+        let Some(body) = body else { continue };
+        listed_by.insert(mkey.clone());
+        let m: DayMarker = match serde_json::from_slice(&body) {
+            Ok(m) => m,
+            Err(e) => {
+                out.problems.push(problem(
+                    mkey,
+                    mkey,
+                    ProblemKind::Manifest,
+                    format!("compaction marker cannot be read: {e}"),
+                ));
+                continue;
+            }
+        };
+        let tz = crate::access::time::PartitionTz::parse(&m.partition_tz).unwrap_or_default();
+        let span = crate::lake::layout::partition_span(&m.dt, "", tz);
+        let in_window = span.is_some_and(|s| {
+            select.from.is_none_or(|f| s.end > f.micros(tz))
+                && select.to.is_none_or(|t| s.start < t.micros(tz))
+        });
+        for o in &m.objects {
+            listed_by.insert(o.key.clone());
+            if !in_window {
+                continue;
+            }
+            match sizes.get(&o.key) {
+                None => out.problems.push(problem(
+                    mkey,
+                    &o.key,
+                    ProblemKind::Missing,
+                    "does not exist".into(),
+                )),
+                Some(&n) if n != o.bytes => out.problems.push(problem(
+                    mkey,
+                    &o.key,
+                    ProblemKind::Size,
+                    format!("{n} bytes, the marker records {}", o.bytes),
+                )),
+                Some(_) => footers.push((mkey.clone(), o.key.clone(), o.bytes, o.rows)),
+            }
+        }
+    }
+    let footer_problems: Vec<Option<Problem>> = futures::stream::iter(footers)
+        .map(|(mkey, key, bytes, rows)| async move {
+            let got = footer_rows(lake, &key, bytes).await?;
+            let detail = match (got, rows) {
+                (Ok(n), Some(r)) if u64::try_from(n).is_ok_and(|n| n == r) => return Ok(None),
+                (Ok(n), r) => (
+                    ProblemKind::Rows,
+                    format!(
+                        "the footer says {n} rows, the marker {}",
+                        r.map_or("none".to_string(), |r| r.to_string())
+                    ),
+                ),
+                (Err(reason), _) => (ProblemKind::Footer, reason),
+            };
+            Ok::<_, Error>(Some(Problem {
+                file: mkey.clone(),
+                manifest: mkey,
+                key,
+                kind: detail.0,
+                detail: detail.1,
+            }))
+        })
+        .buffered(concurrency())
+        .try_collect()
+        .await?;
+    out.problems.extend(footer_problems.into_iter().flatten());
+    out.orphans = listed
+        .iter()
+        .map(|(k, _)| k)
+        .filter(|k| !listed_by.contains(*k) && in_domain(k))
+        .cloned()
+        .collect();
+    out.sizes = sizes;
+    Ok(out)
 }
 
 /// Deletes the orphans and converts every damaged file again from its raw dump. Runs on the
@@ -627,7 +761,12 @@ pub fn repair(lake: &Lake, rt: &Handle, v: &mut Verification) -> Result<()> {
     let mut repaired = Vec::new();
     let mut unrepairable = Vec::new();
     let mut by: Option<PartitionBy> = None;
+    let mut recompact = Vec::new();
     for key in damaged {
+        if key.starts_with(&format!("{COMPACTED}/")) {
+            recompact.push(key.to_string());
+            continue;
+        }
         let Some(entry) = v.entries.iter().find(|e| e.key == key) else {
             unrepairable.push(Unrepairable {
                 file: key.to_string(),
@@ -650,6 +789,34 @@ pub fn repair(lake: &Lake, rt: &Handle, v: &mut Verification) -> Result<()> {
             Err(e) => unrepairable.push(Unrepairable {
                 file: entry.manifest.source.name.clone(),
                 manifest: key.to_string(),
+                reason: e.to_string(),
+            }),
+        }
+    }
+    // A damaged compacted day: its marker goes first (the day is then read from its files),
+    // then the day is compacted again from the per-file rollups.
+    for key in recompact {
+        let marker = lake.key_of(&key);
+        let body = rt.block_on(lake.get_opt(&marker))?;
+        rt.block_on(lake.delete(&marker))?;
+        let day: Option<DayMarker> = body.and_then(|b| serde_json::from_slice(&b).ok());
+        let Some(day) = day else {
+            // Unreadable: removed, so reports read the files; `compact` writes it again.
+            repaired.push(key);
+            continue;
+        };
+        let opts = crate::compact::CompactOptions {
+            domain: Some(day.domain.clone()),
+            from: Some(day.dt.clone()),
+            to: Some(format!("{}~", day.dt)),
+            min_age_micros: 0,
+            now_micros: i64::MAX,
+        };
+        match rt.block_on(crate::compact::compact(lake, &opts)) {
+            Ok(_) => repaired.push(key),
+            Err(e) => unrepairable.push(Unrepairable {
+                file: key.clone(),
+                manifest: key,
                 reason: e.to_string(),
             }),
         }

@@ -52,9 +52,12 @@ impl From<&crate::lake::store::Credentials> for crate::cloud::acs3::Credentials 
     }
 }
 
-/// Manifest reads in flight during the check: enough to hide a store's latency (a month of
-/// one domain is 720 files), few enough not to be throttled.
-const CHECKS_IN_FLIGHT: usize = 16;
+/// Manifest reads in flight during the check, and invocations in flight: the read side's one
+/// setting ([`crate::lake::read::concurrency`]), enough to hide a store's latency (a month of one
+/// domain is 720 files), few enough not to be throttled.
+fn checks_in_flight() -> usize {
+    crate::lake::read::concurrency()
+}
 
 /// Where missing files go when they are handed to Function Compute.
 #[derive(Debug, Clone)]
@@ -237,7 +240,7 @@ pub async fn sync(
             let s = status(lake, &log, &opts.handler).await;
             (log, s)
         })
-        .buffered(CHECKS_IN_FLIGHT)
+        .buffered(checks_in_flight())
         .collect()
         .await;
 
@@ -291,7 +294,7 @@ pub async fn sync(
                 progress.finished(&out);
                 out
             })
-            .buffer_unordered(CHECKS_IN_FLIGHT)
+            .buffer_unordered(checks_in_flight())
             .collect()
             .await
     } else {

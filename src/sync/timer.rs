@@ -151,6 +151,7 @@ impl TimerSync {
             invoke,
         };
         let report = sync(&lake, &cdn, &opts, &Quiet).await;
+        compact_settled(&lake, &cfg.domains, to).await;
         tracing::info!(
             listed = report.listed,
             done = report.done,
@@ -184,6 +185,34 @@ impl TimerSync {
             what: "sync report".into(),
             source,
         })
+    }
+}
+
+/// Days the timer compacts: those that ended more than [`DEFAULT_HOURS`] ago (the window sync
+/// still heals: a later file would make the day stale, read file by file until compacted
+/// again), within the CDN's 30 days of logs. Older days are compacted by `cdnlake compact`.
+pub const COMPACT_DAYS: i64 = 30;
+
+/// Compacts the settled days of `domains` ([`COMPACT_DAYS`]). A failure is logged, not
+/// returned: compaction only makes reports faster, and the next timer tries again.
+pub async fn compact_settled(lake: &Lake, domains: &[String], now: chrono::DateTime<Utc>) {
+    let from = (now - Duration::days(COMPACT_DAYS + 2))
+        .format("%Y-%m-%d")
+        .to_string();
+    for domain in domains {
+        let opts = crate::compact::CompactOptions {
+            domain: Some(domain.clone()),
+            from: Some(from.clone()),
+            to: None,
+            min_age_micros: i64::from(DEFAULT_HOURS) * 3_600_000_000,
+            now_micros: now.timestamp_micros(),
+        };
+        match crate::compact::compact(lake, &opts).await {
+            Ok(r) => {
+                tracing::info!(%domain, compacted = r.compacted, up_to_date = r.up_to_date, "timer compaction")
+            }
+            Err(e) => tracing::warn!(%domain, error = %e, "timer compaction failed"),
+        }
     }
 }
 

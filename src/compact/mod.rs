@@ -31,7 +31,7 @@ use crate::lake::manifest::ObjectEntry;
 use crate::lake::store::Lake;
 use crate::query::filter::ReportFilter;
 use crate::query::plan::{day_summary, plan, read_days_of, Day, DayPlan, DaySummary, Plan};
-use crate::query::report::MinuteRow;
+use crate::query::rollups::MinuteRow;
 use crate::query::rollups::Sketches;
 use crate::tables::top::{DIMENSIONS, TOP};
 use crate::tables::traffic::{merge, MinuteStats, TRAFFIC};

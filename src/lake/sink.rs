@@ -23,8 +23,7 @@ use tokio::task::JoinHandle;
 use super::store::{store_error, Lake};
 use crate::error::{Error, Result};
 
-/// Part size of multipart uploads: large enough for S3/OSS's 10,000-part limit to allow ~80 GB.
-pub const PART_SIZE: usize = 8 * 1024 * 1024;
+pub use super::store::PART_SIZE;
 /// Parts in flight per upload before writes wait (bounds memory per open object).
 pub const MAX_PARTS_IN_FLIGHT: usize = 2;
 

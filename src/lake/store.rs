@@ -25,11 +25,15 @@ pub struct Lake {
     /// The run this handle stages for (local destinations, from [`Lake::for_work`]): its own
     /// folder under `_staging/`, removed when the last handle of the run is dropped.
     pub(crate) staging: Option<Arc<StagingRun>>,
-    /// Part size of multipart uploads ([`PART_SIZE`](super::sink::PART_SIZE) unless changed).
+    /// Part size of multipart uploads ([`PART_SIZE`] unless changed).
     pub(crate) part_size: usize,
 }
 
 pub use super::staging::STAGING;
+
+/// Part size of multipart uploads: large enough for S3/OSS's 10,000-part limit to allow ~80 GB.
+/// A property of the destination (tests change it per `Lake`), which the sinks take from it.
+pub const PART_SIZE: usize = 8 * 1024 * 1024;
 
 impl std::fmt::Debug for Lake {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -142,7 +146,7 @@ impl Lake {
             url: url.into(),
             local_root: None,
             staging: None,
-            part_size: super::sink::PART_SIZE,
+            part_size: PART_SIZE,
         };
         let dest = Destination::parse(url)?;
         if matches!(dest, Destination::Oss { .. } | Destination::S3 { .. }) {

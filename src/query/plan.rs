@@ -21,9 +21,9 @@ use futures::TryStreamExt;
 use object_store::path::Path;
 
 use super::filter::ReportFilter;
-use super::report::MinuteRow;
 use super::rollups::{
-    add_top_file, in_folder, read_error, rows_of, visitors_rows_of, Sketches, REPORT_CAPACITY,
+    add_top_file, in_folder, read_error, rows_of, visitors_rows_of, MinuteRow, Sketches,
+    REPORT_CAPACITY,
 };
 use crate::access::time::PartitionTz;
 use crate::error::{Error, Result};

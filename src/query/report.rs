@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use super::filter::ReportFilter;
+pub use super::rollups::MinuteRow;
 use super::rollups::Sketches;
 use super::top::{TopCounter, TopEntry, TopLists, DIMENSIONS, TOP_N};
 use crate::access::time::{civil_from_days, PartitionTz};
@@ -22,14 +23,6 @@ pub const BUCKET_SECS: i64 = 300;
 
 /// Message for figures an old lake's rollups do not hold.
 pub const NOT_IN_ROLLUPS: &str = "not in the rollups of this lake: re-convert or use --exact";
-
-/// One rollup row: a minute of one domain from one file.
-#[derive(Debug, Clone)]
-pub struct MinuteRow {
-    pub domain: String,
-    pub minute_micros: i64,
-    pub stats: MinuteStats,
-}
 
 /// A response-time quantile estimated from the merged histogram.
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -11,13 +11,21 @@ use object_store::path::Path;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use super::filter::ReportFilter;
-use super::report::MinuteRow;
 use crate::access::time::PartitionTz;
 use crate::error::{Error, Result};
 use crate::lake::layout::key_partition_span;
 use crate::lake::manifest::{list_manifests, Manifest};
 use crate::lake::read::get_all;
 use crate::lake::store::Lake;
+use crate::tables::traffic::MinuteStats;
+
+/// One rollup row: a minute of one domain from one file (or one compacted day).
+#[derive(Debug, Clone)]
+pub struct MinuteRow {
+    pub domain: String,
+    pub minute_micros: i64,
+    pub stats: MinuteStats,
+}
 use crate::sketch::heavy::{Summary, CAPACITY};
 use crate::sketch::hll::Hll;
 use crate::tables::top::{DIMENSIONS, TOP};

@@ -56,7 +56,7 @@ pub enum Error {
     /// An object store operation failed.
     #[error("{op} {key}: {}", one_line(&source.to_string()))]
     Store {
-        op: &'static str,
+        op: StoreOp,
         key: String,
         #[source]
         source: object_store::Error,
@@ -191,6 +191,44 @@ pub enum Error {
     Internal(String),
 }
 
+/// What a store request was doing when it failed: part of the message, and of whether the
+/// failure is worth a retry ([`Error::is_retryable`] decides on this, never on message text).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreOp {
+    Read,
+    ReadFooter,
+    Write,
+    Delete,
+    List,
+    Head,
+    /// The rename of a staged object into place (local destinations).
+    Publish,
+    Upload,
+    /// Completing a multipart upload: a lost reply makes the store answer "no such upload" to
+    /// the client's retry although the object may be complete, so it is retryable.
+    CompleteUpload,
+    UploadRawDump,
+    UploadRejects,
+}
+
+impl std::fmt::Display for StoreOp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            StoreOp::Read => "read",
+            StoreOp::ReadFooter => "read footer of",
+            StoreOp::Write => "write",
+            StoreOp::Delete => "delete",
+            StoreOp::List => "list",
+            StoreOp::Head => "head",
+            StoreOp::Publish => "publish",
+            StoreOp::Upload => "upload",
+            StoreOp::CompleteUpload => "complete upload of",
+            StoreOp::UploadRawDump => "upload raw dump to",
+            StoreOp::UploadRejects => "upload rejects to",
+        })
+    }
+}
+
 impl Error {
     /// Whether the same work, tried again later, may succeed: the store or the network failed
     /// in a way that passes (a 5xx, a reset, a timeout), not the input or the settings. `serve`
@@ -210,7 +248,7 @@ impl Error {
             // answers that the upload is gone (404, or 403 on some stores): the object may well
             // be complete. Running the file again is what fixes it.
             Error::Store {
-                op: "complete upload of",
+                op: StoreOp::CompleteUpload,
                 source,
                 ..
             } => !matches!(source, object_store::Error::Unauthenticated { .. }),
@@ -299,7 +337,7 @@ mod tests {
     #[test]
     fn retryable_is_told_from_permanent() {
         let store = |source| Error::Store {
-            op: "write",
+            op: StoreOp::Write,
             key: "k".into(),
             source,
         };
@@ -315,7 +353,7 @@ mod tests {
         assert!(!store(missing).is_retryable());
         // A completion whose lost reply was retried finds the upload gone: running again fixes it.
         let gone = Error::Store {
-            op: "complete upload of",
+            op: StoreOp::CompleteUpload,
             key: "k".into(),
             source: object_store::Error::NotFound {
                 path: "k".into(),

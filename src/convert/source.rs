@@ -10,7 +10,7 @@ use std::sync::mpsc::{Receiver, SyncSender};
 
 use sha2::{Digest, Sha256};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, StoreOp};
 use crate::lake::sink::ObjectSink;
 
 /// A block of whole lines (the last block of a file may end without `\n`).
@@ -150,7 +150,7 @@ impl<R: Read> Read for Tee<R> {
         }
         if let Some(raw) = self.raw.as_mut() {
             if let Err(e) = raw.write_all(data) {
-                self.failure = Some(raw.store_error("upload raw dump to"));
+                self.failure = Some(raw.store_error(StoreOp::UploadRawDump));
                 return Err(e);
             }
         }

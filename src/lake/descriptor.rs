@@ -47,7 +47,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::store::{store_error, Lake};
 use crate::access::time::PartitionTz;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, StoreOp};
 
 /// Key of the descriptor, relative to the destination. Under `_`, so Spark and Hive skip it,
 /// and outside every table folder that DuckDB globs.
@@ -256,7 +256,7 @@ impl Descriptor {
                 object_store::Error::NotImplemented { .. }
                 | object_store::Error::NotSupported { .. },
             ) => lake.put(&key, body).await?,
-            Err(source) => return Err(store_error("write", &key, source)),
+            Err(source) => return Err(store_error(StoreOp::Write, &key, source)),
         }
         let theirs = Descriptor::load(lake)
             .await?
@@ -325,7 +325,7 @@ async fn first_manifest_tz(lake: &Lake) -> Result<Option<PartitionTz>> {
             Ok(Some(m)) if m.location.as_ref().ends_with(".json") => break Some(m.location),
             Ok(Some(_)) => continue,
             Ok(None) | Err(object_store::Error::NotFound { .. }) => break None,
-            Err(source) => return Err(store_error("list", &prefix, source)),
+            Err(source) => return Err(store_error(StoreOp::List, &prefix, source)),
         }
     };
     drop(list);

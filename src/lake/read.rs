@@ -17,7 +17,7 @@ use object_store::path::Path;
 use object_store::ObjectMeta;
 
 use super::store::{store_error, Lake};
-use crate::error::Result;
+use crate::error::{Result, StoreOp};
 
 /// Requests in flight by default: enough to hide 20 ms of latency behind a few hundred reads
 /// per second, few enough that OSS (which throttles per prefix at thousands per second) and a
@@ -63,7 +63,7 @@ pub async fn list_meta(lake: &Lake, prefix: &Path) -> Result<Vec<ObjectMeta>> {
     match lake.store.list(Some(prefix)).try_collect().await {
         Ok(m) => Ok(m),
         Err(object_store::Error::NotFound { .. }) => Ok(Vec::new()),
-        Err(source) => Err(store_error("list", prefix, source)),
+        Err(source) => Err(store_error(StoreOp::List, prefix, source)),
     }
 }
 

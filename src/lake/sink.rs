@@ -21,7 +21,7 @@ use tokio::runtime::Handle;
 use tokio::task::JoinHandle;
 
 use super::store::{store_error, Lake};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, StoreOp};
 
 pub use super::store::PART_SIZE;
 /// Parts in flight per upload before writes wait (bounds memory per open object).
@@ -73,7 +73,7 @@ impl ObjectSink {
     }
 
     /// The error behind a failed write, with the key and the store's own error.
-    pub fn store_error(&mut self, op: &'static str) -> Error {
+    pub fn store_error(&mut self, op: StoreOp) -> Error {
         match self.error.take() {
             Some(source) => store_error(op, &self.key, source),
             None => Error::Internal(format!("upload of {} already finished", self.key)),
@@ -125,7 +125,7 @@ impl ObjectSink {
     /// longer aborts anything: the returned future aborts the upload itself if completing fails.
     fn into_completion(mut self) -> Result<impl std::future::Future<Output = Result<u64>>> {
         if self.error.is_some() {
-            return Err(self.store_error("upload"));
+            return Err(self.store_error(StoreOp::Upload));
         }
         if self.done {
             return Err(Error::Internal(format!(
@@ -143,7 +143,7 @@ impl ObjectSink {
         let upload = self.upload.take();
         let parts = std::mem::take(&mut self.parts);
         let rest = std::mem::take(&mut self.buf);
-        let err = move |op: &'static str, key: &Path| {
+        let err = move |op: StoreOp, key: &Path| {
             let key = key.clone();
             move |source| store_error(op, &key, source)
         };
@@ -153,7 +153,7 @@ impl ObjectSink {
                     store
                         .put(&write_key, PutPayload::from(rest))
                         .await
-                        .map_err(err("write", &key))?;
+                        .map_err(err(StoreOp::Write, &key))?;
                 }
                 Some(mut upload) => {
                     let last = (!rest.is_empty()).then(|| upload.put_part(PutPayload::from(rest)));
@@ -178,7 +178,7 @@ impl ObjectSink {
                     .await;
                     if let Err(e) = finished {
                         abort(upload.as_mut(), &write_key).await;
-                        return Err(err("complete upload of", &key)(e));
+                        return Err(err(StoreOp::CompleteUpload, &key)(e));
                     }
                 }
             }
@@ -186,7 +186,7 @@ impl ObjectSink {
                 store
                     .rename(&write_key, &key)
                     .await
-                    .map_err(err("publish", &key))?;
+                    .map_err(err(StoreOp::Publish, &key))?;
             }
             Ok(written)
         })

@@ -9,7 +9,7 @@ use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 
 use super::dest::Destination;
 use super::staging::StagingRun;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, StoreOp};
 
 /// A lake destination: the store, the prefix every key goes under, and the URL it came from.
 #[derive(Clone)]
@@ -338,9 +338,9 @@ impl Lake {
                 .bytes()
                 .await
                 .map(Some)
-                .map_err(|source| store_error("read", key, source)),
+                .map_err(|source| store_error(StoreOp::Read, key, source)),
             Err(object_store::Error::NotFound { .. }) => Ok(None),
-            Err(source) => Err(store_error("read", key, source)),
+            Err(source) => Err(store_error(StoreOp::Read, key, source)),
         }
     }
 
@@ -355,7 +355,7 @@ impl Lake {
                 .put(key, PutPayload::from(data))
                 .await
                 .map(|_| ())
-                .map_err(|source| store_error("write", key, source));
+                .map_err(|source| store_error(StoreOp::Write, key, source));
         }
         let run;
         let lake = match &self.staging {
@@ -369,26 +369,26 @@ impl Lake {
         lake.store
             .put(&staged, PutPayload::from(data))
             .await
-            .map_err(|source| store_error("write", key, source))?;
+            .map_err(|source| store_error(StoreOp::Write, key, source))?;
         super::staging::stall_point("put", key.as_ref());
         lake.store
             .rename(&staged, key)
             .await
-            .map_err(|source| store_error("publish", key, source))
+            .map_err(|source| store_error(StoreOp::Publish, key, source))
     }
 
     /// Deletes an object; a missing object is not an error (deletes must be idempotent).
     pub async fn delete(&self, key: &Path) -> Result<()> {
         match self.store.delete(key).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-            Err(source) => Err(store_error("delete", key, source)),
+            Err(source) => Err(store_error(StoreOp::Delete, key, source)),
         }
     }
 }
 
 /// The [`Error::Store`] of an operation on `key`. Its message is one line even when the
 /// store's error document spans several (see [`crate::error::one_line`]).
-pub(crate) fn store_error(op: &'static str, key: &Path, source: object_store::Error) -> Error {
+pub(crate) fn store_error(op: StoreOp, key: &Path, source: object_store::Error) -> Error {
     Error::Store {
         op,
         key: key.to_string(),
@@ -437,7 +437,7 @@ mod tests {
         let doc = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error>\n  <Code>NoSuchUpload</Code>\n</Error>";
         let key = Path::from("raw/x.gz");
         let e = store_error(
-            "complete upload of",
+            StoreOp::CompleteUpload,
             &key,
             object_store::Error::NotFound {
                 path: "raw/x.gz".into(),
@@ -460,7 +460,7 @@ mod tests {
         // A completion that finds its upload gone may have completed: worth running again.
         assert!(e.is_retryable());
         let e = store_error(
-            "write",
+            StoreOp::Write,
             &key,
             object_store::Error::Generic {
                 store: "S3",

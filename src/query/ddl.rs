@@ -28,7 +28,7 @@ use std::collections::BTreeSet;
 use futures::TryStreamExt;
 use object_store::path::Path;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, StoreOp};
 use crate::lake::descriptor::PartitionBy;
 use crate::lake::dest::Destination;
 use crate::lake::layout::relative;
@@ -226,7 +226,7 @@ pub async fn has_files(lake: &Lake, table: &Table) -> Result<bool> {
     let prefix = Path::from_iter(lake.prefix.parts().chain(Path::from(table.folder).parts()));
     let mut list = lake.store.list(Some(&prefix));
     while let Some(meta) = list.try_next().await.map_err(|source| Error::Store {
-        op: "list",
+        op: StoreOp::List,
         key: prefix.to_string(),
         source,
     })? {
@@ -250,7 +250,7 @@ pub async fn audit_keys(lake: &Lake) -> Result<Vec<String>> {
             .try_collect()
             .await
             .map_err(|source| Error::Store {
-                op: "list",
+                op: StoreOp::List,
                 key: prefix.to_string(),
                 source,
             })?;

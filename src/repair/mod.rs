@@ -48,7 +48,7 @@ use object_store::{
 use serde::Serialize;
 
 use crate::access::time::PartitionTz;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, StoreOp};
 use crate::lake::layout::{partition_span, relative};
 use crate::lake::manifest::Manifest;
 use crate::lake::store::Lake;
@@ -172,7 +172,7 @@ pub(crate) async fn list(lake: &Lake, prefix: &Path) -> Result<Vec<(String, u64)
         Err(object_store::Error::NotFound { .. }) => Vec::new(),
         Err(source) => {
             return Err(Error::Store {
-                op: "list",
+                op: StoreOp::List,
                 key: prefix.to_string(),
                 source,
             })

@@ -22,7 +22,7 @@ use tokio::runtime::Handle;
 use super::{count_requests, load_manifests, Entry, RequestCounts, Selection};
 use crate::access::time::PartitionTz;
 use crate::convert::{convert_reader, file_layout, ConvertOptions, RunReport};
-use crate::error::{Error, ReadFailure, Result};
+use crate::error::{Error, ReadFailure, Result, StoreOp};
 use crate::lake::descriptor::{Descriptor, PartitionBy};
 use crate::lake::layout::relative;
 use crate::lake::store::Lake;
@@ -109,7 +109,7 @@ pub fn reconvert(
         }
         Err(source) => {
             return Err(Error::Store {
-                op: "read",
+                op: StoreOp::Read,
                 key: path.to_string(),
                 source,
             })

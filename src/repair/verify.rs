@@ -28,7 +28,7 @@ use super::rebuild::reconvert;
 use super::{
     concurrency, count_requests, folder, list, load_manifests, Entry, RequestCounts, Selection,
 };
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, StoreOp};
 use crate::lake::compacted::{DayMarker, COMPACTED, MARKERS};
 use crate::lake::descriptor::{Descriptor, PartitionBy};
 use crate::lake::store::{Lake, STAGING};
@@ -453,7 +453,7 @@ async fn footer_rows(
                 Ok(Err("disappeared while being checked".into()))
             }
             Ok(e) => Err(Error::Store {
-                op: "read footer of",
+                op: StoreOp::ReadFooter,
                 key: path.to_string(),
                 source: *e,
             }),
@@ -509,7 +509,7 @@ pub async fn verify(lake: &Lake, select: &Selection) -> Result<Verification> {
                 Ok(meta) => Ok(Some((k.to_string(), meta.size))),
                 Err(object_store::Error::NotFound { .. }) => Ok(None),
                 Err(source) => Err(Error::Store {
-                    op: "head",
+                    op: StoreOp::Head,
                     key: k.to_string(),
                     source,
                 }),

@@ -25,7 +25,7 @@ use object_store::path::Path;
 use parquet::arrow::ArrowWriter;
 
 use crate::access::time::PartitionTz;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, StoreOp};
 use crate::event::{Event, Malformed, Payload};
 use crate::lake::commit::{Commit, Staged};
 use crate::lake::sink::ObjectSink;
@@ -99,7 +99,7 @@ fn staged_bytes(
 ) -> Result<Staged> {
     let mut sink = ObjectSink::create(lake, key, rt)?;
     if sink.write_all(bytes).is_err() {
-        return Err(sink.store_error("write"));
+        return Err(sink.store_error(StoreOp::Write));
     }
     Ok(Staged { sink, rows })
 }

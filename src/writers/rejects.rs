@@ -7,7 +7,7 @@ use object_store::path::Path;
 use tokio::runtime::Handle;
 
 use crate::access::block::RejectRecord;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, StoreOp};
 use crate::lake::commit::Staged;
 use crate::lake::sink::ObjectSink;
 use crate::lake::store::Lake;
@@ -42,7 +42,7 @@ impl RejectWriter {
         self.buf.push(b'\n');
         if let Some(sink) = self.sink.as_mut() {
             if sink.write_all(&self.buf).is_err() {
-                return Err(sink.store_error("upload rejects to"));
+                return Err(sink.store_error(StoreOp::UploadRejects));
             }
         }
         self.count += 1;

@@ -126,6 +126,16 @@ pub fn parse_log_time(s: &[u8]) -> Option<i64> {
     Some((local - offset) * 1_000_000)
 }
 
+/// Microseconds in a minute: the rollups' unit and the grain of every report window.
+pub const MINUTE_MICROS: i64 = 60_000_000;
+/// Microseconds in an hour: the CDN's delivery unit and a partition of an hour lake.
+pub const HOUR_MICROS: i64 = 3_600_000_000;
+/// Microseconds in a day: a partition of a day lake and a compacted day.
+pub const DAY_MICROS: i64 = 86_400_000_000;
+/// The CDN's wall clock, UTC+8, in seconds east of UTC: log file names, event times, and the
+/// default partition zone (MaxCompute's default too).
+pub const CDN_OFFSET_SECS: i32 = 8 * 3600;
+
 /// A fixed UTC offset used to cut partitions (`dt`, `hour`), e.g. `+08:00` (the CDN's wall clock
 /// and MaxCompute's default).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -137,7 +147,7 @@ pub struct PartitionTz {
 impl Default for PartitionTz {
     fn default() -> Self {
         PartitionTz {
-            offset_secs: 8 * 3600,
+            offset_secs: CDN_OFFSET_SECS,
         }
     }
 }

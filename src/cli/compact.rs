@@ -3,6 +3,7 @@
 use std::process::ExitCode;
 
 use anyhow::Context;
+use cdnlake::access::time::HOUR_MICROS;
 use cdnlake::compact::{compact, CompactOptions};
 
 use super::common::*;
@@ -41,7 +42,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
         domain: args.domain.filter(|d| !d.trim().is_empty()),
         from: args.from,
         to: args.to,
-        min_age_micros: i64::from(args.min_age_hours) * 3_600_000_000,
+        min_age_micros: i64::from(args.min_age_hours) * HOUR_MICROS,
         now_micros: chrono::Utc::now().timestamp_micros(),
     };
     let lake = open_lake(&args.dest)?;

@@ -10,6 +10,7 @@
 //! The API keeps 31 days of logs and pages its answer (`PageSize` up to 1000, `PageNumber`
 //! from 1, `PageInfos.Total`); [`list_logs`] reads every page, up to the service's own count.
 
+use crate::access::time::CDN_OFFSET_SECS;
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use serde::Deserialize;
 
@@ -70,7 +71,7 @@ impl LogInfo {
             minute.min(59),
             0,
         )?;
-        let beijing = chrono::FixedOffset::east_opt(8 * 3600)?;
+        let beijing = chrono::FixedOffset::east_opt(CDN_OFFSET_SECS)?;
         beijing
             .from_local_datetime(&local)
             .single()

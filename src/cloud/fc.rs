@@ -8,6 +8,7 @@
 //! same file twice. The body is a `LogFileCreated` event ([`log_file_event`]) that `serve`
 //! handles exactly like the CDN's own.
 
+use crate::access::time::CDN_OFFSET_SECS;
 use chrono::{DateTime, FixedOffset, Utc};
 use sha2::{Digest, Sha256};
 
@@ -72,7 +73,7 @@ pub fn valid_task_id(id: &str) -> bool {
 /// as its origin.
 pub fn log_file_event(log: &LogInfo, now: DateTime<Utc>, region: &str) -> serde_json::Value {
     let secs = chrono::SecondsFormat::Secs;
-    let event_time = match FixedOffset::east_opt(8 * 3600) {
+    let event_time = match FixedOffset::east_opt(CDN_OFFSET_SECS) {
         Some(beijing) => now.with_timezone(&beijing).to_rfc3339_opts(secs, false),
         None => now.to_rfc3339_opts(secs, false),
     };

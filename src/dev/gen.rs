@@ -15,7 +15,7 @@ use std::io::Write;
 
 use serde::Serialize;
 
-use crate::access::time::{civil_from_days, month_abbrev, PartitionTz};
+use crate::access::time::{civil_from_days, month_abbrev, PartitionTz, CDN_OFFSET_SECS};
 
 /// SplitMix64: tiny, fast, and stable forever.
 #[derive(Debug, Clone)]
@@ -430,7 +430,7 @@ pub fn generate(opts: &GenOptions, out: &mut impl Write) -> std::io::Result<GenS
     } else {
         0.0
     };
-    let offset = 8 * 3600;
+    let offset = CDN_OFFSET_SECS;
     for i in 0..n {
         let number = i + 1;
         line.clear();
@@ -634,7 +634,7 @@ fn corrupt(rng: &mut Rng, line: &mut Vec<u8>) {
 /// The CDN-style file name for a generated log: `<domain>_<YYYY>_<MM>_<DD>_<HHMMSS>_<HHMMSS>.gz`
 /// in UTC+8, covering the hour of the first line.
 pub fn cdn_file_name(opts: &GenOptions) -> String {
-    let local = opts.start_micros.div_euclid(1_000_000) + 8 * 3600;
+    let local = opts.start_micros.div_euclid(1_000_000) + i64::from(CDN_OFFSET_SECS);
     let (y, m, d) = civil_from_days(local.div_euclid(86_400));
     let h = local.rem_euclid(86_400) / 3600;
     format!(

@@ -10,7 +10,7 @@ use std::ops::Range;
 use object_store::path::{Path, PathPart};
 
 use super::descriptor::PartitionBy;
-use crate::access::time::{days_from_civil, days_in_month, PartitionTz};
+use crate::access::time::{days_from_civil, days_in_month, PartitionTz, HOUR_MICROS};
 
 /// Builds a key under `prefix` from literal parts and outside values, each one path part.
 pub fn key(prefix: &Path, parts: &[&str]) -> Path {
@@ -195,7 +195,7 @@ pub fn partition_span(dt: &str, hour: &str, tz: PartitionTz) -> Option<Range<i64
         (hour.parse().ok().filter(|h| (0..24).contains(h))?, 1)
     };
     let start = ((days * 24 + first) * 3600 - i64::from(tz.offset_secs)) * 1_000_000;
-    Some(start..start + hours * 3_600_000_000)
+    Some(start..start + hours * HOUR_MICROS)
 }
 
 /// The span of the partition a table key (`access/domain=d/dt=2024-03-05[/hour=08]/x.parquet`)

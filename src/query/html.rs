@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
-use crate::access::time::{civil_from_days, PartitionTz};
+use crate::access::time::{civil_from_days, PartitionTz, DAY_MICROS, HOUR_MICROS, MINUTE_MICROS};
 use crate::query::report::{quantile, Report};
 use crate::query::top::DIMENSIONS;
 use crate::tables::traffic::{idx, merge, MinuteStats, COUNTERS, RT_BUCKETS};
@@ -106,7 +106,7 @@ fn chart(
     hline: Option<(&str, f64)>,
 ) -> String {
     let mut s = String::new();
-    let (x0, x1, tz) = (frame.x0, frame.x1.max(frame.x0 + 60_000_000), frame.tz);
+    let (x0, x1, tz) = (frame.x0, frame.x1.max(frame.x0 + MINUTE_MICROS), frame.tz);
     // Stacked: each series is drawn on top of the sum of the ones before it.
     let mut base: BTreeMap<i64, f64> = BTreeMap::new();
     let mut layers: Vec<Vec<(i64, f64, f64)>> = Vec::new();
@@ -157,15 +157,15 @@ fn chart(
             v = short(v)
         );
     }
-    let multi_day = x1 - x0 > 86_400_000_000;
+    let multi_day = x1 - x0 > DAY_MICROS;
     // Ticks on round wall-clock minutes, at most about ten of them.
     let step = [
         1, 2, 5, 10, 15, 30, 60, 120, 180, 360, 720, 1440, 2880, 10080,
     ]
     .into_iter()
-    .map(|m: i64| m * 60_000_000)
+    .map(|m: i64| m * MINUTE_MICROS)
     .find(|st| (x1 - x0) / st <= 10)
-    .unwrap_or(10080 * 60_000_000);
+    .unwrap_or(10080 * MINUTE_MICROS);
     let off = i64::from(tz.offset_secs) * 1_000_000;
     let first = (x0 + off + step - 1).div_euclid(step) * step - off;
     for x in (0..).map(|i| first + i * step).take_while(|x| *x <= x1) {
@@ -273,7 +273,7 @@ pub fn render(r: &Report, minutes: &BTreeMap<i64, MinuteStats>, tz: PartitionTz)
         x1: minutes
             .keys()
             .next_back()
-            .map_or(60_000_000, |m| m + 60_000_000),
+            .map_or(MINUTE_MICROS, |m| m + MINUTE_MICROS),
         tz,
     };
     let _ = write!(
@@ -284,7 +284,7 @@ pub fn render(r: &Report, minutes: &BTreeMap<i64, MinuteStats>, tz: PartitionTz)
         (Some(a), Some(b)) => format!(
             "{} to {} ({})",
             wall_label(*a, tz, true),
-            wall_label(b + 60_000_000, tz, true),
+            wall_label(b + MINUTE_MICROS, tz, true),
             r.tz
         ),
         _ => "no data".into(),
@@ -465,7 +465,7 @@ pub fn render(r: &Report, minutes: &BTreeMap<i64, MinuteStats>, tz: PartitionTz)
     let tz_micros = i64::from(tz.offset_secs) * 1_000_000;
     let mut hours: BTreeMap<i64, MinuteStats> = BTreeMap::new();
     for (m, st) in minutes {
-        let h = (m + tz_micros).div_euclid(3_600_000_000) * 3_600_000_000 - tz_micros;
+        let h = (m + tz_micros).div_euclid(HOUR_MICROS) * HOUR_MICROS - tz_micros;
         merge(hours.entry(h).or_insert([0; COUNTERS]), st);
     }
     let q_series = |name, color, q: f64| Series {

@@ -14,7 +14,7 @@ use super::filter::ReportFilter;
 pub use super::rollups::MinuteRow;
 use super::rollups::Sketches;
 use super::top::{TopCounter, TopEntry, TopLists, DIMENSIONS, TOP_N};
-use crate::access::time::{civil_from_days, PartitionTz};
+use crate::access::time::{civil_from_days, PartitionTz, DAY_MICROS, HOUR_MICROS};
 use crate::sketch::heavy::Summary;
 use crate::tables::traffic::{idx, merge, MinuteStats, COUNTERS, RT_BOUNDS_MS, RT_BUCKETS};
 
@@ -186,7 +186,7 @@ pub fn summarise(rows: &[MinuteRow], filter: &ReportFilter, tz: PartitionTz) -> 
     let mut per_hour: BTreeMap<i64, [i64; 3]> = BTreeMap::new();
     let tz_micros = i64::from(tz.offset_secs) * 1_000_000;
     for (m, s) in &per_minute {
-        let hour = (m + tz_micros).div_euclid(3_600_000_000) * 3_600_000_000 - tz_micros;
+        let hour = (m + tz_micros).div_euclid(HOUR_MICROS) * HOUR_MICROS - tz_micros;
         let h = per_hour.entry(hour).or_default();
         h[0] += s[idx::REQUESTS];
         h[1] = h[1].saturating_add(s[idx::REQUEST_BYTES]);
@@ -329,7 +329,7 @@ pub fn bandwidth(
     let off = i64::from(tz.offset_secs) * 1_000_000;
     let mut days: BTreeMap<i64, &BandwidthPoint> = BTreeMap::new();
     for p in &out.series {
-        let day = (p.start_micros + off).div_euclid(86_400_000_000);
+        let day = (p.start_micros + off).div_euclid(DAY_MICROS);
         match days.get(&day) {
             Some(b) if b.bps >= p.bps => {}
             _ => {
@@ -380,7 +380,7 @@ fn hours_note(what: &str, hours: &std::collections::BTreeSet<i64>, tz: Partition
 pub fn apply_sketches(r: &mut Report, sk: &Sketches, filter: &ReportFilter, tz: PartitionTz) {
     r.top_source = "rollups";
     let off = i64::from(tz.offset_secs) * 1_000_000;
-    let aligned = |t: Option<i64>| t.is_none_or(|t| (t + off).rem_euclid(3_600_000_000) == 0);
+    let aligned = |t: Option<i64>| t.is_none_or(|t| (t + off).rem_euclid(HOUR_MICROS) == 0);
     let whole_hours = aligned(filter.from_micros) && aligned(filter.to_micros);
     if !sk.hours.is_empty() && !whole_hours {
         r.notes.push(

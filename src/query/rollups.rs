@@ -11,7 +11,7 @@ use object_store::path::Path;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use super::filter::ReportFilter;
-use crate::access::time::PartitionTz;
+use crate::access::time::{PartitionTz, HOUR_MICROS};
 use crate::error::{Error, Result};
 use crate::lake::layout::key_partition_span;
 use crate::lake::manifest::{list_manifests, Manifest};
@@ -151,7 +151,7 @@ fn span_overlaps(r: &std::ops::Range<i64>, filter: &ReportFilter) -> bool {
 }
 
 fn hour_overlaps(start: i64, filter: &ReportFilter) -> bool {
-    let end = start + 3_600_000_000;
+    let end = start + HOUR_MICROS;
     filter.from_micros.is_none_or(|f| end > f) && filter.to_micros.is_none_or(|t| start < t)
 }
 

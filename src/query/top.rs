@@ -27,7 +27,7 @@ use parquet::file::metadata::{ParquetMetaData, ParquetMetaDataReader};
 use serde::Serialize;
 
 use super::filter::ReportFilter;
-use crate::access::time::{days_from_civil, PartitionTz};
+use crate::access::time::{days_from_civil, PartitionTz, HOUR_MICROS, MINUTE_MICROS};
 use crate::error::{Error, Result};
 use crate::lake::manifest::list_manifests;
 use crate::lake::store::Lake;
@@ -105,7 +105,7 @@ impl TopCounter {
         let keep: Vec<bool> = (0..batch.num_rows())
             .map(|i| {
                 time.is_valid(i)
-                    && filter.keeps_minute(time.value(i).div_euclid(60_000_000) * 60_000_000)
+                    && filter.keeps_minute(time.value(i).div_euclid(MINUTE_MICROS) * MINUTE_MICROS)
             })
             .collect();
         self.rows += keep.iter().filter(|k| **k).count() as u64;
@@ -130,7 +130,7 @@ impl TopCounter {
                     if *kept && strings.is_valid(i) {
                         let h = hll::hash(strings.value(i).as_bytes());
                         let hour =
-                            (time.value(i) + off).div_euclid(3_600_000_000) * 3_600_000_000 - off;
+                            (time.value(i) + off).div_euclid(HOUR_MICROS) * HOUR_MICROS - off;
                         self.ips.insert(h);
                         self.ips_per_hour.entry(hour).or_default().insert(h);
                     }

@@ -7,6 +7,7 @@
 //! runs in an instance of its own, as if the CDN had delivered the event. With `convert_here`
 //! the timer's invocation converts the files itself (a small backlog, or no FC endpoint).
 
+use crate::access::time::HOUR_MICROS;
 use chrono::{Duration, Utc};
 use futures::future::BoxFuture;
 
@@ -204,7 +205,7 @@ pub async fn compact_settled(lake: &Lake, domains: &[String], now: chrono::DateT
             domain: Some(domain.clone()),
             from: Some(from.clone()),
             to: None,
-            min_age_micros: i64::from(DEFAULT_HOURS) * 3_600_000_000,
+            min_age_micros: i64::from(DEFAULT_HOURS) * HOUR_MICROS,
             now_micros: now.timestamp_micros(),
         };
         match crate::compact::compact(lake, &opts).await {

@@ -21,7 +21,7 @@ use arrow_array::{
 };
 use tokio::runtime::Handle;
 
-use crate::access::time::PartitionTz;
+use crate::access::time::{PartitionTz, MINUTE_MICROS};
 use crate::error::{Error, Result};
 use crate::lake::commit::Staged;
 use crate::lake::layout::FileLayout;
@@ -87,7 +87,7 @@ impl TrafficAccumulator {
                     .iter()
                     .enumerate()
                     .filter(|(_, s)| s[idx::REQUESTS] > 0)
-                    .map(|(m, s)| ((bucket * 60 + m as i64 - off_min) * 60_000_000, s))
+                    .map(|(m, s)| ((bucket * 60 + m as i64 - off_min) * MINUTE_MICROS, s))
                     .collect();
                 let mut cols: Vec<ArrayRef> = Vec::with_capacity(1 + COUNTERS);
                 cols.push(Arc::new(
@@ -136,7 +136,7 @@ pub fn hour_minutes(
         rt.values(),
     );
     for i in 0..batch.num_rows() {
-        let m = time[i].div_euclid(60_000_000) - first;
+        let m = time[i].div_euclid(MINUTE_MICROS) - first;
         let Some(s) = usize::try_from(m).ok().and_then(|m| minutes.get_mut(m)) else {
             return Err(Error::Rollup {
                 column: "time",

@@ -11,7 +11,7 @@ use super::common::*;
 use cdnlake::cloud::acs3::Credentials;
 use cdnlake::cloud::api::ApiClient;
 use cdnlake::repair::Bound;
-use cdnlake::sync::{FileOutcome, InvokeTarget, Progress, SyncOptions, SyncReport};
+use cdnlake::sync::{Action, FileOutcome, InvokeTarget, Progress, SyncOptions, SyncReport};
 
 #[derive(clap::Args)]
 pub(crate) struct Args {
@@ -173,12 +173,12 @@ fn print_text(r: &SyncReport) {
     }
     for f in &r.files {
         match f.action {
-            "failed" => eprintln!(
+            Action::Failed => eprintln!(
                 "cdnlake: error: {}: {}",
                 f.name,
                 f.error.as_deref().unwrap_or("failed")
             ),
-            "would_convert" | "would_invoke" => println!(
+            Action::WouldConvert | Action::WouldInvoke => println!(
                 "{} {} ({} bytes, {})",
                 f.action,
                 f.name,
@@ -188,11 +188,7 @@ fn print_text(r: &SyncReport) {
             _ => {}
         }
     }
-    let pending = r
-        .files
-        .iter()
-        .filter(|f| f.action.starts_with("would_"))
-        .count();
+    let pending = r.files.iter().filter(|f| f.action.is_pending()).count();
     let mut line = format!(
         "sync {} .. {}: listed {}, already done {}",
         r.from, r.to, r.listed, r.done
@@ -201,11 +197,11 @@ fn print_text(r: &SyncReport) {
         line.push_str(&format!(", to do {pending}"));
     } else {
         line.push_str(&format!(", converted {}", r.converted));
-        if r.invoked > 0 || r.files.iter().any(|f| f.action == "already_invoked") {
+        if r.invoked > 0 || r.files.iter().any(|f| f.action == Action::AlreadyInvoked) {
             let again = r
                 .files
                 .iter()
-                .filter(|f| f.action == "already_invoked")
+                .filter(|f| f.action == Action::AlreadyInvoked)
                 .count();
             line.push_str(&format!(
                 ", invoked {} ({again} already submitted)",

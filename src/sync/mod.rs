@@ -86,6 +86,48 @@ pub struct SyncOptions {
     pub invoke: Option<InvokeTarget>,
 }
 
+/// What happened to one listed file, serialised as the snake-case names the JSON report has
+/// always used (`done`, `would_convert`, ...).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    /// Already in the lake: its manifest records the listed size.
+    Done,
+    Converted,
+    Invoked,
+    /// FC has this file's task id: submitted earlier today.
+    AlreadyInvoked,
+    WouldConvert,
+    WouldInvoke,
+    Failed,
+}
+
+impl Action {
+    /// The name the report gives it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Done => "done",
+            Action::Converted => "converted",
+            Action::Invoked => "invoked",
+            Action::AlreadyInvoked => "already_invoked",
+            Action::WouldConvert => "would_convert",
+            Action::WouldInvoke => "would_invoke",
+            Action::Failed => "failed",
+        }
+    }
+
+    /// A dry run's "would" action.
+    pub fn is_pending(self) -> bool {
+        matches!(self, Action::WouldConvert | Action::WouldInvoke)
+    }
+}
+
+impl std::fmt::Display for Action {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// What happened to one listed file.
 #[derive(Debug, Clone, Serialize)]
 pub struct FileOutcome {
@@ -93,10 +135,8 @@ pub struct FileOutcome {
     pub name: String,
     /// `LogSize`, bytes.
     pub size: u64,
-    /// `done` (already in the lake), `converted`, `invoked`, `already_invoked` (FC has this
-    /// file's task id: submitted earlier today), `would_convert` / `would_invoke` (dry run), or
-    /// `failed`.
-    pub action: &'static str,
+    /// What was done with it ([`Action`]).
+    pub action: Action,
     /// Why it was (or would be) converted: `missing`, or `size changed (lake N, CDN M)`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
@@ -257,13 +297,13 @@ pub async fn sync(
             error,
         };
         match s {
-            Ok(Status::Done) => files.push(outcome("done", None, None)),
+            Ok(Status::Done) => files.push(outcome(Action::Done, None, None)),
             Ok(Status::Missing) => todo.push((log, "missing".into())),
             Ok(Status::SizeChanged { recorded }) => {
                 let why = format!("size changed (lake {recorded}, CDN {})", log.size);
                 todo.push((log, why));
             }
-            Err(e) => files.push(outcome("failed", None, Some(e.to_string()))),
+            Err(e) => files.push(outcome(Action::Failed, None, Some(e.to_string()))),
         }
     }
     let bytes: u64 = todo.iter().map(|(l, _)| l.size).sum();
@@ -272,9 +312,9 @@ pub async fn sync(
     let day = Utc::now();
     let results: Vec<FileOutcome> = if opts.dry_run {
         let action = if opts.invoke.is_some() {
-            "would_invoke"
+            Action::WouldInvoke
         } else {
-            "would_convert"
+            Action::WouldConvert
         };
         todo.into_iter()
             .map(|(log, why)| FileOutcome {
@@ -310,7 +350,7 @@ pub async fn sync(
                         domain: log.domain,
                         name: log.name,
                         size: log.size,
-                        action: "failed",
+                        action: Action::Failed,
                         reason: Some(why),
                         rows: None,
                         error: Some(error.clone()),
@@ -366,10 +406,10 @@ fn finish(
     mut files: Vec<FileOutcome>,
 ) -> SyncReport {
     files.sort_by(|a, b| a.domain.cmp(&b.domain).then_with(|| a.name.cmp(&b.name)));
-    let count = |a: &str| files.iter().filter(|f| f.action == a).count();
+    let count = |a: Action| files.iter().filter(|f| f.action == a).count();
     let worked: u64 = files
         .iter()
-        .filter(|f| matches!(f.action, "converted" | "invoked"))
+        .filter(|f| matches!(f.action, Action::Converted | Action::Invoked))
         .map(|f| f.size)
         .sum();
     SyncReport {
@@ -378,10 +418,10 @@ fn finish(
         domains: opts.domains.clone(),
         dry_run: opts.dry_run,
         listed,
-        done: count("done"),
-        converted: count("converted"),
-        invoked: count("invoked"),
-        failed: count("failed"),
+        done: count(Action::Done),
+        converted: count(Action::Converted),
+        invoked: count(Action::Invoked),
+        failed: count(Action::Failed),
         bytes: if opts.dry_run { bytes } else { worked },
         listing_errors,
         files,
@@ -414,7 +454,7 @@ async fn convert_one(
         domain: log.domain.clone(),
         name: log.name.clone(),
         size: log.size,
-        action: "converted",
+        action: Action::Converted,
         reason: Some(why),
         rows: None,
         error: None,
@@ -423,7 +463,7 @@ async fn convert_one(
         Ok(run) => out.rows = Some(run.rows),
         Err(e) => {
             tracing::debug!(name = %log.name, error = %e, "conversion failed");
-            out.action = "failed";
+            out.action = Action::Failed;
             out.error = Some(e.to_string());
         }
     }
@@ -440,7 +480,7 @@ async fn invoke_one(
         domain: log.domain.clone(),
         name: log.name.clone(),
         size: log.size,
-        action: "invoked",
+        action: Action::Invoked,
         reason: Some(why),
         rows: None,
         error: None,
@@ -448,7 +488,7 @@ async fn invoke_one(
     let body = match serde_json::to_vec(&log_file_event(log, day, &target.region)) {
         Ok(b) => b,
         Err(e) => {
-            out.action = "failed";
+            out.action = Action::Failed;
             out.error = Some(e.to_string());
             return out;
         }
@@ -466,10 +506,10 @@ async fn invoke_one(
         Ok(Submitted::Queued { request_id }) => {
             tracing::info!(name = %log.name, task = %task, request_id = ?request_id, "invoked");
         }
-        Ok(Submitted::AlreadySubmitted) => out.action = "already_invoked",
+        Ok(Submitted::AlreadySubmitted) => out.action = Action::AlreadyInvoked,
         Err(e) => {
             tracing::debug!(name = %log.name, error = %e, "invocation failed");
-            out.action = "failed";
+            out.action = Action::Failed;
             out.error = Some(e.to_string());
         }
     }

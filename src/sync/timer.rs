@@ -162,17 +162,18 @@ impl TimerSync {
             "timer sync"
         );
         if !report.ok() {
-            let first =
-                report
-                    .listing_errors
-                    .first()
-                    .map(|e| format!("listing {}: {}", e.domain, e.error))
-                    .or_else(|| {
-                        report.files.iter().find(|f| f.action == "failed").map(|f| {
-                            format!("{}: {}", f.name, f.error.as_deref().unwrap_or("failed"))
-                        })
-                    })
-                    .unwrap_or_default();
+            let first = report
+                .listing_errors
+                .first()
+                .map(|e| format!("listing {}: {}", e.domain, e.error))
+                .or_else(|| {
+                    report
+                        .files
+                        .iter()
+                        .find(|f| f.action == super::Action::Failed)
+                        .map(|f| format!("{}: {}", f.name, f.error.as_deref().unwrap_or("failed")))
+                })
+                .unwrap_or_default();
             return Err(Error::SyncIncomplete {
                 reason: format!(
                     "{} of {} files failed, {} domain(s) not listed; first: {first}",

@@ -42,7 +42,7 @@
 //! racing on the very first file are caught only when the read back sees the other's write.
 
 use object_store::path::Path;
-use object_store::{PutMode, PutOptions, PutPayload};
+
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::store::{store_error, Lake};
@@ -237,15 +237,7 @@ impl Descriptor {
             source,
         })?;
         body.push(b'\n');
-        let opts = PutOptions {
-            mode: PutMode::Create,
-            ..PutOptions::default()
-        };
-        match lake
-            .store
-            .put_opts(&key, PutPayload::from(body.clone()), opts)
-            .await
-        {
+        match lake.put_if_absent(&key, body.clone()).await {
             Ok(_) => {
                 d.recorded = true;
                 return Ok(d);

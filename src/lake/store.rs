@@ -377,6 +377,43 @@ impl Lake {
             .map_err(|source| store_error(StoreOp::Publish, key, source))
     }
 
+    /// Writes a whole (small) object only if none exists at `key` (object_store's
+    /// `PutMode::Create`; `AlreadyExists` when one does). On a local destination it is staged
+    /// in a run's folder and linked into place only if absent, so a kill never leaves
+    /// `key#<n>` beside it, as the store's own create would. The store's error is returned as
+    /// is, so a caller can tell "exists" and "not supported" (OSS) apart.
+    pub async fn put_if_absent(
+        &self,
+        key: &Path,
+        data: Vec<u8>,
+    ) -> std::result::Result<(), object_store::Error> {
+        if self.local_root.is_none() {
+            let opts = object_store::PutOptions {
+                mode: object_store::PutMode::Create,
+                ..object_store::PutOptions::default()
+            };
+            return self
+                .store
+                .put_opts(key, PutPayload::from(data), opts)
+                .await
+                .map(|_| ());
+        }
+        let run = self
+            .for_work(["lake"])
+            .map_err(|e| object_store::Error::Generic {
+                store: "LocalFileSystem",
+                source: Box::new(e),
+            })?;
+        let staged = run
+            .write_key(key)
+            .map_err(|e| object_store::Error::Generic {
+                store: "LocalFileSystem",
+                source: Box::new(e),
+            })?;
+        run.store.put(&staged, PutPayload::from(data)).await?;
+        run.store.rename_if_not_exists(&staged, key).await
+    }
+
     /// Deletes an object; a missing object is not an error (deletes must be idempotent).
     pub async fn delete(&self, key: &Path) -> Result<()> {
         match self.store.delete(key).await {
@@ -399,6 +436,39 @@ pub(crate) fn store_error(op: StoreOp, key: &Path, source: object_store::Error) 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_local_put_if_absent_creates_once_and_leaves_nothing_staged() {
+        let tmp = tempfile::tempdir().unwrap();
+        let lake = Lake::open(tmp.path().to_str().unwrap()).unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let key = Path::from("_cdnlake.json");
+        rt.block_on(lake.put_if_absent(&key, b"first".to_vec()))
+            .unwrap();
+        let again = rt.block_on(lake.put_if_absent(&key, b"second".to_vec()));
+        assert!(
+            matches!(again, Err(object_store::Error::AlreadyExists { .. })),
+            "{again:?}"
+        );
+        assert_eq!(
+            std::fs::read(tmp.path().join("_cdnlake.json")).unwrap(),
+            b"first"
+        );
+        let mut left = Vec::new();
+        let mut todo = vec![tmp.path().to_path_buf()];
+        while let Some(d) = todo.pop() {
+            for e in std::fs::read_dir(&d).unwrap().flatten() {
+                if e.path().is_dir() {
+                    todo.push(e.path());
+                } else {
+                    left.push(e.path());
+                }
+            }
+        }
+        assert_eq!(left, vec![tmp.path().join("_cdnlake.json")]);
+    }
 
     #[test]
     fn oss_endpoints_hold_the_bucket() {

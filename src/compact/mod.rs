@@ -18,9 +18,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
-use arrow_array::{
-    ArrayRef, BinaryArray, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
-};
+use arrow_array::{ArrayRef, BinaryArray, Int64Array, RecordBatch, TimestampMicrosecondArray};
 use object_store::path::Path;
 use serde::Serialize;
 
@@ -33,11 +31,12 @@ use crate::query::filter::ReportFilter;
 use crate::query::plan::{day_summary, plan, read_days_of, Day, DayPlan, DaySummary, Plan};
 use crate::query::rollups::MinuteRow;
 use crate::query::rollups::Sketches;
-use crate::tables::top::{DIMENSIONS, TOP};
+use crate::tables::top::TOP;
 use crate::tables::traffic::{merge, MinuteStats, TRAFFIC};
 use crate::tables::visitors::VISITORS;
 use crate::tables::Table;
 use crate::writers::parquet::{writer_properties, ParquetOptions};
+use crate::writers::sketches::top_batch;
 
 /// Which days a run compacts.
 #[derive(Debug, Clone, Default)]
@@ -161,7 +160,7 @@ pub async fn compact_day(lake: &Lake, p: &Plan, day: &Day, dp: &DayPlan) -> Resu
     lake.delete(&marker_path).await?;
 
     let traffic = traffic_batch(&rows)?;
-    let top = top_batch(day_start, &day_summary(&sk.dims))?;
+    let top = day_top_batch(day_start, &day_summary(&sk.dims));
     let visitors = visitors_batch(&sk)?;
     let mut objects = Vec::new();
     let mut puts = Vec::new();
@@ -230,43 +229,18 @@ fn traffic_batch(rows: &[MinuteRow]) -> Result<RecordBatch> {
     batch(&TRAFFIC, cols)
 }
 
-/// The day summary, per dimension in [`DIMENSIONS`] order, rows in key order, each carrying
-/// its dimension's error and total; a dimension with totals but no key keeps one null-key row.
-fn top_batch(day_start: i64, summary: &DaySummary) -> Result<RecordBatch> {
-    let mut dim = Vec::new();
-    let mut key: Vec<Option<&str>> = Vec::new();
-    let mut c: [Vec<i64>; 6] = Default::default();
-    for (name, (rows, error, total)) in DIMENSIONS.iter().zip(summary) {
-        let mut rows: Vec<(Option<&str>, [i64; 2])> =
-            rows.iter().map(|(k, c)| (Some(k.as_str()), *c)).collect();
-        if rows.is_empty() && (*total != [0, 0] || *error != [0, 0]) {
-            rows.push((None, [0, 0]));
-        }
-        for (k, counts) in rows {
-            dim.push(*name);
-            key.push(k);
-            c[0].push(counts[0]);
-            c[1].push(counts[1]);
-            c[2].push(error[0]);
-            c[3].push(error[1]);
-            c[4].push(total[0]);
-            c[5].push(total[1]);
-        }
-    }
-    let n = key.len();
-    let mut cols: Vec<ArrayRef> = vec![
-        Arc::new(
-            TimestampMicrosecondArray::from_iter_values(std::iter::repeat_n(day_start, n))
-                .with_timezone("UTC"),
-        ),
-        Arc::new(StringArray::from(dim)),
-        Arc::new(StringArray::from(key)),
-    ];
-    cols.extend(
-        c.into_iter()
-            .map(|v| Arc::new(Int64Array::from(v)) as ArrayRef),
-    );
-    batch(&TOP, cols)
+/// The day summary as [`TOP`] rows, in key order (as the summary holds them).
+fn day_top_batch(day_start: i64, summary: &DaySummary) -> RecordBatch {
+    top_batch(
+        day_start,
+        summary.iter().map(|(rows, error, total)| {
+            (
+                rows.iter().map(|(k, c)| (k.as_str(), *c)).collect(),
+                *error,
+                *total,
+            )
+        }),
+    )
 }
 
 /// One row per hour: the requests counted and the united sketch.
@@ -315,7 +289,7 @@ mod tests {
         dims[1].add_bounds([5, 50], [7, 70]);
         let day = day_summary(&dims);
         let key = Path::from("_compacted/heavy_hitters/domain=d/dt=2024-03-05/day.parquet");
-        let bytes = encode(&TOP, &key, &top_batch(0, &day).unwrap()).unwrap();
+        let bytes = encode(&TOP, &key, &day_top_batch(0, &day)).unwrap();
         let back = read_day_top(&key, bytes::Bytes::from(bytes)).unwrap();
         assert_eq!(back, day);
         let (mut x, mut y) = (new_dims(), new_dims());

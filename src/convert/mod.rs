@@ -176,15 +176,42 @@ pub fn convert_reader(
         sink: raw,
         rows: None,
     });
-    commit.stage_all(tables.staged);
+    let tool = format!("cdnlake {}", env!("CARGO_PKG_VERSION"));
+    // Days whose compacted access object holds this file already have its rows: the same rows
+    // are not published again; other rows are spliced into the day object (compact::access).
+    let (staged, unpublished) = crate::compact::access::drop_unchanged(
+        &lake.prefix,
+        &tables.held,
+        &stats.sha256,
+        &tool,
+        tables.staged,
+        1,
+    );
+    commit.stage_all(staged);
 
     // Commit: publish every object, remove what an earlier run wrote and this one did not, and
     // write the manifest last.
     let objects = commit.publish(lake)?;
+    let manifest_rel = relative(&lake.prefix, &manifest_key);
+    let objects = crate::compact::access::finish_held(
+        lake,
+        rt,
+        &crate::compact::access::Converted {
+            domain: &layout.domain,
+            source: &layout.file_name,
+            manifest: &manifest_rel,
+            sha256: &stats.sha256,
+            tool: &tool,
+        },
+        &tables.held,
+        objects,
+        unpublished,
+        previous.as_ref(),
+    )?;
     let manifest = Manifest {
         manifest_version: MANIFEST_VERSION,
         schema_version: SCHEMA_VERSION,
-        tool: format!("cdnlake {}", env!("CARGO_PKG_VERSION")),
+        tool,
         domain: layout.domain.clone(),
         partition_tz: opts.tz.to_string(),
         source: SourceEntry {

@@ -72,6 +72,11 @@ impl ObjectSink {
         &self.key
     }
 
+    /// Bytes written so far (the object's size once finished).
+    pub fn written(&self) -> u64 {
+        self.written
+    }
+
     /// The error behind a failed write, with the key and the store's own error.
     pub fn store_error(&mut self, op: StoreOp) -> Error {
         match self.error.take() {

@@ -414,6 +414,62 @@ impl Lake {
         run.store.rename_if_not_exists(&staged, key).await
     }
 
+    /// The last `n` bytes of an object (one suffix-range GET) and its size; `None` when it
+    /// does not exist. Reads a Parquet footer without knowing the size first (no HEAD).
+    pub async fn get_tail(&self, key: &Path, n: u64) -> Result<Option<(bytes::Bytes, u64)>> {
+        let opts = object_store::GetOptions {
+            range: Some(object_store::GetRange::Suffix(n)),
+            ..object_store::GetOptions::default()
+        };
+        match self.store.get_opts(key, opts).await {
+            Ok(r) => {
+                let size = r.meta.size;
+                r.bytes()
+                    .await
+                    .map(|b| Some((b, size)))
+                    .map_err(|source| store_error(StoreOp::Read, key, source))
+            }
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(source) => Err(store_error(StoreOp::Read, key, source)),
+        }
+    }
+
+    /// A byte range of an object (one range GET).
+    pub async fn get_range(&self, key: &Path, range: std::ops::Range<u64>) -> Result<bytes::Bytes> {
+        self.store
+            .get_range(key, range)
+            .await
+            .map_err(|source| store_error(StoreOp::Read, key, source))
+    }
+
+    /// Deletes many objects, in batches where the store has a bulk delete (S3: 1,000 keys per
+    /// request), one by one elsewhere; missing objects are not an error.
+    pub async fn delete_all(&self, keys: Vec<Path>) -> Result<()> {
+        use futures::stream::StreamExt;
+        let Some(first) = keys.first().cloned() else {
+            return Ok(());
+        };
+        let stream = futures::stream::iter(keys.into_iter().map(Ok)).boxed();
+        let mut results = self.store.delete_stream(stream);
+        while let Some(r) = results.next().await {
+            match r {
+                Ok(_) | Err(object_store::Error::NotFound { .. }) => {}
+                // The store's error names the key when it knows it.
+                Err(source) => return Err(store_error(StoreOp::Delete, &first, source)),
+            }
+        }
+        Ok(())
+    }
+
+    /// The file of `key` on a local destination (`None` on an object store).
+    pub(crate) fn local_path(&self, key: &Path) -> Option<std::path::PathBuf> {
+        let mut p = self.local_root.clone()?;
+        for part in key.parts() {
+            p.push(part.as_ref());
+        }
+        Some(p)
+    }
+
     /// Deletes an object; a missing object is not an error (deletes must be idempotent).
     pub async fn delete(&self, key: &Path) -> Result<()> {
         match self.store.delete(key).await {

@@ -273,6 +273,7 @@ impl AsyncFileReader for StoreReader {
 pub async fn read_top(lake: &Lake, filter: &ReportFilter, tz: PartitionTz) -> Result<TopCounter> {
     let mut counter = TopCounter::new(tz);
     let prefix = format!("{}/", ACCESS.folder);
+    let mut wanted = Vec::new();
     for m in list_manifests(lake).await? {
         if filter.domain.as_deref().is_some_and(|d| d != m.domain) {
             continue;
@@ -288,7 +289,14 @@ pub async fn read_top(lake: &Lake, filter: &ReportFilter, tz: PartitionTz) -> Re
                     continue;
                 }
             }
-            let key = lake.key_of(&o.key);
+            wanted.push((m.domain.clone(), m.source.name.clone(), o.clone()));
+        }
+    }
+    // A file a compacted access day holds is read from the day object, never also from its
+    // own objects (compact::access).
+    for (okey, obytes) in crate::compact::access::exact_reads(lake, wanted).await? {
+        {
+            let key = lake.key_of(&okey);
             let err = |e: parquet::errors::ParquetError| Error::ReadParquet {
                 key: key.to_string(),
                 reason: e.to_string(),
@@ -296,7 +304,7 @@ pub async fn read_top(lake: &Lake, filter: &ReportFilter, tz: PartitionTz) -> Re
             let reader = StoreReader {
                 store: lake.store.clone(),
                 path: key.clone(),
-                size: o.bytes,
+                size: obytes,
             };
             let builder = match ParquetRecordBatchStreamBuilder::new(reader).await {
                 Ok(b) => b,

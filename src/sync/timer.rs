@@ -215,7 +215,24 @@ pub async fn compact_settled(lake: &Lake, domains: &[String], now: chrono::DateT
             }
             Err(e) => tracing::warn!(%domain, error = %e, "timer compaction failed"),
         }
+        if compact_access_enabled() {
+            match crate::compact::access::compact_access(lake, &opts).await {
+                Ok(r) => {
+                    tracing::info!(%domain, compacted = r.compacted, up_to_date = r.up_to_date, too_large = r.too_large, "timer access compaction")
+                }
+                Err(e) => tracing::warn!(%domain, error = %e, "timer access compaction failed"),
+            }
+        }
     }
+}
+
+/// Whether the timer also compacts the access objects of a day lake's settled days
+/// (`CDNLAKE_COMPACT_ACCESS=1`). Off by default: on an object store the swap has a window in
+/// which folder readers count a day twice, so an operator turns it on knowingly and schedules
+/// the timer outside query hours (the days it compacts ended 48 hours ago or more).
+pub fn compact_access_enabled() -> bool {
+    std::env::var("CDNLAKE_COMPACT_ACCESS")
+        .is_ok_and(|v| matches!(v.trim(), "1" | "true" | "yes" | "on"))
 }
 
 impl TimerHandler for TimerSync {

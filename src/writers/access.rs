@@ -18,7 +18,8 @@ use tokio::runtime::Handle;
 
 use super::parquet::{writer_properties, ParquetOptions, PartFile};
 use crate::access::time::PartitionTz;
-use crate::error::Result;
+use crate::compact::access::{held_by_day, incoming_key, HeldSource};
+use crate::error::{Error, Result};
 use crate::lake::commit::Staged;
 use crate::lake::descriptor::PartitionBy;
 use crate::lake::layout::FileLayout;
@@ -37,6 +38,10 @@ struct PartitionState {
     done: Vec<(ObjectSink, u64)>,
     files: usize,
     rows: u64,
+    /// In a day lake whose day is compacted and holds this log file: the day's record of it.
+    /// The partition's files are then written under `_compacted_access/_incoming/` and the
+    /// commit splices them into the day object (or drops them: `compact::access`).
+    held: Option<HeldSource>,
 }
 
 /// The access files of one log file, by partition hour.
@@ -56,6 +61,8 @@ pub struct AccessWriter {
 pub struct AccessFiles {
     pub staged: Vec<Staged>,
     pub partitions: Vec<PartitionEntry>,
+    /// Days (`dt`) whose compacted day object holds this file, and its record there.
+    pub held: BTreeMap<String, HeldSource>,
 }
 
 impl AccessWriter {
@@ -83,19 +90,41 @@ impl AccessWriter {
         let tz = self.tz;
         let day = self.layout.partition_by == PartitionBy::Day;
         let partition = if day { bucket.div_euclid(24) } else { bucket };
-        let st = self.partitions.entry(partition).or_insert_with(|| {
+        if !self.partitions.contains_key(&partition) {
             let (dt, hour) = tz.partition_values(bucket);
-            PartitionState {
-                dt,
-                hour: if day { String::new() } else { hour },
-                current: None,
-                done: Vec::new(),
-                files: 0,
-                rows: 0,
-            }
-        });
+            // One footer read per day a file writes, in day lakes only.
+            let held = if day {
+                held_by_day(
+                    &self.lake,
+                    &self.rt,
+                    &self.layout.domain,
+                    &dt,
+                    &self.layout.file_name,
+                )?
+            } else {
+                None
+            };
+            self.partitions.insert(
+                partition,
+                PartitionState {
+                    dt,
+                    hour: if day { String::new() } else { hour },
+                    current: None,
+                    done: Vec::new(),
+                    files: 0,
+                    rows: 0,
+                    held,
+                },
+            );
+        }
+        let Some(st) = self.partitions.get_mut(&partition) else {
+            return Err(Error::Internal("partition vanished".into()));
+        };
         if st.current.is_none() {
-            let key = self.layout.access(&st.dt, &st.hour, st.files);
+            let mut key = self.layout.access(&st.dt, &st.hour, st.files);
+            if st.held.is_some() {
+                key = incoming_key(&self.layout.prefix, &key);
+            }
             st.files += 1;
             st.current = Some(PartFile::create(
                 &self.lake,
@@ -122,7 +151,11 @@ impl AccessWriter {
     pub fn finish(self) -> Result<AccessFiles> {
         let mut staged = Vec::new();
         let mut partitions = Vec::new();
+        let mut held = BTreeMap::new();
         for st in self.partitions.into_values() {
+            if let Some(h) = st.held {
+                held.insert(st.dt.clone(), h);
+            }
             staged.extend(st.done.into_iter().map(|(sink, rows)| Staged {
                 sink,
                 rows: Some(rows),
@@ -140,6 +173,10 @@ impl AccessWriter {
                 rows: st.rows,
             });
         }
-        Ok(AccessFiles { staged, partitions })
+        Ok(AccessFiles {
+            staged,
+            partitions,
+            held,
+        })
     }
 }

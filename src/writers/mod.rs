@@ -70,6 +70,8 @@ pub(crate) struct LogWriters {
 pub(crate) struct LogTables {
     pub staged: Vec<Staged>,
     pub partitions: Vec<PartitionEntry>,
+    /// Days whose compacted access object holds this file (`compact::access`).
+    pub held: std::collections::BTreeMap<String, crate::compact::access::HeldSource>,
     pub counts: LineCounts,
 }
 
@@ -145,6 +147,7 @@ impl LogWriters {
         Ok(LogTables {
             staged,
             partitions: access.partitions,
+            held: access.held,
             counts: self.counts,
         })
     }

@@ -1,0 +1,1163 @@
+//! `cdnlake compact --access`: in a `--partition-by day` lake, one `access` file per domain
+//! and day instead of one per log file, so engines that pay per file (MaxCompute and DuckDB
+//! over OSS) open one object per day (docs/design.md §10, "Compacted access days").
+//!
+//! ```text
+//! access/domain=<d>/dt=<YYYY-MM-DD>/compacted~day.parquet   the day's rows, file by file
+//! _compacted_access/<d>/<YYYY-MM-DD>.json                    the marker (what the day holds)
+//! _compacted_access/_incoming/access/...                     a re-conversion's rows, until spliced
+//! ```
+//!
+//! Unlike the compacted rollups, this object must live in the partition folder (Spark,
+//! MaxCompute and the DuckDB views read the folder whole), and the per-file objects it replaces
+//! must leave that folder. The name cannot collide with a log file's: keys built from a file
+//! name go through `PathPart`, which encodes `~`, so no file's object is ever named
+//! `compacted~day.parquet`.
+//!
+//! **The day object describes itself.** Its Parquet footer holds the index
+//! ([`INDEX_KEY`]): every log file whose rows it holds (name, SHA-256, the writer version, the
+//! per-file objects it replaces), each file's rows contiguous in its own row groups, files in
+//! name order. One object is replaced atomically (one PUT, or a rename), so what the day holds
+//! and the rows always agree, whatever is killed when. Readers go by it: `report --exact` reads
+//! a file's rows from the day object when the day holds the file, else from the file's own
+//! objects, never both. The marker is the record for `verify`, written after the day object.
+//!
+//! **Order of a compaction.** Local folder: the new partition folder is built in a run's
+//! staging folder (hard links of every file that stays, plus the day object) and exchanged
+//! with the live one in one `renameat2(RENAME_EXCHANGE)`, so folder readers see the old folder
+//! or the new one, never a mix. Object store: PUT the day object, PUT the marker, then delete
+//! the per-file objects (one bulk request per 1,000 on S3). Between the PUT and the deletes
+//! a folder reader can count the day's rows twice; that window is the one exception to
+//! "readers are never wrong" (documented; killed in it, the next `compact --access` or
+//! `verify --repair` finishes the deletes).
+//!
+//! **Later conversions of a file the day holds** (`handle`, `sync`, `convert`, `rebuild`) write
+//! that day's rows under `_compacted_access/_incoming/` instead of the partition folder
+//! ([`held_by_day`]). Same file and same writer: nothing is published (the day already holds
+//! these rows). Otherwise the day object is rebuilt with the new rows in place of the old in
+//! one PUT ([`splice`]). A new file of a compacted day (a late one) writes its own object next
+//! to the day object, counted once; the next compaction takes it in.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use arrow_array::RecordBatch;
+use bytes::Bytes;
+use object_store::path::Path;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::ArrowWriter;
+use parquet::file::metadata::{KeyValue, ParquetMetaData, ParquetMetaDataReader};
+use serde::{Deserialize, Serialize};
+use tokio::runtime::Handle;
+
+use super::CompactOptions;
+use crate::access::time::PartitionTz;
+use crate::error::{Error, Result};
+use crate::lake::compacted::key_dt;
+use crate::lake::descriptor::{Descriptor, PartitionBy};
+use crate::lake::layout::{key, partition_span, relative};
+use crate::lake::manifest::{parse_manifest, Manifest, ObjectEntry};
+use crate::lake::commit::Staged;
+use crate::lake::read::{get_all, list_meta};
+use crate::lake::staging::stall_point;
+use crate::lake::store::Lake;
+use crate::tables::access::ACCESS;
+use crate::writers::parquet::{writer_properties, ParquetOptions};
+
+/// The file name of a compacted access day. `~` is encoded in every key built from a log
+/// file's name, so no per-file object can have this name; and it does not start with `_` or
+/// `.`, which Spark and Hive would skip.
+pub const DAY_FILE: &str = "compacted~day.parquet";
+
+/// The folder of access-day markers and of re-conversions waiting to be spliced in.
+pub const ACCESS_DAYS: &str = "_compacted_access";
+
+/// Under [`ACCESS_DAYS`]: where a conversion of a file a day holds writes that day's rows.
+pub const INCOMING: &str = "_incoming";
+
+/// The footer key-value entry holding the day's [`DayIndex`] (JSON).
+pub const INDEX_KEY: &str = "cdnlake.access_day";
+
+/// Index and marker format version.
+pub const INDEX_VERSION: u32 = 1;
+
+/// Days whose access objects add up to more than this are not compacted (`too_large`): the day
+/// object is built in memory, and MaxCompute wants files well under 2 GB. Days of small files,
+/// where per-file costs dominate, are far below it.
+pub const MAX_DAY_BYTES: u64 = 256 * 1024 * 1024;
+
+/// Bytes read from the end of a day object to get its footer in one request.
+const FOOTER_PREFETCH: u64 = 256 * 1024;
+
+/// One log file whose rows a day object holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeldSource {
+    /// The log file's name (the merge order).
+    pub source: String,
+    /// Its manifest's key, relative to the destination.
+    pub manifest: String,
+    /// SHA-256 of the log file whose rows these are.
+    pub sha256: String,
+    /// The writer that converted them (the manifest's `tool`).
+    pub tool: String,
+    pub rows: u64,
+    /// The row groups holding its rows: `first_row_group .. first_row_group + row_groups`.
+    pub first_row_group: usize,
+    pub row_groups: usize,
+    /// The per-file objects these rows replace, as the manifest lists them.
+    pub objects: Vec<ObjectEntry>,
+}
+
+impl HeldSource {
+    /// Whether two records describe the same rows (not where they sit in the object).
+    fn same_rows(&self, other: &HeldSource) -> bool {
+        (
+            &self.source,
+            &self.sha256,
+            &self.tool,
+            self.rows,
+            &self.objects,
+        ) == (
+            &other.source,
+            &other.sha256,
+            &other.tool,
+            other.rows,
+            &other.objects,
+        )
+    }
+}
+
+/// What a day object holds: its footer's [`INDEX_KEY`] entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DayIndex {
+    pub index_version: u32,
+    pub domain: String,
+    pub dt: String,
+    pub sources: Vec<HeldSource>,
+}
+
+impl DayIndex {
+    pub fn held(&self, source: &str) -> Option<&HeldSource> {
+        self.sources.iter().find(|s| s.source == source)
+    }
+}
+
+/// A manifest as the marker records it (lineage; coverage is the day object's index).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MarkedManifest {
+    pub key: String,
+    pub bytes: u64,
+    pub etag: Option<String>,
+}
+
+/// The record of one compacted access day, written after its object.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessMarker {
+    pub marker_version: u32,
+    pub tool: String,
+    pub domain: String,
+    pub dt: String,
+    /// The day object: key, size, rows.
+    pub object: ObjectEntry,
+    /// The manifests of the files it holds, when compacted.
+    pub manifests: Vec<MarkedManifest>,
+    /// The day object's index, as written.
+    pub sources: Vec<HeldSource>,
+}
+
+/// `access/domain=<d>/dt=<dt>`
+pub fn day_folder(prefix: &Path, domain: &str, dt: &str) -> Path {
+    key(
+        prefix,
+        &[
+            ACCESS.folder,
+            &format!("domain={domain}"),
+            &format!("dt={dt}"),
+        ],
+    )
+}
+
+/// `access/domain=<d>/dt=<dt>/compacted~day.parquet` (the name is added unencoded: it is ours).
+pub fn day_key(prefix: &Path, domain: &str, dt: &str) -> Path {
+    let folder = day_folder(prefix, domain, dt);
+    // `PathPart::from` would encode the `~`; the folder's parts are valid, and so is the name.
+    Path::parse(format!("{folder}/{DAY_FILE}")).unwrap_or_else(|_| folder.clone().join(DAY_FILE))
+}
+
+/// `_compacted_access/<d>/<dt>.json`
+pub fn marker_key(prefix: &Path, domain: &str, dt: &str) -> Path {
+    key(prefix, &[ACCESS_DAYS, domain, &format!("{dt}.json")])
+}
+
+/// Where a conversion writes the rows of a day the day object holds:
+/// `_compacted_access/_incoming/<the per-file key>`.
+pub fn incoming_key(prefix: &Path, access_key: &Path) -> Path {
+    let rel = access_key
+        .prefix_match(prefix)
+        .map(|p| p.collect::<Vec<_>>())
+        .unwrap_or_else(|| access_key.parts().collect());
+    Path::from_iter(
+        prefix
+            .parts()
+            .chain([ACCESS_DAYS.into(), INCOMING.into()])
+            .chain(rel),
+    )
+}
+
+/// The per-file key (relative) an incoming key (relative) stands for; `None` for other keys.
+pub fn from_incoming(relative_key: &str) -> Option<&str> {
+    relative_key
+        .strip_prefix(ACCESS_DAYS)?
+        .strip_prefix('/')?
+        .strip_prefix(INCOMING)?
+        .strip_prefix('/')
+}
+
+/// Whether a key (relative) is a compacted access day object.
+pub fn is_day_file(relative_key: &str) -> bool {
+    relative_key
+        .rsplit('/')
+        .next()
+        .is_some_and(|n| n == DAY_FILE)
+}
+
+/// Whether a key is in a day lake's access folder (`access/domain=/dt=/x.parquet`, no `hour=`).
+fn is_day_access(relative_key: &str) -> bool {
+    let parts: Vec<&str> = relative_key.split('/').collect();
+    parts.len() == 4 && parts[0] == ACCESS.folder && parts[2].starts_with("dt=")
+}
+
+/// Reads a day object's footer (one suffix GET, a second only for a footer past 256 KiB):
+/// `None` when there is no day object.
+pub async fn read_footer(lake: &Lake, key: &Path) -> Result<Option<(ParquetMetaData, u64)>> {
+    let Some((tail, size)) = lake.get_tail(key, FOOTER_PREFETCH).await? else {
+        return Ok(None);
+    };
+    let bad = |reason: String| Error::ReadParquet {
+        key: key.to_string(),
+        reason,
+    };
+    let n = tail.len();
+    if n < 8 || &tail[n - 4..] != b"PAR1" {
+        return Err(bad("not a Parquet file (no footer)".into()));
+    }
+    let len = u32::from_le_bytes([tail[n - 8], tail[n - 7], tail[n - 6], tail[n - 5]]) as u64;
+    let meta = if len + 8 <= n as u64 {
+        tail.slice(n - 8 - len as usize..n - 8)
+    } else if len + 8 <= size {
+        lake.get_range(key, size - 8 - len..size - 8).await?
+    } else {
+        return Err(bad(format!("footer of {len} bytes in a {size}-byte file")));
+    };
+    let md = ParquetMetaDataReader::decode_metadata(&meta).map_err(|e| bad(e.to_string()))?;
+    Ok(Some((md, size)))
+}
+
+/// The index a day object's footer holds.
+pub fn index_of(key: &Path, md: &ParquetMetaData) -> Result<DayIndex> {
+    let kv = md
+        .file_metadata()
+        .key_value_metadata()
+        .and_then(|kv| kv.iter().find(|e| e.key == INDEX_KEY))
+        .and_then(|e| e.value.as_deref())
+        .ok_or_else(|| Error::ReadParquet {
+            key: key.to_string(),
+            reason: format!("no {INDEX_KEY} entry in the footer"),
+        })?;
+    serde_json::from_str(kv).map_err(|source| Error::Json {
+        what: format!("index of {key}"),
+        source,
+    })
+}
+
+/// The day object's index and size; `None` without a day object.
+pub async fn read_index(lake: &Lake, domain: &str, dt: &str) -> Result<Option<(DayIndex, u64)>> {
+    let key = day_key(&lake.prefix, domain, dt);
+    match read_footer(lake, &key).await? {
+        Some((md, size)) => Ok(Some((index_of(&key, &md)?, size))),
+        None => Ok(None),
+    }
+}
+
+/// For a conversion: whether day `dt` of `domain` is compacted and holds `source` (one suffix
+/// GET per day a file writes, in day lakes only). Runs on the writer thread.
+pub fn held_by_day(
+    lake: &Lake,
+    rt: &Handle,
+    domain: &str,
+    dt: &str,
+    source: &str,
+) -> Result<Option<HeldSource>> {
+    Ok(rt
+        .block_on(read_index(lake, domain, dt))?
+        .and_then(|(index, _)| index.held(source).cloned()))
+}
+
+/// Where the rows of one file come from when a day object is built.
+enum Rows {
+    /// Its own per-file objects (full keys), or incoming ones.
+    Objects(Vec<Path>),
+    /// Row groups of the current day object.
+    Day { first: usize, count: usize },
+}
+
+struct Part {
+    held: HeldSource,
+    rows: Rows,
+}
+
+/// Encodes a day object: every part's rows in order, each part's rows in row groups of their
+/// own, the index in the footer. The writer settings are the per-file objects'.
+fn build(
+    domain: &str,
+    dt: &str,
+    parts: Vec<Part>,
+    objects: &BTreeMap<Path, Bytes>,
+    day: Option<&Bytes>,
+) -> Result<(Vec<u8>, DayIndex)> {
+    let out_key = format!("access/domain={domain}/dt={dt}/{DAY_FILE}");
+    let err = |key: &str, e: parquet::errors::ParquetError| Error::Parquet {
+        key: key.to_string(),
+        source: e,
+    };
+    let schema = ACCESS.arrow_schema();
+    let props = writer_properties(&ACCESS, &ParquetOptions::default())?;
+    let mut buf = Vec::new();
+    let mut w = ArrowWriter::try_new(&mut buf, schema.clone(), Some(props))
+        .map_err(|e| err(&out_key, e))?;
+    let mut index = DayIndex {
+        index_version: INDEX_VERSION,
+        domain: domain.to_string(),
+        dt: dt.to_string(),
+        sources: Vec::new(),
+    };
+    for part in parts {
+        let before = w.flushed_row_groups().len();
+        let mut rows = 0u64;
+        let mut write = |key: &str, bytes: Bytes, groups: Option<Vec<usize>>| -> Result<()> {
+            let mut b = ParquetRecordBatchReaderBuilder::try_new(bytes)
+                .map_err(|e| err(key, e))?
+                .with_batch_size(8192);
+            if let Some(g) = groups {
+                b = b.with_row_groups(g);
+            }
+            for batch in b.build().map_err(|e| err(key, e))? {
+                let batch = batch.map_err(|e| Error::ReadParquet {
+                    key: key.to_string(),
+                    reason: e.to_string(),
+                })?;
+                // The access schema itself (with its field metadata), whatever the file says.
+                let batch = RecordBatch::try_new(schema.clone(), batch.columns().to_vec())
+                    .map_err(|e| Error::ReadParquet {
+                        key: key.to_string(),
+                        reason: format!("not the access schema: {e}"),
+                    })?;
+                rows += batch.num_rows() as u64;
+                w.write(&batch).map_err(|e| err(&out_key, e))?;
+            }
+            Ok(())
+        };
+        match part.rows {
+            Rows::Objects(keys) => {
+                for k in keys {
+                    let bytes = objects.get(&k).cloned().ok_or_else(|| {
+                        Error::Internal(format!("{k} was not read before building the day"))
+                    })?;
+                    write(k.as_ref(), bytes, None)?;
+                }
+            }
+            Rows::Day { first, count } => {
+                let bytes = day
+                    .cloned()
+                    .ok_or_else(|| Error::Internal("no day object to take rows from".into()))?;
+                write(&out_key, bytes, Some((first..first + count).collect()))?;
+            }
+        }
+        if rows == 0 {
+            continue;
+        }
+        w.flush().map_err(|e| err(&out_key, e))?;
+        let after = w.flushed_row_groups().len();
+        index.sources.push(HeldSource {
+            rows,
+            first_row_group: before,
+            row_groups: after - before,
+            ..part.held
+        });
+    }
+    let json = serde_json::to_string(&index).map_err(|source| Error::Json {
+        what: format!("index of {out_key}"),
+        source,
+    })?;
+    w.append_key_value_metadata(KeyValue::new(INDEX_KEY.to_string(), json));
+    w.close().map_err(|e| err(&out_key, e))?;
+    Ok((buf, index))
+}
+
+/// A manifest with its listing's size and ETag.
+#[derive(Debug, Clone)]
+pub struct ListedManifest {
+    pub key: String,
+    pub bytes: u64,
+    pub etag: Option<String>,
+    pub manifest: Arc<Manifest>,
+}
+
+/// Every manifest (of a domain): one listing, then the reads, [`crate::lake::read::concurrency`]
+/// at a time.
+pub async fn load_manifests(lake: &Lake, domain: Option<&str>) -> Result<Vec<ListedManifest>> {
+    let prefix = match domain {
+        Some(d) => key(&lake.prefix, &["_manifests", d]),
+        None => key(&lake.prefix, &["_manifests"]),
+    };
+    let mut metas: Vec<_> = list_meta(lake, &prefix)
+        .await?
+        .into_iter()
+        .filter(|m| m.location.as_ref().ends_with(".json"))
+        .collect();
+    metas.sort_by(|a, b| a.location.cmp(&b.location));
+    let bodies = get_all(lake, metas.iter().map(|m| m.location.clone()).collect()).await?;
+    let mut out = Vec::new();
+    for (m, body) in metas.into_iter().zip(bodies) {
+        let Some(body) = body else { continue };
+        out.push(ListedManifest {
+            key: relative(&lake.prefix, &m.location),
+            bytes: m.size,
+            etag: m.e_tag,
+            manifest: Arc::new(parse_manifest(&m.location, &body)?),
+        });
+    }
+    Ok(out)
+}
+
+/// The access objects of a manifest in day `dt` (relative keys, in the manifest's order).
+fn access_in(m: &Manifest, dt: &str) -> Vec<ObjectEntry> {
+    m.objects
+        .iter()
+        .filter(|o| is_day_access(&o.key) && key_dt(&o.key) == Some(dt))
+        .cloned()
+        .collect()
+}
+
+/// One day of access compaction.
+#[derive(Debug, Clone, Serialize)]
+pub struct AccessDayOutcome {
+    pub domain: String,
+    pub dt: String,
+    /// `compacted`, `up_to_date`, `marker_written` (the day object was whole; its marker was
+    /// missing), `too_large`.
+    pub action: &'static str,
+    /// Log files the day object holds.
+    pub files: usize,
+    /// Per-file objects removed from the partition folder.
+    pub removed: usize,
+    pub bytes: u64,
+}
+
+/// What `compact --access` did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct AccessReport {
+    pub days: usize,
+    pub compacted: usize,
+    pub up_to_date: usize,
+    pub too_recent: usize,
+    pub too_large: usize,
+    pub outcomes: Vec<AccessDayOutcome>,
+}
+
+/// A day and the manifests with access rows in it.
+type Days = BTreeMap<(String, String), (PartitionTz, Vec<ListedManifest>)>;
+
+fn days_of(manifests: &[ListedManifest]) -> Days {
+    let mut days: Days = BTreeMap::new();
+    for lm in manifests {
+        let m = &lm.manifest;
+        let tz = PartitionTz::parse(&m.partition_tz).unwrap_or_default();
+        let dts: BTreeSet<&str> = m
+            .objects
+            .iter()
+            .filter(|o| is_day_access(&o.key))
+            .filter_map(|o| key_dt(&o.key))
+            .collect();
+        for dt in dts {
+            days.entry((m.domain.clone(), dt.to_string()))
+                .or_insert((tz, Vec::new()))
+                .1
+                .push(lm.clone());
+        }
+    }
+    days
+}
+
+/// Compacts the access objects of every selected day of a day lake that has ended (and is old
+/// enough). An hour lake is refused with a clear error: its files are per hour already, and
+/// an `hour=` folder per compacted object would not lower the count.
+pub async fn compact_access(lake: &Lake, opts: &CompactOptions) -> Result<AccessReport> {
+    let d = Descriptor::load_or_default(lake).await?;
+    if d.partition_by != PartitionBy::Day {
+        return Err(Error::Config {
+            setting: "compact --access",
+            value: lake.url.clone(),
+            reason: "only a lake created with --partition-by day has per-file access objects \
+                     per day to compact; this lake is partitioned by hour"
+                .into(),
+        });
+    }
+    let manifests = load_manifests(lake, opts.domain.as_deref()).await?;
+    let mut report = AccessReport::default();
+    for ((domain, dt), (tz, contributors)) in days_of(&manifests) {
+        if opts.domain.as_deref().is_some_and(|d| d != domain)
+            || opts.from.as_deref().is_some_and(|f| dt.as_str() < f)
+            || opts.to.as_deref().is_some_and(|t| dt.as_str() >= t)
+        {
+            continue;
+        }
+        let Some(span) = partition_span(&dt, "", tz) else {
+            continue;
+        };
+        report.days += 1;
+        if span.end.saturating_add(opts.min_age_micros) > opts.now_micros {
+            report.too_recent += 1;
+            continue;
+        }
+        let o = compact_access_day(lake, &domain, &dt, &contributors).await?;
+        match o.action {
+            "up_to_date" => report.up_to_date += 1,
+            "too_large" => report.too_large += 1,
+            _ => report.compacted += 1,
+        }
+        report.outcomes.push(o);
+    }
+    Ok(report)
+}
+
+/// Compacts one day from the manifests with access rows in it: each file's rows from its own
+/// objects when they are in the folder, else from the current day object; a day whose object
+/// already holds exactly these files (and no per-file object of them is left) is up to date.
+pub async fn compact_access_day(
+    lake: &Lake,
+    domain: &str,
+    dt: &str,
+    contributors: &[ListedManifest],
+) -> Result<AccessDayOutcome> {
+    let dkey = day_key(&lake.prefix, domain, dt);
+    let folder = day_folder(&lake.prefix, domain, dt);
+    let (existing, listing) = futures::try_join!(
+        read_index(lake, domain, dt),
+        list_meta(lake, &folder)
+    )?;
+    let present: BTreeMap<String, u64> = listing
+        .into_iter()
+        .map(|m| (relative(&lake.prefix, &m.location), m.size))
+        .collect();
+    let mut sorted: Vec<&ListedManifest> = contributors.iter().collect();
+    sorted.sort_by(|a, b| (&a.manifest.source.name, &a.key).cmp(&(&b.manifest.source.name, &b.key)));
+
+    let mut parts = Vec::new();
+    let mut remove: Vec<String> = Vec::new();
+    let mut input_bytes = 0u64;
+    let mut from_files = false;
+    for lm in &sorted {
+        let m = &lm.manifest;
+        let own = access_in(m, dt);
+        if own.is_empty() {
+            continue;
+        }
+        let held = existing
+            .as_ref()
+            .and_then(|(i, _)| i.held(&m.source.name).cloned());
+        if own.iter().all(|o| present.contains_key(&o.key)) {
+            input_bytes += own.iter().map(|o| o.bytes).sum::<u64>();
+            remove.extend(own.iter().map(|o| o.key.clone()));
+            from_files = true;
+            parts.push(Part {
+                held: HeldSource {
+                    source: m.source.name.clone(),
+                    manifest: lm.key.clone(),
+                    sha256: m.source.sha256.clone(),
+                    tool: m.tool.clone(),
+                    rows: own.iter().filter_map(|o| o.rows).sum(),
+                    first_row_group: 0,
+                    row_groups: 0,
+                    objects: own.clone(),
+                },
+                rows: Rows::Objects(own.iter().map(|o| lake.key_of(&o.key)).collect()),
+            });
+        } else if let Some(h) = held {
+            parts.push(Part {
+                rows: Rows::Day {
+                    first: h.first_row_group,
+                    count: h.row_groups,
+                },
+                held: h,
+            });
+        } else {
+            tracing::warn!(%domain, %dt, source = %m.source.name, "access objects missing and not in the day object; verify reports them");
+        }
+    }
+    let outcome = |action, files, removed, bytes| AccessDayOutcome {
+        domain: domain.to_string(),
+        dt: dt.to_string(),
+        action,
+        files,
+        removed,
+        bytes,
+    };
+    let mut manifests: Vec<MarkedManifest> = sorted
+        .iter()
+        .filter(|lm| parts.iter().any(|p| p.held.manifest == lm.key))
+        .map(|lm| MarkedManifest {
+            key: lm.key.clone(),
+            bytes: lm.bytes,
+            etag: lm.etag.clone(),
+        })
+        .collect();
+    manifests.sort_by(|a, b| a.key.cmp(&b.key));
+
+    if let Some((index, size)) = &existing {
+        let same = !from_files
+            && index.sources.len() == parts.len()
+            && index
+                .sources
+                .iter()
+                .zip(&parts)
+                .all(|(a, p)| a.same_rows(&p.held));
+        if same {
+            // Up to date; only a marker lost to a kill is written again.
+            let mkey = marker_key(&lake.prefix, domain, dt);
+            let marker: Option<AccessMarker> = lake
+                .get_opt(&mkey)
+                .await?
+                .and_then(|b| serde_json::from_slice(&b).ok());
+            let rows = index.sources.iter().map(|s| s.rows).sum();
+            let object = ObjectEntry {
+                key: relative(&lake.prefix, &dkey),
+                bytes: *size,
+                rows: Some(rows),
+            };
+            if marker.is_some_and(|m| m.object == object && m.sources == index.sources) {
+                return Ok(outcome("up_to_date", parts.len(), 0, 0));
+            }
+            let n = put_marker(lake, domain, dt, object, manifests, index.sources.clone()).await?;
+            return Ok(outcome("marker_written", parts.len(), 0, n));
+        }
+    }
+    if parts.is_empty() {
+        return Ok(outcome("up_to_date", 0, 0, 0));
+    }
+    let day_bytes = match &existing {
+        Some((_, size)) if parts.iter().any(|p| matches!(p.rows, Rows::Day { .. })) => *size,
+        _ => 0,
+    };
+    if input_bytes + day_bytes > MAX_DAY_BYTES {
+        return Ok(outcome("too_large", parts.len(), 0, 0));
+    }
+
+    // Read what the day is built from: the per-file objects, and the day object if rows come
+    // from it.
+    let keys: Vec<Path> = parts
+        .iter()
+        .flat_map(|p| match &p.rows {
+            Rows::Objects(k) => k.clone(),
+            Rows::Day { .. } => Vec::new(),
+        })
+        .collect();
+    let bodies = get_all(lake, keys.clone()).await?;
+    let mut objects = BTreeMap::new();
+    for (k, b) in keys.into_iter().zip(bodies) {
+        let b = b.ok_or_else(|| Error::Internal(format!("{k} disappeared during compaction")))?;
+        objects.insert(k, b);
+    }
+    let day = if day_bytes > 0 {
+        Some(
+            lake.get_opt(&dkey)
+                .await?
+                .ok_or_else(|| Error::Internal(format!("{dkey} disappeared during compaction")))?,
+        )
+    } else {
+        None
+    };
+    let (body, index) = build(domain, dt, parts, &objects, day.as_ref())?;
+    let rows = index.sources.iter().map(|s| s.rows).sum();
+    let object = ObjectEntry {
+        key: relative(&lake.prefix, &dkey),
+        bytes: body.len() as u64,
+        rows: Some(rows),
+    };
+    let written = body.len() as u64;
+    let files = index.sources.len();
+    let removed = remove.len();
+    let remove_keys: Vec<Path> = remove.iter().map(|k| lake.key_of(k)).collect();
+    if lake.is_local() && !remove.is_empty() {
+        swap_local(lake, &folder, body, &remove)?;
+        put_marker(lake, domain, dt, object, manifests, index.sources).await?;
+    } else {
+        lake.put(&dkey, body).await?;
+        stall_point("access-day", dkey.as_ref());
+        put_marker(lake, domain, dt, object, manifests, index.sources).await?;
+        stall_point("access-marker", dkey.as_ref());
+        lake.delete_all(remove_keys).await?;
+    }
+    Ok(outcome("compacted", files, removed, written))
+}
+
+async fn put_marker(
+    lake: &Lake,
+    domain: &str,
+    dt: &str,
+    object: ObjectEntry,
+    manifests: Vec<MarkedManifest>,
+    sources: Vec<HeldSource>,
+) -> Result<u64> {
+    let mkey = marker_key(&lake.prefix, domain, dt);
+    let marker = AccessMarker {
+        marker_version: INDEX_VERSION,
+        tool: format!("cdnlake {}", env!("CARGO_PKG_VERSION")),
+        domain: domain.to_string(),
+        dt: dt.to_string(),
+        object,
+        manifests,
+        sources,
+    };
+    let body = serde_json::to_vec_pretty(&marker).map_err(|source| Error::Json {
+        what: format!("access marker {mkey}"),
+        source,
+    })?;
+    let n = body.len() as u64;
+    lake.put(&mkey, body).await?;
+    Ok(n)
+}
+
+/// Replaces the rows of one file in a compacted day with the rows a conversion wrote to
+/// `incoming` (full keys; none when the file no longer has rows in the day), in one PUT of the
+/// day object; then the marker, then the incoming objects go. `new` describes the new rows.
+pub async fn splice(
+    lake: &Lake,
+    domain: &str,
+    dt: &str,
+    new: HeldSource,
+    incoming: Vec<Path>,
+) -> Result<()> {
+    let dkey = day_key(&lake.prefix, domain, dt);
+    let Some((index, _)) = read_index(lake, domain, dt).await? else {
+        return Err(Error::Internal(format!(
+            "the compacted day {dkey} disappeared during the conversion of {}; convert it again",
+            new.source
+        )));
+    };
+    let day = lake
+        .get_opt(&dkey)
+        .await?
+        .ok_or_else(|| Error::Internal(format!("{dkey} disappeared")))?;
+    // The other files' row groups as they are, this file's new rows in its place (name order).
+    let mut parts: Vec<Part> = index
+        .sources
+        .iter()
+        .filter(|h| h.source != new.source)
+        .map(|h| Part {
+            rows: Rows::Day {
+                first: h.first_row_group,
+                count: h.row_groups,
+            },
+            held: h.clone(),
+        })
+        .collect();
+    parts.push(Part {
+        held: new,
+        rows: Rows::Objects(incoming.clone()),
+    });
+    parts.sort_by(|a, b| a.held.source.cmp(&b.held.source));
+    let bodies = get_all(lake, incoming.clone()).await?;
+    let mut objects = BTreeMap::new();
+    for (k, b) in incoming.iter().zip(bodies) {
+        let b = b.ok_or_else(|| Error::Internal(format!("{k} disappeared before the splice")))?;
+        objects.insert(k.clone(), b);
+    }
+    let (body, index) = build(domain, dt, parts, &objects, Some(&day))?;
+    let object = ObjectEntry {
+        key: relative(&lake.prefix, &dkey),
+        bytes: body.len() as u64,
+        rows: Some(index.sources.iter().map(|s| s.rows).sum()),
+    };
+    lake.put(&dkey, body).await?;
+    stall_point("access-splice", dkey.as_ref());
+    let mkey = marker_key(&lake.prefix, domain, dt);
+    let old: Option<AccessMarker> = lake
+        .get_opt(&mkey)
+        .await?
+        .and_then(|b| serde_json::from_slice(&b).ok());
+    let held: BTreeSet<&str> = index.sources.iter().map(|s| s.manifest.as_str()).collect();
+    let mut manifests: Vec<MarkedManifest> = old
+        .map(|m| m.manifests)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|m| held.contains(m.key.as_str()))
+        .collect();
+    for s in &index.sources {
+        if !manifests.iter().any(|m| m.key == s.manifest) {
+            manifests.push(MarkedManifest {
+                key: s.manifest.clone(),
+                bytes: 0,
+                etag: None,
+            });
+        }
+    }
+    manifests.sort_by(|a, b| a.key.cmp(&b.key));
+    put_marker(lake, domain, dt, object, manifests, index.sources).await?;
+    lake.delete_all(incoming).await
+}
+
+/// The local swap: builds the partition folder as it is to be (hard links of every file that
+/// stays, and the day object) in a run's staging folder, exchanges it with the live folder in
+/// one `renameat2(RENAME_EXCHANGE)`, then moves in what a conversion committed into the old
+/// folder meanwhile, and removes the old folder with the run. Where the exchange is not
+/// available, the day object is renamed in and the per-file objects removed after (the object
+/// store order, with its window).
+fn swap_local(lake: &Lake, folder: &Path, body: Vec<u8>, remove: &[String]) -> Result<()> {
+    let io = |path: &std::path::Path, e: std::io::Error| Error::Io {
+        path: path.to_path_buf(),
+        source: e,
+    };
+    let live = lake
+        .local_path(folder)
+        .ok_or_else(|| Error::Internal("local swap on an object store".into()))?;
+    let removed: BTreeSet<String> = remove
+        .iter()
+        .filter_map(|k| k.rsplit('/').next())
+        .map(str::to_string)
+        .collect();
+    let run = lake.for_work(["lake"])?;
+    let staged = run.write_key(&Path::from("swap"))?;
+    let new = run
+        .local_path(&staged)
+        .ok_or_else(|| Error::Internal("local swap without a folder".into()))?;
+    std::fs::create_dir_all(&new).map_err(|e| io(&new, e))?;
+    let entries = std::fs::read_dir(&live).map_err(|e| io(&live, e))?;
+    for e in entries {
+        let e = e.map_err(|e| io(&live, e))?;
+        let name = e.file_name().to_string_lossy().to_string();
+        if removed.contains(&name) || name == DAY_FILE {
+            continue;
+        }
+        std::fs::hard_link(e.path(), new.join(&name)).map_err(|err| io(&e.path(), err))?;
+    }
+    let day = new.join(DAY_FILE);
+    std::fs::write(&day, body).map_err(|e| io(&day, e))?;
+    stall_point("access-swap", folder.as_ref());
+    match exchange(&live, &new) {
+        Ok(()) => {
+            // `new` now holds the old folder. Whatever a conversion renamed into it after the
+            // links were made is moved into the live folder (a file that is not the one linked).
+            stall_point("access-swapped", folder.as_ref());
+            for e in std::fs::read_dir(&new).map_err(|e| io(&new, e))? {
+                let e = e.map_err(|e| io(&new, e))?;
+                let name = e.file_name().to_string_lossy().to_string();
+                if removed.contains(&name) || name == DAY_FILE {
+                    continue;
+                }
+                let target = live.join(&name);
+                if !same_file(&e.path(), &target) {
+                    std::fs::rename(e.path(), &target).map_err(|err| io(&target, err))?;
+                }
+            }
+        }
+        Err(e) => {
+            tracing::warn!(folder = %live.display(), error = %e, "no atomic folder exchange here: the day object goes in first, then the per-file objects go");
+            let target = live.join(DAY_FILE);
+            std::fs::rename(&day, &target).map_err(|e| io(&target, e))?;
+            for name in &removed {
+                let p = live.join(name);
+                match std::fs::remove_file(&p) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(io(&p, e)),
+                }
+            }
+        }
+    }
+    // The old folder goes with the run's staging folder.
+    drop(run);
+    Ok(())
+}
+
+fn same_file(a: &std::path::Path, b: &std::path::Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (std::fs::metadata(a), std::fs::metadata(b)) {
+        (Ok(x), Ok(y)) => x.dev() == y.dev() && x.ino() == y.ino(),
+        _ => false,
+    }
+}
+
+/// Exchanges two folders atomically (Linux `renameat2(RENAME_EXCHANGE)`).
+#[cfg(target_os = "linux")]
+#[allow(unsafe_code)]
+fn exchange(a: &std::path::Path, b: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    const RENAME_EXCHANGE: libc::c_uint = 1 << 1;
+    let ca = std::ffi::CString::new(a.as_os_str().as_bytes())?;
+    let cb = std::ffi::CString::new(b.as_os_str().as_bytes())?;
+    // SAFETY: both pointers are valid NUL-terminated strings that outlive the call; the
+    // syscall only reads them.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_renameat2,
+            libc::AT_FDCWD,
+            ca.as_ptr(),
+            libc::AT_FDCWD,
+            cb.as_ptr(),
+            RENAME_EXCHANGE,
+        )
+    };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn exchange(_: &std::path::Path, _: &std::path::Path) -> std::io::Result<()> {
+    Err(std::io::Error::new(
+        std::io::ErrorKind::Unsupported,
+        "no RENAME_EXCHANGE",
+    ))
+}
+
+/// A staged object a conversion did not publish because the day object holds the same rows:
+/// its position among the conversion's objects and its manifest entry (the per-file key).
+pub(crate) struct Unpublished {
+    at: usize,
+    entry: ObjectEntry,
+}
+
+/// The manifest entry (per-file key, size, rows) of a staged incoming object.
+fn entry_of(prefix: &Path, s: &Staged) -> Option<(String, ObjectEntry)> {
+    let rel = relative(prefix, s.key());
+    let per_file = from_incoming(&rel)?.to_string();
+    let dt = key_dt(&per_file)?.to_string();
+    Some((
+        dt,
+        ObjectEntry {
+            key: per_file,
+            bytes: s.sink.written(),
+            rows: s.rows,
+        },
+    ))
+}
+
+/// Before a conversion publishes: the incoming objects of days whose day object already holds
+/// the same rows (same file, same SHA-256, same writer, same objects) are dropped (their
+/// uploads aborted: nothing to publish, no day to rewrite). `first` is the position of
+/// `staged[0]` among the conversion's objects.
+pub(crate) fn drop_unchanged(
+    prefix: &Path,
+    held: &BTreeMap<String, HeldSource>,
+    sha256: &str,
+    tool: &str,
+    staged: Vec<Staged>,
+    first: usize,
+) -> (Vec<Staged>, Vec<Unpublished>) {
+    if held.is_empty() {
+        return (staged, Vec::new());
+    }
+    let mut by_dt: BTreeMap<String, Vec<ObjectEntry>> = BTreeMap::new();
+    for s in &staged {
+        if let Some((dt, e)) = entry_of(prefix, s) {
+            by_dt.entry(dt).or_default().push(e);
+        }
+    }
+    let unchanged: BTreeSet<&String> = held
+        .iter()
+        .filter(|(dt, h)| {
+            h.sha256 == sha256
+                && h.tool == tool
+                && by_dt.get(*dt).is_some_and(|objects| *objects == h.objects)
+        })
+        .map(|(dt, _)| dt)
+        .collect();
+    let mut keep = Vec::new();
+    let mut dropped = Vec::new();
+    for (i, s) in staged.into_iter().enumerate() {
+        match entry_of(prefix, &s) {
+            Some((dt, entry)) if unchanged.contains(&dt) => {
+                dropped.push(Unpublished {
+                    at: first + i,
+                    entry,
+                });
+                // Dropping the sink aborts its upload: nothing becomes visible.
+                drop(s);
+            }
+            _ => keep.push(s),
+        }
+    }
+    (keep, dropped)
+}
+
+/// What a conversion of one log file is, for [`finish_held`].
+pub(crate) struct Converted<'a> {
+    pub domain: &'a str,
+    pub source: &'a str,
+    /// The manifest's key, relative.
+    pub manifest: &'a str,
+    pub sha256: &'a str,
+    pub tool: &'a str,
+}
+
+/// After a conversion published its objects, before its manifest: splices the rows it wrote
+/// under `_incoming/` into the day objects that hold the file (one PUT per day), removes the
+/// file from a compacted day it no longer has rows in, and returns the manifest's object list
+/// with the per-file keys (as without compaction: the manifest is the same either way).
+pub(crate) fn finish_held(
+    lake: &Lake,
+    rt: &Handle,
+    c: &Converted<'_>,
+    held: &BTreeMap<String, HeldSource>,
+    published: Vec<ObjectEntry>,
+    unpublished: Vec<Unpublished>,
+    previous: Option<&Manifest>,
+) -> Result<Vec<ObjectEntry>> {
+    let total = published.len() + unpublished.len();
+    let mut objects = Vec::with_capacity(total);
+    let mut published = published.into_iter();
+    let mut unpublished = unpublished.into_iter().peekable();
+    while objects.len() < total {
+        match unpublished.peek() {
+            Some(u) if u.at == objects.len() => {
+                if let Some(u) = unpublished.next() {
+                    objects.push(u.entry);
+                }
+            }
+            _ => match published.next() {
+                Some(o) => objects.push(o),
+                None => break,
+            },
+        }
+    }
+    objects.extend(unpublished.map(|u| u.entry));
+    // Incoming objects published: spliced into their day, then gone.
+    let mut incoming: BTreeMap<String, (Vec<Path>, Vec<ObjectEntry>)> = BTreeMap::new();
+    for o in &mut objects {
+        let Some(per_file) = from_incoming(&o.key).map(str::to_string) else {
+            continue;
+        };
+        let Some(dt) = key_dt(&per_file).map(str::to_string) else {
+            continue;
+        };
+        let e = incoming.entry(dt).or_default();
+        e.0.push(lake.key_of(&o.key));
+        o.key = per_file;
+        e.1.push(o.clone());
+    }
+    let new = |objects: Vec<ObjectEntry>| HeldSource {
+        source: c.source.to_string(),
+        manifest: c.manifest.to_string(),
+        sha256: c.sha256.to_string(),
+        tool: c.tool.to_string(),
+        rows: objects.iter().filter_map(|o| o.rows).sum(),
+        first_row_group: 0,
+        row_groups: 0,
+        objects,
+    };
+    for (dt, (keys, entries)) in incoming {
+        if held.contains_key(&dt) {
+            rt.block_on(splice(lake, c.domain, &dt, new(entries), keys))?;
+        }
+    }
+    // A compacted day the previous run wrote rows into and this one does not.
+    let now: BTreeSet<&str> = objects
+        .iter()
+        .filter(|o| is_day_access(&o.key))
+        .filter_map(|o| key_dt(&o.key))
+        .collect();
+    let gone: BTreeSet<String> = previous
+        .into_iter()
+        .flat_map(|m| m.objects.iter())
+        .filter(|o| is_day_access(&o.key))
+        .filter_map(|o| key_dt(&o.key))
+        .filter(|dt| !now.contains(dt))
+        .map(str::to_string)
+        .collect();
+    for dt in gone {
+        if held_by_day(lake, rt, c.domain, &dt, c.source)?.is_some() {
+            rt.block_on(splice(lake, c.domain, &dt, new(Vec::new()), Vec::new()))?;
+        }
+    }
+    Ok(objects)
+}
+
+/// For `report --exact`: the objects to read for these manifests' access objects (relative key,
+/// bytes) of a day lake: a file a day object holds is read from the day object (once per day),
+/// never from its own objects as well. One footer read per day with access objects.
+pub async fn exact_reads(
+    lake: &Lake,
+    objects: Vec<(String, String, ObjectEntry)>,
+) -> Result<Vec<(String, u64)>> {
+    let mut days: BTreeMap<(String, String), Option<(DayIndex, u64)>> = BTreeMap::new();
+    for (domain, _, o) in &objects {
+        if is_day_access(&o.key) {
+            if let Some(dt) = key_dt(&o.key) {
+                days.entry((domain.clone(), dt.to_string())).or_insert(None);
+            }
+        }
+    }
+    let keys: Vec<(String, String)> = days.keys().cloned().collect();
+    let found = futures::future::try_join_all(
+        keys.iter().map(|(d, dt)| read_index(lake, d, dt)),
+    )
+    .await?;
+    for (k, f) in keys.into_iter().zip(found) {
+        days.insert(k, f);
+    }
+    let mut out = Vec::new();
+    let mut added = BTreeSet::new();
+    for (domain, source, o) in objects {
+        let day = key_dt(&o.key)
+            .filter(|_| is_day_access(&o.key))
+            .and_then(|dt| days.get(&(domain.clone(), dt.to_string())))
+            .and_then(|d| d.as_ref());
+        match day {
+            Some((index, size)) if index.held(&source).is_some() => {
+                let k = relative(&lake.prefix, &day_key(&lake.prefix, &domain, &index.dt));
+                if added.insert(k.clone()) {
+                    out.push((k, *size));
+                }
+            }
+            _ => out.push((o.key, o.bytes)),
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_never_collide_with_a_file_and_map_back() {
+        let p = Path::from("pre");
+        let k = day_key(&p, "a.com", "2024-03-05");
+        assert_eq!(
+            k.as_ref(),
+            "pre/access/domain=a.com/dt=2024-03-05/compacted~day.parquet"
+        );
+        // A log file named like the day object gets an encoded key.
+        let layout = crate::lake::layout::FileLayout {
+            prefix: p.clone(),
+            domain: "a.com".into(),
+            date_folder: "2024_03_05".into(),
+            file_name: "compacted~day.gz".into(),
+            stem: "compacted~day".into(),
+            partition_by: PartitionBy::Day,
+        };
+        assert_ne!(layout.access("2024-03-05", "", 0).as_ref(), k.as_ref());
+        let per_file = layout.access("2024-03-05", "", 0);
+        let inc = incoming_key(&p, &per_file);
+        assert_eq!(
+            from_incoming(&relative(&p, &inc)),
+            Some(relative(&p, &per_file).as_str())
+        );
+        assert!(is_day_file(&relative(&p, &k)));
+        assert!(is_day_access(&relative(&p, &per_file)));
+        assert!(!is_day_access("access/domain=a/dt=2024-03-05/hour=08/x.parquet"));
+    }
+}

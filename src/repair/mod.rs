@@ -34,6 +34,7 @@
 
 pub mod rebuild;
 pub mod verify;
+pub mod verify_access;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;

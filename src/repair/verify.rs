@@ -79,6 +79,8 @@ pub enum ProblemKind {
     PartitionRows,
     /// The rejects object does not hold `rejected` records.
     RejectsRows,
+    /// A compaction of access objects stopped half-way (`verify_access.rs`).
+    Unfinished,
 }
 
 impl ProblemKind {
@@ -86,6 +88,7 @@ impl ProblemKind {
         match self {
             ProblemKind::Manifest => "manifest",
             ProblemKind::Missing => "missing",
+            ProblemKind::Unfinished => "unfinished",
             ProblemKind::Size => "size",
             ProblemKind::Footer => "footer",
             ProblemKind::Rows => "rows",
@@ -334,7 +337,10 @@ pub fn in_orphan_folders(key: &str) -> bool {
     let Some((top, rest)) = key.split_once('/') else {
         return false;
     };
-    !rest.is_empty() && (TABLE_FOLDERS.contains(&top) || top == STAGING || top == COMPACTED)
+    !rest.is_empty() && (TABLE_FOLDERS.contains(&top)
+            || top == STAGING
+            || top == COMPACTED
+            || top == crate::compact::access::ACCESS_DAYS)
 }
 
 /// The domain part of a key in a table folder or `_staging/`, as encoded in keys
@@ -576,6 +582,11 @@ pub async fn verify(lake: &Lake, select: &Selection) -> Result<Verification> {
     .filter(|k| !held_by_live_run(k, &live))
     .collect();
 
+    // Compacted access days of a day lake: their own checks, and what they excuse.
+    super::verify_access::check(lake, select, &entries, &listed)
+        .await?
+        .apply(&mut problems, &mut orphans);
+
     // Compacted days: their objects against their markers, and what no marker lists.
     let compacted = check_compacted(lake, select).await?;
     problems.extend(compacted.problems);
@@ -762,7 +773,18 @@ pub fn repair(lake: &Lake, rt: &Handle, v: &mut Verification) -> Result<()> {
     let mut unrepairable = Vec::new();
     let mut by: Option<PartitionBy> = None;
     let mut recompact = Vec::new();
+    // Compacted access days first: a lost day's files are converted again there.
+    let access_days: Vec<String> = damaged
+        .iter()
+        .filter(|k| super::verify_access::is_access_day(k))
+        .map(|k| k.to_string())
+        .collect();
+    let handled =
+        super::verify_access::repair(lake, rt, &access_days, v, &mut repaired, &mut unrepairable)?;
     for key in damaged {
+        if super::verify_access::is_access_day(key) || handled.contains(key) {
+            continue;
+        }
         if key.starts_with(&format!("{COMPACTED}/")) {
             recompact.push(key.to_string());
             continue;

@@ -1,0 +1,349 @@
+//! `verify` of compacted access days (`compact --access`, [`crate::compact::access`]): kept
+//! apart from `verify.rs`, which calls [`check`] once and [`repair`] once.
+//!
+//! A day object must be readable, hold in its footer the index its marker records (size, rows,
+//! files), and no per-file object of a file it holds may be left in the folder (folder readers
+//! would count those rows twice: a compaction stopped between its PUT and its deletes). A
+//! manifest's access object that is absent because the day object holds the same file (same
+//! SHA-256) is not missing. A marker whose day object is gone has lost rows: `--repair`
+//! converts the files it held again from `raw/`.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use object_store::path::PathPart;
+use tokio::runtime::Handle;
+
+use super::rebuild::reconvert;
+use super::verify::{Problem, ProblemKind, Unrepairable, Verification};
+use super::{folder, list, Entry, Selection};
+use crate::access::time::PartitionTz;
+use crate::compact::access::{
+    compact_access_day, day_key, from_incoming, index_of, is_day_file, marker_key, read_footer,
+    AccessMarker, ListedManifest, ACCESS_DAYS,
+};
+use crate::error::Result;
+use crate::lake::compacted::key_dt;
+use crate::lake::descriptor::PartitionBy;
+use crate::lake::layout::{partition_span, relative};
+use crate::lake::store::Lake;
+
+/// What [`check`] found, and what it excuses in the other checks.
+#[derive(Debug, Default)]
+pub struct AccessDays {
+    pub problems: Vec<Problem>,
+    pub orphans: Vec<String>,
+    /// Per-file access keys legitimately absent: a day object holds their file.
+    excused: BTreeSet<String>,
+    /// Day objects (no manifest lists them: not orphans).
+    day_files: BTreeSet<String>,
+}
+
+impl AccessDays {
+    /// Folds this into `verify`'s findings.
+    pub fn apply(self, problems: &mut Vec<Problem>, orphans: &mut Vec<String>) {
+        problems.retain(|p| !(p.kind == ProblemKind::Missing && self.excused.contains(&p.key)));
+        orphans.retain(|k| !self.day_files.contains(k));
+        problems.extend(self.problems);
+        orphans.extend(self.orphans);
+        problems.sort_by(|a, b| (&a.manifest, &a.key, a.kind).cmp(&(&b.manifest, &b.key, b.kind)));
+    }
+}
+
+/// Whether a problem's "manifest" is an access-day marker (repaired by [`repair`]).
+pub fn is_access_day(key: &str) -> bool {
+    key.starts_with(&format!("{ACCESS_DAYS}/"))
+}
+
+/// `(encoded domain part, dt)` of a day object's key `access/domain=<d>/dt=<dt>/…`.
+fn day_of(key: &str) -> Option<(String, String)> {
+    let mut it = key.split('/');
+    let _ = it.next()?;
+    let d = it.next()?.strip_prefix("domain=")?;
+    let dt = it.next()?.strip_prefix("dt=")?;
+    Some((d.to_string(), dt.to_string()))
+}
+
+/// `(encoded domain part, dt)` of a marker key `_compacted_access/<d>/<dt>.json`.
+fn marker_day(key: &str) -> Option<(String, String)> {
+    let rest = key.strip_prefix(ACCESS_DAYS)?.strip_prefix('/')?;
+    let (d, file) = rest.split_once('/')?;
+    let dt = file.strip_suffix(".json")?;
+    (!file.contains('/')).then(|| (d.to_string(), dt.to_string()))
+}
+
+/// The raw domain whose key part is `part`, from the manifests.
+fn domain_named<'a>(entries: &'a [Entry], part: &str) -> Option<&'a str> {
+    entries
+        .iter()
+        .map(|e| e.manifest.domain.as_str())
+        .find(|d| PathPart::from(*d).as_ref() == part)
+}
+
+/// Checks the compacted access days `select` picks. `listed`: verify's listing of the table
+/// folders (day objects and per-file objects among them).
+pub async fn check(
+    lake: &Lake,
+    select: &Selection,
+    entries: &[Entry],
+    listed: &[(String, u64)],
+) -> Result<AccessDays> {
+    let mut out = AccessDays::default();
+    let sizes: BTreeMap<&str, u64> = listed.iter().map(|(k, n)| (k.as_str(), *n)).collect();
+    let days: Vec<(String, u64)> = listed
+        .iter()
+        .filter(|(k, _)| is_day_file(k))
+        .cloned()
+        .collect();
+    out.day_files = days.iter().map(|(k, _)| k.clone()).collect();
+    let markers = list(lake, &folder(lake, ACCESS_DAYS, select.domain.as_deref())).await?;
+    if days.is_empty() && markers.is_empty() {
+        return Ok(out);
+    }
+    let tz = entries
+        .first()
+        .and_then(|e| PartitionTz::parse(&e.manifest.partition_tz))
+        .unwrap_or_default();
+    let in_window = |dt: &str| {
+        partition_span(dt, "", tz).is_none_or(|s| {
+            select.from.is_none_or(|f| s.end > f.micros(tz))
+                && select.to.is_none_or(|t| s.start < t.micros(tz))
+        })
+    };
+    let problem = |marker: &str, key: &str, kind, detail: String| Problem {
+        file: marker.to_string(),
+        manifest: marker.to_string(),
+        key: key.to_string(),
+        kind,
+        detail,
+    };
+    let mut seen = BTreeSet::new();
+    for (dkey, _) in &days {
+        let Some((dpart, dt)) = day_of(dkey) else {
+            continue;
+        };
+        let mkey = format!("{ACCESS_DAYS}/{dpart}/{dt}.json");
+        seen.insert(mkey.clone());
+        if !in_window(&dt) {
+            continue;
+        }
+        let path = lake.key_of(dkey);
+        let (md, size) = match read_footer(lake, &path).await {
+            Ok(Some(x)) => x,
+            Ok(None) => continue,
+            Err(e) => {
+                out.problems
+                    .push(problem(&mkey, dkey, ProblemKind::Footer, e.to_string()));
+                continue;
+            }
+        };
+        let index = match index_of(&path, &md) {
+            Ok(i) => i,
+            Err(e) => {
+                out.problems
+                    .push(problem(&mkey, dkey, ProblemKind::Footer, e.to_string()));
+                continue;
+            }
+        };
+        let rows: u64 = index.sources.iter().map(|s| s.rows).sum();
+        if u64::try_from(md.file_metadata().num_rows()).ok() != Some(rows) {
+            out.problems.push(problem(
+                &mkey,
+                dkey,
+                ProblemKind::Rows,
+                format!(
+                    "the footer says {} rows, its index {rows}",
+                    md.file_metadata().num_rows()
+                ),
+            ));
+        }
+        let marker: Option<AccessMarker> = lake
+            .get_opt(&lake.key_of(&mkey))
+            .await?
+            .and_then(|b| serde_json::from_slice(&b).ok());
+        match marker {
+            None => out.problems.push(problem(
+                &mkey,
+                &mkey,
+                ProblemKind::Unfinished,
+                "no readable marker for the day object (a compaction stopped before it)".into(),
+            )),
+            Some(m) if m.object.bytes != size => out.problems.push(problem(
+                &mkey,
+                dkey,
+                ProblemKind::Size,
+                format!("{size} bytes, the marker records {}", m.object.bytes),
+            )),
+            Some(m) if m.sources != index.sources || m.object.rows != Some(rows) => {
+                out.problems.push(problem(
+                    &mkey,
+                    dkey,
+                    ProblemKind::Manifest,
+                    "the day object's index is not the one its marker records".into(),
+                ))
+            }
+            Some(_) => {}
+        }
+        for h in &index.sources {
+            for o in &h.objects {
+                if sizes.contains_key(o.key.as_str()) {
+                    out.problems.push(problem(
+                        &mkey,
+                        &o.key,
+                        ProblemKind::Unfinished,
+                        format!(
+                            "still beside the day object, which holds {}'s rows (folder readers count them twice)",
+                            h.source
+                        ),
+                    ));
+                }
+            }
+            // The file's own objects in this day are absent on purpose when the day holds
+            // the same file.
+            for e in entries.iter().filter(|e| {
+                e.manifest.source.name == h.source && e.manifest.source.sha256 == h.sha256
+            }) {
+                out.excused.extend(
+                    e.manifest
+                        .objects
+                        .iter()
+                        .filter(|o| key_dt(&o.key) == Some(dt.as_str()))
+                        .filter(|o| o.key.starts_with("access/"))
+                        .map(|o| o.key.clone()),
+                );
+            }
+        }
+    }
+    for (mkey, _) in &markers {
+        if from_incoming(mkey).is_some() {
+            out.orphans.push(mkey.clone());
+            continue;
+        }
+        let Some((dpart, dt)) = marker_day(mkey) else {
+            continue;
+        };
+        if seen.contains(mkey) || !in_window(&dt) {
+            continue;
+        }
+        let dkey = format!("access/domain={dpart}/dt={dt}/{}", crate::compact::access::DAY_FILE);
+        out.problems.push(problem(
+            mkey,
+            &dkey,
+            ProblemKind::Missing,
+            "the day object its marker records does not exist: the rows of the files it held are gone until converted again".into(),
+        ));
+    }
+    Ok(out)
+}
+
+/// Repairs the damaged access days (problems whose manifest is a marker key): a day object
+/// that is readable is compacted again (which takes in per-file objects left beside it and
+/// writes its marker); an unreadable, resized or missing one is removed with its marker, the
+/// files it held are converted again from `raw/`, and the day compacted again.
+pub fn repair(
+    lake: &Lake,
+    rt: &Handle,
+    markers: &[String],
+    v: &Verification,
+    repaired: &mut Vec<String>,
+    unrepairable: &mut Vec<Unrepairable>,
+) -> Result<BTreeSet<String>> {
+    let mut handled = BTreeSet::new();
+    for mkey in markers {
+        let fail = |reason: String| Unrepairable {
+            file: mkey.clone(),
+            manifest: mkey.clone(),
+            reason,
+        };
+        let Some((dpart, dt)) = marker_day(mkey) else {
+            unrepairable.push(fail("not a marker key".into()));
+            continue;
+        };
+        let Some(domain) = domain_named(&v.entries, &dpart) else {
+            unrepairable.push(fail("no manifest of this domain".into()));
+            continue;
+        };
+        let dkey = day_key(&lake.prefix, domain, &dt);
+        let drel = relative(&lake.prefix, &dkey);
+        let lost = v.problems.iter().any(|p| {
+            p.manifest == *mkey
+                && p.key == drel
+                && matches!(
+                    p.kind,
+                    ProblemKind::Footer | ProblemKind::Size | ProblemKind::Missing
+                )
+        });
+        let in_day: Vec<&Entry> = v
+            .entries
+            .iter()
+            .filter(|e| {
+                e.manifest.domain == domain
+                    && e.manifest
+                        .objects
+                        .iter()
+                        .any(|o| o.key.starts_with("access/") && key_dt(&o.key) == Some(&dt))
+            })
+            .collect();
+        if lost {
+            handled.extend(in_day.iter().map(|e| e.key.clone()));
+            rt.block_on(lake.delete(&marker_key(&lake.prefix, domain, &dt)))?;
+            rt.block_on(lake.delete(&dkey))?;
+            let mut failed = None;
+            for e in &in_day {
+                let gone = e.manifest.objects.iter().any(|o| {
+                    o.key.starts_with("access/")
+                        && key_dt(&o.key) == Some(&dt)
+                        && !v.sizes.contains_key(&o.key)
+                });
+                if gone {
+                    match reconvert(lake, rt, e, Some(&v.sizes), PartitionBy::Day) {
+                        Ok(_) => repaired.push(e.key.clone()),
+                        Err(err) => failed = Some(format!("{}: {err}", e.manifest.source.name)),
+                    }
+                }
+            }
+            if let Some(reason) = failed {
+                unrepairable.push(fail(reason));
+                continue;
+            }
+        }
+        // Compacted again, from the manifests as they are now.
+        let contributors: Vec<ListedManifest> = rt
+            .block_on(crate::compact::access::load_manifests(lake, Some(domain)))?
+            .into_iter()
+            .filter(|lm| {
+                lm.manifest
+                    .objects
+                    .iter()
+                    .any(|o| o.key.starts_with("access/") && key_dt(&o.key) == Some(&dt))
+            })
+            .collect();
+        match rt.block_on(compact_access_day(lake, domain, &dt, &contributors)) {
+            Ok(_) => repaired.push(mkey.clone()),
+            Err(e) => unrepairable.push(fail(e.to_string())),
+        }
+    }
+    Ok(handled)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_name_their_day() {
+        assert_eq!(
+            day_of("access/domain=a.com/dt=2024-03-05/compacted~day.parquet"),
+            Some(("a.com".into(), "2024-03-05".into()))
+        );
+        assert_eq!(
+            marker_day("_compacted_access/a.com/2024-03-05.json"),
+            Some(("a.com".into(), "2024-03-05".into()))
+        );
+        assert_eq!(
+            marker_day("_compacted_access/_incoming/access/domain=a/dt=x/f.parquet"),
+            None
+        );
+        assert!(is_access_day("_compacted_access/a.com/2024-03-05.json"));
+        assert!(!is_access_day("_compacted/_markers/a.com/2024-03-05.json"));
+    }
+}

@@ -347,3 +347,398 @@ fn kill_9_during_compact_never_changes_the_report() {
     let v = cdnlake(dir, &["verify", "--dest", "lake", "--json"]);
     assert!(v.status.success(), "{}", stdout(&v));
 }
+
+// ---- `compact --access`: one access file per domain and day in a `--partition-by day` lake.
+
+/// Logs of two days and a bit, 100 lines each, every third hour from 02:30 (those of 23:30
+/// run past midnight: 18 objects in three days).
+fn day_logs(dir: &Path, seed: u64) -> Vec<PathBuf> {
+    (0..16)
+        .map(|i| {
+            let opts = GenOptions {
+                lines: 100,
+                seed: seed + i as u64,
+                domain: "cdn.example.com".into(),
+                start_micros: DAY0 + i * 3 * HOUR + 2 * HOUR + HOUR / 2,
+                span_secs: 3599,
+                ..GenOptions::default()
+            };
+            gen_gz(dir, &opts).0
+        })
+        .collect()
+}
+
+/// Rows of every Parquet object under `prefix` of the store: what Spark or MaxCompute reading
+/// the folder whole counts, and the number of objects they open.
+async fn folder_rows(store: &dyn ObjectStore, prefix: &str) -> (usize, i64) {
+    let objs = objects(store, prefix).await;
+    let mut rows = 0;
+    for (k, b) in &objs {
+        let r = parquet::file::reader::SerializedFileReader::new(bytes::Bytes::from(b.clone()))
+            .unwrap_or_else(|e| panic!("{k}: {e}"));
+        rows += parquet::file::reader::FileReader::metadata(&r)
+            .file_metadata()
+            .num_rows();
+    }
+    (objs.len(), rows)
+}
+
+/// `report --exact --json` (its top lists and unique visitors come from the access rows).
+fn exact(o: std::process::Output) -> serde_json::Value {
+    json(&ok(&o, "report --exact"))
+}
+
+/// A `cdnlake` run stopped at a `CDNLAKE_DEBUG_STALL` point, then killed with SIGKILL.
+fn kill_at(mut cmd: std::process::Command, stall: &str) {
+    let log = tempfile::NamedTempFile::new().unwrap();
+    let mut child = cmd
+        .env("CDNLAKE_DEBUG_STALL", stall)
+        .stdout(std::process::Stdio::null())
+        .stderr(log.reopen().unwrap())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    loop {
+        let text = std::fs::read_to_string(log.path()).unwrap_or_default();
+        if text.contains("stalled at") {
+            break;
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("ended ({status}) before the stall point {stall}: {text}");
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(60),
+            "never reached {stall}: {text}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // SIGKILL, as kill -9: no destructor, no cleanup.
+    child.kill().unwrap();
+    let _ = child.wait();
+}
+
+/// On SeaweedFS: `report --exact` and a folder reader give the same figures before and after
+/// `compact --access`; a second run writes nothing; a kill between the day object and its
+/// marker leaves a state the report reads right and the next run finishes; a late file, a
+/// re-delivered identical file and a re-delivered changed file into compacted days are each
+/// counted exactly once; verify is clean, and `--repair` restores a damaged day object from
+/// `raw/`.
+#[tokio::test(flavor = "multi_thread")]
+async fn compacted_access_days_count_every_row_once() {
+    let weed = Weed::start();
+    let store = weed.client();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let (logs_dir, changed_dir) = (dir.join("logs"), dir.join("changed"));
+    std::fs::create_dir_all(&logs_dir).unwrap();
+    std::fs::create_dir_all(&changed_dir).unwrap();
+    let files = day_logs(&logs_dir, 1);
+    // The same name as files[2] (day one), other lines: a file the CDN delivered again, changed.
+    let changed = gen_gz(
+        &changed_dir,
+        &GenOptions {
+            lines: 40,
+            seed: 999,
+            domain: "cdn.example.com".into(),
+            start_micros: DAY0 + 2 * 3 * HOUR + 2 * HOUR + HOUR / 2,
+            span_secs: 3599,
+            ..GenOptions::default()
+        },
+    )
+    .0;
+    assert_eq!(changed.file_name(), files[2].file_name());
+    let late = files[5].clone();
+    let early: Vec<&str> = files
+        .iter()
+        .filter(|f| **f != late)
+        .map(|f| f.to_str().unwrap())
+        .collect();
+    let dest = "s3://lake/a";
+    let s = |p: &PathBuf| p.to_str().unwrap().to_string();
+
+    // Local day lakes, never compacted: the reference figures of each stage.
+    let reference = |name: &str, files: Vec<String>| {
+        let mut args = vec!["convert", "--dest", name, "--partition-by", "day"];
+        args.extend(files.iter().map(String::as_str));
+        ok(&cdnlake(dir, &args), "convert local");
+        exact(cdnlake(
+            dir,
+            &["report", "--dest", name, "--json", "--exact"],
+        ))
+    };
+    let ref_early = reference("early", early.iter().map(|f| f.to_string()).collect());
+    let ref_all = reference("all", files.iter().map(s).collect());
+    let mut final_files: Vec<String> = files.iter().map(s).collect();
+    final_files[2] = s(&changed);
+    let ref_final = reference("final", final_files);
+
+    let mut args = vec!["convert", "--dest", dest, "--partition-by", "day"];
+    args.extend(&early);
+    ok(&weed.cdnlake(dir, &args), "convert s3");
+    let report = || exact(weed.cdnlake(dir, &["report", "--dest", dest, "--json", "--exact"]));
+    assert_eq!(report(), ref_early);
+    let (objects_before, rows_early) = folder_rows(&store, "a/access").await;
+    assert_eq!(
+        objects_before,
+        15 + 2,
+        "one object per file and day (two cross midnight)"
+    );
+
+    // Killed between the first day object's PUT and its marker: the report reads the day's
+    // files from the day object, never twice; verify names the unfinished day; the next run
+    // finishes it.
+    kill_at(
+        weed.command(dir, &["compact", "--dest", dest, "--access"]),
+        "access-day:dt=2024-03-05",
+    );
+    assert_eq!(report(), ref_early, "after a kill between PUT and marker");
+    let v = json(&stdout(
+        &weed.cdnlake(dir, &["verify", "--dest", dest, "--json"]),
+    ));
+    assert!(
+        v["problems"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["kind"] == "unfinished"),
+        "{v}"
+    );
+
+    let r = json(&ok(
+        &weed.cdnlake(dir, &["compact", "--dest", dest, "--access", "--json"]),
+        "compact --access",
+    ));
+    assert_eq!(r["access"]["compacted"], 3, "{r}");
+    assert_eq!(report(), ref_early, "compaction changed the exact report");
+    let (n, rows) = folder_rows(&store, "a/access").await;
+    assert_eq!(
+        (n, rows),
+        (3, rows_early),
+        "one object per day, every row once"
+    );
+    let snapshot = objects(&store, "a").await;
+    let r = json(&ok(
+        &weed.cdnlake(dir, &["compact", "--dest", dest, "--access", "--json"]),
+        "compact again",
+    ));
+    assert_eq!(r["access"]["up_to_date"], 3, "{r}");
+    assert_eq!(r["requests_by_kind"]["put"], 0, "{r}");
+    assert_eq!(
+        objects(&store, "a").await,
+        snapshot,
+        "a second run changes no byte"
+    );
+    let v = weed.cdnlake(dir, &["verify", "--dest", dest, "--json"]);
+    assert!(v.status.success(), "{}", stdout(&v));
+
+    // The late file: its own object next to the day object, counted once.
+    ok(
+        &weed.cdnlake(dir, &["convert", "--dest", dest, late.to_str().unwrap()]),
+        "late",
+    );
+    assert_eq!(report(), ref_all, "the late file is counted exactly once");
+    let (n, rows_all) = folder_rows(&store, "a/access").await;
+    assert_eq!(n, 4);
+    // A file the day holds, delivered again unchanged: nothing written to access/.
+    let access_before = objects(&store, "a/access").await;
+    ok(
+        &weed.cdnlake(
+            dir,
+            &["convert", "--dest", dest, files[3].to_str().unwrap()],
+        ),
+        "again",
+    );
+    assert_eq!(objects(&store, "a/access").await, access_before);
+    assert_eq!(report(), ref_all);
+    // Delivered again changed: its rows in the day object are replaced in one PUT.
+    ok(
+        &weed.cdnlake(dir, &["convert", "--dest", dest, changed.to_str().unwrap()]),
+        "changed",
+    );
+    assert_eq!(
+        report(),
+        ref_final,
+        "the changed file is counted once, as changed"
+    );
+    let (n, rows_final) = folder_rows(&store, "a/access").await;
+    assert_eq!((n, rows_final), (4, rows_all - 100 + 40));
+    assert!(objects(&store, "a/_compacted_access/_incoming")
+        .await
+        .is_empty());
+    let v = weed.cdnlake(dir, &["verify", "--dest", dest, "--json"]);
+    assert!(v.status.success(), "{}", stdout(&v));
+    // The next compaction takes the late file in.
+    let r = json(&ok(
+        &weed.cdnlake(dir, &["compact", "--dest", dest, "--access", "--json"]),
+        "compact late",
+    ));
+    assert_eq!(r["access"]["compacted"], 1, "{r}");
+    assert_eq!(folder_rows(&store, "a/access").await, (3, rows_final));
+    assert_eq!(report(), ref_final);
+
+    // A damaged day object: verify names it; --repair converts its files again from raw/ and
+    // compacts the day again.
+    let key = "a/access/domain=cdn.example.com/dt=2024-03-05/compacted~day.parquet";
+    store
+        // parsed, not `from`: `from` would encode the `~`.
+        .put(
+            &object_store::path::Path::parse(key).unwrap(),
+            b"not parquet".to_vec().into(),
+        )
+        .await
+        .unwrap();
+    let v = weed.cdnlake(dir, &["verify", "--dest", dest, "--json"]);
+    assert!(!v.status.success());
+    let v = json(&stdout(&v));
+    assert!(
+        v["problems"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["key"] == key.trim_start_matches("a/") && p["kind"] == "footer"),
+        "{v}"
+    );
+    let v = weed.cdnlake(dir, &["verify", "--dest", dest, "--repair", "--json"]);
+    assert!(v.status.success(), "{}", stdout(&v));
+    let v = weed.cdnlake(dir, &["verify", "--dest", dest, "--json"]);
+    assert!(v.status.success(), "{}", stdout(&v));
+    assert_eq!(report(), ref_final);
+    assert_eq!(folder_rows(&store, "a/access").await, (3, rows_final));
+}
+
+/// DuckDB over the `access` view `cdnlake ddl` prints: (rows, sum of response bytes, distinct
+/// client IPs), and the number of files the view reads.
+fn duckdb_access(dir: &Path, lake: &str) -> serde_json::Value {
+    let ddl = cdnlake(dir, &["ddl", "--dialect", "duckdb", "--dest", lake]);
+    assert!(ddl.status.success(), "{}", stderr(&ddl));
+    std::fs::write(dir.join("views.sql"), &ddl.stdout).unwrap();
+    let o = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(
+            "import duckdb, json, sys\n\
+             c = duckdb.connect()\n\
+             c.execute(open(sys.argv[1]).read())\n\
+             r = c.execute('select count(*), sum(response_bytes), count(distinct client_ip), \
+             count(distinct filename) from (select *, filename from read_parquet(\\'' + sys.argv[2] + \
+             '/access/**/*.parquet\\', hive_partitioning = true, filename = true))').fetchone()\n\
+             v = c.execute('select count(*), sum(response_bytes) from access').fetchone()\n\
+             print(json.dumps({'rows': r[0], 'bytes': int(r[1]), 'ips': r[2], 'files': r[3], 'view': [v[0], int(v[1])]}))",
+        )
+        .arg(dir.join("views.sql"))
+        .arg(dir.join(lake))
+        .current_dir(dir)
+        .output()
+        .expect("python3 must be installed");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    json(&String::from_utf8_lossy(&o.stdout))
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    let _ = std::fs::remove_dir_all(to);
+    for f in common::files_under(from) {
+        let dst = to.join(&f);
+        std::fs::create_dir_all(dst.parent().unwrap()).unwrap();
+        std::fs::copy(from.join(&f), dst).unwrap();
+    }
+}
+
+/// A local day lake: DuckDB (the `ddl` views) and `report --exact` give the same figures
+/// before and after `compact --access`, which leaves one file per day; a second run changes no
+/// byte; `kill -9` at points through the swap and the marker leaves figures unchanged and the
+/// next run finishes; verify is clean after. On an hour lake `--access` is refused clearly.
+#[test]
+fn compacted_access_days_on_a_local_folder_survive_kill_9() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let logs_dir = dir.join("logs");
+    std::fs::create_dir_all(&logs_dir).unwrap();
+    let files = day_logs(&logs_dir, 100);
+    let mut args = vec!["convert", "--dest", "pristine", "--partition-by", "day"];
+    args.extend(files.iter().map(|f| f.to_str().unwrap()));
+    ok(&cdnlake(dir, &args), "convert");
+    let duck = duckdb_access(dir, "pristine");
+    assert_eq!(duck["rows"], 1600, "{duck}");
+    assert_eq!(duck["files"], 18, "{duck}");
+    let reference = exact(cdnlake(
+        dir,
+        &["report", "--dest", "pristine", "--json", "--exact"],
+    ));
+    let visible = common::reader_visible_files(&dir.join("pristine"));
+    let check = |lake: &str, what: &str| {
+        let d = duckdb_access(dir, lake);
+        assert_eq!(
+            (&d["rows"], &d["bytes"], &d["ips"], &d["view"]),
+            (&duck["rows"], &duck["bytes"], &duck["ips"], &duck["view"]),
+            "DuckDB {what}"
+        );
+        let r = exact(cdnlake(
+            dir,
+            &["report", "--dest", lake, "--json", "--exact"],
+        ));
+        assert_eq!(r, reference, "report --exact {what}");
+        d
+    };
+
+    for stall in [
+        "access-swap:dt=2024-03-06",
+        "access-swapped:dt=2024-03-06",
+        "put:_compacted_access/cdn.example.com/2024-03-06",
+    ] {
+        copy_dir(&dir.join("pristine"), &dir.join("lake"));
+        let mut cmd = std::process::Command::new(common::bin());
+        cmd.args(["compact", "--dest", "lake", "--access"])
+            .current_dir(dir)
+            .stdin(std::process::Stdio::null());
+        kill_at(cmd, stall);
+        check("lake", &format!("after a kill at {stall}"));
+        ok(
+            &cdnlake(dir, &["compact", "--dest", "lake", "--access"]),
+            "compact after kill",
+        );
+        let d = check("lake", &format!("after finishing ({stall})"));
+        assert_eq!(d["files"], 3, "one file per day: {d}");
+        ok(
+            &cdnlake(dir, &["verify", "--dest", "lake", "--repair"]),
+            "repair",
+        );
+        let v = cdnlake(dir, &["verify", "--dest", "lake", "--json"]);
+        assert!(v.status.success(), "{stall}: {}", stdout(&v));
+    }
+
+    // Uninterrupted, then again: nothing changes.
+    copy_dir(&dir.join("pristine"), &dir.join("lake"));
+    let r = json(&ok(
+        &cdnlake(dir, &["compact", "--dest", "lake", "--access", "--json"]),
+        "compact",
+    ));
+    assert_eq!(r["access"]["compacted"], 3, "{r}");
+    check("lake", "after compact --access");
+    let after = common::reader_visible_files(&dir.join("lake"));
+    assert_eq!(after.iter().filter(|f| f.starts_with("access/")).count(), 3);
+    assert_eq!(
+        after.iter().filter(|f| !f.starts_with("access/")).count(),
+        visible.iter().filter(|f| !f.starts_with("access/")).count(),
+        "only access/ changes"
+    );
+    let snap = common::snapshot(&dir.join("lake"));
+    let r = json(&ok(
+        &cdnlake(dir, &["compact", "--dest", "lake", "--access", "--json"]),
+        "compact again",
+    ));
+    assert_eq!(r["access"]["up_to_date"], 3, "{r}");
+    assert_eq!(common::snapshot(&dir.join("lake")), snap, "no byte changes");
+    let v = cdnlake(dir, &["verify", "--dest", "lake", "--json"]);
+    assert!(v.status.success(), "{}", stdout(&v));
+
+    // An hour lake: a clear refusal, nothing written.
+    ok(
+        &cdnlake(
+            dir,
+            &["convert", "--dest", "hours", files[0].to_str().unwrap()],
+        ),
+        "convert hours",
+    );
+    let o = cdnlake(dir, &["compact", "--dest", "hours", "--access"]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("--partition-by day"), "{}", stderr(&o));
+}

@@ -53,11 +53,11 @@ use tokio::runtime::Handle;
 use super::CompactOptions;
 use crate::access::time::PartitionTz;
 use crate::error::{Error, Result};
+use crate::lake::commit::Staged;
 use crate::lake::compacted::key_dt;
 use crate::lake::descriptor::{Descriptor, PartitionBy};
 use crate::lake::layout::{key, partition_span, relative};
 use crate::lake::manifest::{parse_manifest, Manifest, ObjectEntry};
-use crate::lake::commit::Staged;
 use crate::lake::read::{get_all, list_meta};
 use crate::lake::staging::stall_point;
 use crate::lake::store::Lake;
@@ -542,16 +542,15 @@ pub async fn compact_access_day(
 ) -> Result<AccessDayOutcome> {
     let dkey = day_key(&lake.prefix, domain, dt);
     let folder = day_folder(&lake.prefix, domain, dt);
-    let (existing, listing) = futures::try_join!(
-        read_index(lake, domain, dt),
-        list_meta(lake, &folder)
-    )?;
+    let (existing, listing) =
+        futures::try_join!(read_index(lake, domain, dt), list_meta(lake, &folder))?;
     let present: BTreeMap<String, u64> = listing
         .into_iter()
         .map(|m| (relative(&lake.prefix, &m.location), m.size))
         .collect();
     let mut sorted: Vec<&ListedManifest> = contributors.iter().collect();
-    sorted.sort_by(|a, b| (&a.manifest.source.name, &a.key).cmp(&(&b.manifest.source.name, &b.key)));
+    sorted
+        .sort_by(|a, b| (&a.manifest.source.name, &a.key).cmp(&(&b.manifest.source.name, &b.key)));
 
     let mut parts = Vec::new();
     let mut remove: Vec<String> = Vec::new();
@@ -1101,10 +1100,8 @@ pub async fn exact_reads(
         }
     }
     let keys: Vec<(String, String)> = days.keys().cloned().collect();
-    let found = futures::future::try_join_all(
-        keys.iter().map(|(d, dt)| read_index(lake, d, dt)),
-    )
-    .await?;
+    let found =
+        futures::future::try_join_all(keys.iter().map(|(d, dt)| read_index(lake, d, dt))).await?;
     for (k, f) in keys.into_iter().zip(found) {
         days.insert(k, f);
     }
@@ -1158,6 +1155,8 @@ mod tests {
         );
         assert!(is_day_file(&relative(&p, &k)));
         assert!(is_day_access(&relative(&p, &per_file)));
-        assert!(!is_day_access("access/domain=a/dt=2024-03-05/hour=08/x.parquet"));
+        assert!(!is_day_access(
+            "access/domain=a/dt=2024-03-05/hour=08/x.parquet"
+        ));
     }
 }

@@ -337,7 +337,8 @@ pub fn in_orphan_folders(key: &str) -> bool {
     let Some((top, rest)) = key.split_once('/') else {
         return false;
     };
-    !rest.is_empty() && (TABLE_FOLDERS.contains(&top)
+    !rest.is_empty()
+        && (TABLE_FOLDERS.contains(&top)
             || top == STAGING
             || top == COMPACTED
             || top == crate::compact::access::ACCESS_DAYS)

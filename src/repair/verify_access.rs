@@ -224,7 +224,10 @@ pub async fn check(
         if seen.contains(mkey) || !in_window(&dt) {
             continue;
         }
-        let dkey = format!("access/domain={dpart}/dt={dt}/{}", crate::compact::access::DAY_FILE);
+        let dkey = format!(
+            "access/domain={dpart}/dt={dt}/{}",
+            crate::compact::access::DAY_FILE
+        );
         out.problems.push(problem(
             mkey,
             &dkey,

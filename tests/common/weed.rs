@@ -152,8 +152,13 @@ impl Weed {
 
     /// Runs `cdnlake ARGS` with the `AWS_*` settings of this server.
     pub fn cdnlake(&self, cwd: &Path, args: &[&str]) -> Output {
-        Command::new(super::common::bin())
-            .args(args)
+        self.command(cwd, args).output().expect("run cdnlake")
+    }
+
+    /// `cdnlake ARGS` with the `AWS_*` settings of this server, not started (stdin closed).
+    pub fn command(&self, cwd: &Path, args: &[&str]) -> Command {
+        let mut c = Command::new(super::common::bin());
+        c.args(args)
             .current_dir(cwd)
             .env_remove("CDNLAKE_DEST")
             .env(
@@ -166,9 +171,8 @@ impl Weed {
             .env("AWS_REGION", "us-east-1")
             .env_remove("AWS_SESSION_TOKEN")
             .env_remove("AWS_PROFILE")
-            .stdin(Stdio::null())
-            .output()
-            .expect("run cdnlake")
+            .stdin(Stdio::null());
+        c
     }
 
     /// A client of the bucket, to list and read objects.

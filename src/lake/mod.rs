@@ -1,6 +1,7 @@
 //! The lake: where a destination URL points, the uploads that stay invisible until committed,
 //! the keys every object goes to, the commit step, and the manifest that marks a file done.
 
+pub mod access_day;
 pub(crate) mod commit;
 pub mod compacted;
 pub mod descriptor;

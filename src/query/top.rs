@@ -294,7 +294,7 @@ pub async fn read_top(lake: &Lake, filter: &ReportFilter, tz: PartitionTz) -> Re
     }
     // A file a compacted access day holds is read from the day object, never also from its
     // own objects (compact::access).
-    for (okey, obytes) in crate::compact::access::exact_reads(lake, wanted).await? {
+    for (okey, obytes) in crate::lake::access_day::exact_reads(lake, wanted).await? {
         {
             let key = lake.key_of(&okey);
             let err = |e: parquet::errors::ParquetError| Error::ReadParquet {

@@ -18,8 +18,8 @@ use tokio::runtime::Handle;
 
 use super::parquet::{writer_properties, ParquetOptions, PartFile};
 use crate::access::time::PartitionTz;
-use crate::compact::access::{held_by_day, incoming_key, HeldSource};
 use crate::error::{Error, Result};
+use crate::lake::access_day::{held_by_day, incoming_key, HeldSource};
 use crate::lake::commit::Staged;
 use crate::lake::descriptor::PartitionBy;
 use crate::lake::layout::FileLayout;

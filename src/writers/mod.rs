@@ -71,7 +71,7 @@ pub(crate) struct LogTables {
     pub staged: Vec<Staged>,
     pub partitions: Vec<PartitionEntry>,
     /// Days whose compacted access object holds this file (`compact::access`).
-    pub held: std::collections::BTreeMap<String, crate::compact::access::HeldSource>,
+    pub held: std::collections::BTreeMap<String, crate::lake::access_day::HeldSource>,
     pub counts: LineCounts,
 }
 

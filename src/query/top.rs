@@ -19,7 +19,7 @@ use futures::future::{BoxFuture, FutureExt, TryFutureExt};
 use futures::TryStreamExt;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
-use parquet::arrow::arrow_reader::ArrowReaderOptions;
+use parquet::arrow::arrow_reader::{ArrowReaderOptions, ParquetRecordBatchReaderBuilder};
 use parquet::arrow::async_reader::{AsyncFileReader, ParquetRecordBatchStreamBuilder};
 use parquet::arrow::ProjectionMask;
 use parquet::errors::ParquetError;
@@ -268,6 +268,9 @@ impl AsyncFileReader for StoreReader {
     }
 }
 
+/// Compacted access days up to this size are read whole (one GET) by `--exact`.
+const WHOLE_READ_BYTES: u64 = 64 * 1024 * 1024;
+
 /// Counts the access rows of every committed file (those the manifests list) of the filter's
 /// domain and window. Files whose partition (hour or day) lies outside the window are not opened.
 pub async fn read_top(lake: &Lake, filter: &ReportFilter, tz: PartitionTz) -> Result<TopCounter> {
@@ -295,42 +298,61 @@ pub async fn read_top(lake: &Lake, filter: &ReportFilter, tz: PartitionTz) -> Re
     // A file a compacted access day holds is read from the day object, never also from its
     // own objects (compact::access).
     for (okey, obytes) in crate::lake::access_day::exact_reads(lake, wanted).await? {
-        {
-            let key = lake.key_of(&okey);
-            let err = |e: parquet::errors::ParquetError| Error::ReadParquet {
-                key: key.to_string(),
-                reason: e.to_string(),
+        let key = lake.key_of(&okey);
+        let err = |e: parquet::errors::ParquetError| Error::ReadParquet {
+            key: key.to_string(),
+            reason: e.to_string(),
+        };
+        let columns = ["time", "response_bytes"].into_iter().chain(DIMENSIONS);
+        // A day object holds a row group per file: read in one GET (up to 64 MiB) rather than
+        // a range read per row group.
+        if crate::lake::access_day::is_day_file(&okey) && obytes <= WHOLE_READ_BYTES {
+            let Some(bytes) = lake.get_opt(&key).await? else {
+                tracing::warn!(%key, "compacted access day disappeared");
+                continue;
             };
-            let reader = StoreReader {
-                store: lake.store.clone(),
-                path: key.clone(),
-                size: obytes,
-            };
-            let builder = match ParquetRecordBatchStreamBuilder::new(reader).await {
-                Ok(b) => b,
-                Err(parquet::errors::ParquetError::External(e))
-                    if matches!(
-                        e.downcast_ref::<object_store::Error>(),
-                        Some(object_store::Error::NotFound { .. })
-                    ) =>
-                {
-                    tracing::warn!(%key, "access file listed in a manifest is missing");
-                    continue;
-                }
-                Err(e) => return Err(err(e)),
-            };
-            let mask = ProjectionMask::columns(
-                builder.parquet_schema(),
-                ["time", "response_bytes"].into_iter().chain(DIMENSIONS),
-            );
-            let mut stream = builder
+            let builder = ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(err)?;
+            let mask = ProjectionMask::columns(builder.parquet_schema(), columns);
+            let reader = builder
                 .with_projection(mask)
                 .with_batch_size(8192)
                 .build()
                 .map_err(err)?;
-            while let Some(batch) = stream.try_next().await.map_err(err)? {
+            for batch in reader {
+                let batch = batch.map_err(|e| Error::ReadParquet {
+                    key: key.to_string(),
+                    reason: e.to_string(),
+                })?;
                 counter.add(key.as_ref(), &batch, filter)?;
             }
+            continue;
+        }
+        let reader = StoreReader {
+            store: lake.store.clone(),
+            path: key.clone(),
+            size: obytes,
+        };
+        let builder = match ParquetRecordBatchStreamBuilder::new(reader).await {
+            Ok(b) => b,
+            Err(parquet::errors::ParquetError::External(e))
+                if matches!(
+                    e.downcast_ref::<object_store::Error>(),
+                    Some(object_store::Error::NotFound { .. })
+                ) =>
+            {
+                tracing::warn!(%key, "access file listed in a manifest is missing");
+                continue;
+            }
+            Err(e) => return Err(err(e)),
+        };
+        let mask = ProjectionMask::columns(builder.parquet_schema(), columns);
+        let mut stream = builder
+            .with_projection(mask)
+            .with_batch_size(8192)
+            .build()
+            .map_err(err)?;
+        while let Some(batch) = stream.try_next().await.map_err(err)? {
+            counter.add(key.as_ref(), &batch, filter)?;
         }
     }
     Ok(counter)

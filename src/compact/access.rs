@@ -57,7 +57,7 @@ pub use crate::lake::access_day::*;
 use crate::lake::commit::Staged;
 use crate::lake::compacted::key_dt;
 use crate::lake::descriptor::{Descriptor, PartitionBy};
-use crate::lake::layout::{key, partition_span, relative};
+use crate::lake::layout::{key, parse_dt, partition_span, relative};
 use crate::lake::manifest::{parse_manifest, Manifest, ObjectEntry};
 use crate::lake::read::{get_all, list_meta};
 use crate::lake::staging::stall_point;
@@ -180,17 +180,27 @@ pub struct ListedManifest {
     pub manifest: Arc<Manifest>,
 }
 
-/// Every manifest (of a domain): one listing, then the reads, [`crate::lake::read::concurrency`]
-/// at a time.
-pub async fn load_manifests(lake: &Lake, domain: Option<&str>) -> Result<Vec<ListedManifest>> {
+/// The manifests (of a domain) of log files named in `[from, to)` give or take two days (a
+/// file's lines fall within a day of its name's date; `undated` ones are always read): one
+/// listing, then the reads, [`crate::lake::read::concurrency`] at a time. The window keeps the
+/// FC timer's run (the last 30 days) from reading a domain's whole history every hour.
+pub async fn load_manifests(
+    lake: &Lake,
+    domain: Option<&str>,
+    from: Option<&str>,
+    to: Option<&str>,
+) -> Result<Vec<ListedManifest>> {
     let prefix = match domain {
         Some(d) => key(&lake.prefix, &["_manifests", d]),
         None => key(&lake.prefix, &["_manifests"]),
     };
+    let (lo, hi) = (from.and_then(parse_dt), to.and_then(parse_dt));
+    let near = |rel: &str| named_near(rel, lo, hi);
     let mut metas: Vec<_> = list_meta(lake, &prefix)
         .await?
         .into_iter()
         .filter(|m| m.location.as_ref().ends_with(".json"))
+        .filter(|m| near(&relative(&lake.prefix, &m.location)))
         .collect();
     metas.sort_by(|a, b| a.location.cmp(&b.location));
     let bodies = get_all(lake, metas.iter().map(|m| m.location.clone()).collect()).await?;
@@ -205,6 +215,16 @@ pub async fn load_manifests(lake: &Lake, domain: Option<&str>) -> Result<Vec<Lis
         });
     }
     Ok(out)
+}
+
+/// Whether a manifest key (`_manifests/<domain>/<YYYY_MM_DD>/<stem>.json`) names a file dated
+/// within two days of `[lo, hi)` (days since the epoch); an undated one always is.
+fn named_near(rel: &str, lo: Option<i64>, hi: Option<i64>) -> bool {
+    let folder = rel.rsplit('/').nth(1).unwrap_or("");
+    match parse_dt(&folder.replace('_', "-")) {
+        Some(d) => lo.is_none_or(|l| d >= l - 2) && hi.is_none_or(|h| d < h + 2),
+        None => true,
+    }
 }
 
 /// The access objects of a manifest in day `dt` (relative keys, in the manifest's order).
@@ -280,7 +300,13 @@ pub async fn compact_access(lake: &Lake, opts: &CompactOptions) -> Result<Access
                 .into(),
         });
     }
-    let manifests = load_manifests(lake, opts.domain.as_deref()).await?;
+    let manifests = load_manifests(
+        lake,
+        opts.domain.as_deref(),
+        opts.from.as_deref(),
+        opts.to.as_deref(),
+    )
+    .await?;
     let mut report = AccessReport::default();
     for ((domain, dt), (tz, contributors)) in days_of(&manifests) {
         if opts.domain.as_deref().is_some_and(|d| d != domain)
@@ -864,6 +890,19 @@ pub(crate) fn finish_held(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_manifests_named_near_the_window_are_read() {
+        let d = |s| parse_dt(s);
+        let (lo, hi) = (d("2024-03-10"), d("2024-03-12"));
+        let k = |date: &str| format!("_manifests/a.com/{date}/f.json");
+        assert!(!named_near(&k("2024_03_07"), lo, hi));
+        assert!(named_near(&k("2024_03_08"), lo, hi));
+        assert!(named_near(&k("2024_03_13"), lo, hi));
+        assert!(!named_near(&k("2024_03_14"), lo, hi));
+        assert!(named_near(&k("undated"), lo, hi));
+        assert!(named_near(&k("1999_01_01"), None, None));
+    }
 
     #[test]
     fn keys_never_collide_with_a_file_and_map_back() {

@@ -257,8 +257,14 @@ pub async fn exact_reads(
         }
     }
     let keys: Vec<(String, String)> = days.keys().cloned().collect();
-    let found =
-        futures::future::try_join_all(keys.iter().map(|(d, dt)| read_index(lake, d, dt))).await?;
+    let found: Vec<Option<(DayIndex, u64)>> = {
+        use futures::stream::{StreamExt, TryStreamExt};
+        futures::stream::iter(keys.iter())
+            .map(|(d, dt)| read_index(lake, d, dt))
+            .buffered(super::read::concurrency())
+            .try_collect()
+            .await?
+    };
     for (k, f) in keys.into_iter().zip(found) {
         days.insert(k, f);
     }

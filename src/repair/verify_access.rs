@@ -311,7 +311,12 @@ pub fn repair(
         }
         // Compacted again, from the manifests as they are now.
         let contributors: Vec<ListedManifest> = rt
-            .block_on(crate::compact::access::load_manifests(lake, Some(domain)))?
+            .block_on(crate::compact::access::load_manifests(
+                lake,
+                Some(domain),
+                Some(&dt),
+                None,
+            ))?
             .into_iter()
             .filter(|lm| {
                 lm.manifest

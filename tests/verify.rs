@@ -151,17 +151,18 @@ fn a_fresh_lake_is_whole() {
     assert_eq!(v["objects"], 20);
     assert_eq!(v["problems"].as_array().unwrap().len(), 0, "{v}");
     assert_eq!(v["orphans"].as_array().unwrap().len(), 0, "{v}");
-    // One list per table folder, _staging/, _manifests/ and _compacted/; a GET per manifest; one
-    // range read per Parquet footer (16 files, each footer under the prefetch); nothing written.
+    // One list per table folder, _staging/, _manifests/, _compacted/ and _compacted_access/; a GET
+    // per manifest; one range read per Parquet footer (16 files, each footer under the prefetch);
+    // nothing written.
     let r = &v["requests_by_kind"];
-    assert_eq!(r["list"], 9, "{v}");
+    assert_eq!(r["list"], 10, "{v}");
     assert_eq!(r["get"], 3, "{v}");
     assert_eq!(r["range"], 16, "{v}");
     assert_eq!(
         r["put"].as_u64().unwrap() + r["delete"].as_u64().unwrap(),
         0
     );
-    assert_eq!(v["requests"], 28);
+    assert_eq!(v["requests"], 29);
     assert!(v["seconds"].as_f64().unwrap() >= 0.0);
     assert!(v.get("repaired").is_none(), "{v}");
 
@@ -171,7 +172,7 @@ fn a_fresh_lake_is_whole() {
     assert!(stdout(&o).is_empty());
     let e = stderr(&o);
     assert!(
-        e.contains("3 files, 20 objects checked; 0 problems, 0 orphans; 28 requests"),
+        e.contains("3 files, 20 objects checked; 0 problems, 0 orphans; 29 requests"),
         "{e}"
     );
     assert!(e.contains("the lake is whole"), "{e}");

@@ -645,7 +645,9 @@ fn copy_dir(from: &Path, to: &Path) {
 /// A local day lake: DuckDB (the `ddl` views) and `report --exact` give the same figures
 /// before and after `compact --access`, which leaves one file per day; a second run changes no
 /// byte; `kill -9` at points through the swap and the marker leaves figures unchanged and the
-/// next run finishes; verify is clean after. On an hour lake `--access` is refused clearly.
+/// next run finishes; a changed re-delivery killed before and after its splice leaves every row
+/// counted once, and its retry gives the figures of a lake that never compacted; verify is clean
+/// after. On an hour lake `--access` is refused clearly.
 #[test]
 fn compacted_access_days_on_a_local_folder_survive_kill_9() {
     let tmp = tempfile::tempdir().unwrap();
@@ -729,6 +731,91 @@ fn compacted_access_days_on_a_local_folder_survive_kill_9() {
     assert_eq!(common::snapshot(&dir.join("lake")), snap, "no byte changes");
     let v = cdnlake(dir, &["verify", "--dest", "lake", "--json"]);
     assert!(v.status.success(), "{}", stdout(&v));
+
+    // A file the days hold, delivered again changed, killed after publishing its rows under
+    // _incoming/ (the day still holds the old rows) and after the day object's PUT (it holds the
+    // new rows, the manifest is still the old one): folder readers see every row once, old or
+    // new; a run of the file again (what FC's retry or sync does) leaves the lake whole and equal
+    // to one that never compacted.
+    let changed_dir = dir.join("changed");
+    std::fs::create_dir_all(&changed_dir).unwrap();
+    let changed = gen_gz(
+        &changed_dir,
+        &GenOptions {
+            lines: 40,
+            seed: 999,
+            domain: "cdn.example.com".into(),
+            start_micros: DAY0 + 2 * 3 * HOUR + 2 * HOUR + HOUR / 2,
+            span_secs: 3599,
+            ..GenOptions::default()
+        },
+    )
+    .0;
+    assert_eq!(changed.file_name(), files[2].file_name());
+    let mut args = vec!["convert", "--dest", "final", "--partition-by", "day"];
+    args.extend(files.iter().map(|f| f.to_str().unwrap()));
+    ok(&cdnlake(dir, &args), "convert final");
+    ok(
+        &cdnlake(
+            dir,
+            &["convert", "--dest", "final", changed.to_str().unwrap()],
+        ),
+        "convert final changed",
+    );
+    let duck_final = duckdb_access(dir, "final");
+    let exact_final = exact(cdnlake(
+        dir,
+        &["report", "--dest", "final", "--json", "--exact"],
+    ));
+    let compacted = dir.join("compacted");
+    copy_dir(&dir.join("lake"), &compacted);
+    for (stall, new_rows) in [
+        ("access-incoming:2024-03-05", false),
+        ("access-splice:dt=2024-03-05", true),
+    ] {
+        copy_dir(&compacted, &dir.join("lake"));
+        let mut cmd = std::process::Command::new(common::bin());
+        cmd.args(["convert", "--dest", "lake", changed.to_str().unwrap()])
+            .current_dir(dir)
+            .stdin(std::process::Stdio::null());
+        kill_at(cmd, stall);
+        let d = duckdb_access(dir, "lake");
+        let want = if new_rows { &duck_final } else { &duck };
+        assert_eq!(
+            (&d["rows"], &d["bytes"], &d["view"]),
+            (&want["rows"], &want["bytes"], &want["view"]),
+            "DuckDB after a kill at {stall}"
+        );
+        ok(
+            &cdnlake(
+                dir,
+                &["convert", "--dest", "lake", changed.to_str().unwrap()],
+            ),
+            "convert again",
+        );
+        let d = duckdb_access(dir, "lake");
+        assert_eq!(
+            (&d["rows"], &d["bytes"], &d["ips"], &d["files"]),
+            (
+                &duck_final["rows"],
+                &duck_final["bytes"],
+                &duck_final["ips"],
+                &3.into()
+            ),
+            "DuckDB after the retry ({stall})"
+        );
+        let r = exact(cdnlake(
+            dir,
+            &["report", "--dest", "lake", "--json", "--exact"],
+        ));
+        assert_eq!(r, exact_final, "report --exact after the retry ({stall})");
+        ok(
+            &cdnlake(dir, &["verify", "--dest", "lake", "--repair"]),
+            "repair",
+        );
+        let v = cdnlake(dir, &["verify", "--dest", "lake", "--json"]);
+        assert!(v.status.success(), "{stall}: {}", stdout(&v));
+    }
 
     // An hour lake: a clear refusal, nothing written.
     ok(

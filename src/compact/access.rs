@@ -862,6 +862,7 @@ pub(crate) fn finish_held(
     };
     for (dt, (keys, entries)) in incoming {
         if held.contains_key(&dt) {
+            stall_point("access-incoming", &dt);
             rt.block_on(splice(lake, c.domain, &dt, new(entries), keys))?;
         }
     }

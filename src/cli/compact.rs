@@ -1,4 +1,4 @@
-//! `cdnlake compact`: Merge the rollups (traffic, heavy_hitters, visitors) of each finished day into one object per table and day under `_compacted/`, so `report` over months reads a few objects per day; the per-file rollups stay and remain the source of truth.
+//! `cdnlake compact`: Merge the rollups (traffic, heavy_hitters, visitors) of each finished day into one object per table and day under `_compacted/`, so `report` over months reads a few objects per day; the per-file rollups stay and remain the source of truth. With `--access`, a day lake's per-file `access` objects of each finished day also become one file in the day's folder.
 
 use std::process::ExitCode;
 

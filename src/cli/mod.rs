@@ -65,7 +65,7 @@ enum Command {
     /// Merge each finished day's rollups (traffic, heavy_hitters, visitors) into one object per
     /// table and day under _compacted/, so report reads a few objects per day; the per-file
     /// rollups stay the source of truth, and report falls back to them for a day whose files
-    /// changed since.
+    /// changed since. With --access (day lakes), also one access file per domain and day.
     Compact(compact::Args),
 }
 

@@ -91,7 +91,7 @@ pub async fn check(
     let sizes: BTreeMap<&str, u64> = listed.iter().map(|(k, n)| (k.as_str(), *n)).collect();
     let days: Vec<(String, u64)> = listed
         .iter()
-        .filter(|(k, _)| is_day_file(k))
+        .filter(|(k, _)| k.starts_with("access/") && is_day_file(k))
         .cloned()
         .collect();
     out.day_files = days.iter().map(|(k, _)| k.clone()).collect();

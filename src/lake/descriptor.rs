@@ -310,7 +310,7 @@ impl Descriptor {
 /// written with unless told otherwise.
 async fn first_manifest_tz(lake: &Lake) -> Result<Option<PartitionTz>> {
     use futures::TryStreamExt;
-    let prefix = lake.prefix.clone().join("_manifests");
+    let prefix = lake.prefix.clone().join(crate::tables::registry::MANIFESTS);
     let mut list = lake.store.list(Some(&prefix));
     let first = loop {
         match list.try_next().await {

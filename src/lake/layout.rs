@@ -11,10 +11,27 @@ use object_store::path::{Path, PathPart};
 
 use super::descriptor::PartitionBy;
 use crate::access::time::{days_from_civil, days_in_month, PartitionTz, HOUR_MICROS};
+use crate::tables::registry::{
+    self, Folder, Keys, ACCESS_FOLDER, MANIFESTS, RAW, REJECTS, TOP_FOLDER, TRAFFIC_FOLDER,
+    VISITORS_FOLDER,
+};
 
 /// Builds a key under `prefix` from literal parts and outside values, each one path part.
 pub fn key(prefix: &Path, parts: &[&str]) -> Path {
     let mut p = prefix.clone();
+    for part in parts {
+        p = p.join(PathPart::from(*part));
+    }
+    p
+}
+
+/// Builds a key in `folder` (whose path may have several parts, `audit/cache`) from outside
+/// values, each one path part.
+pub fn folder_key(prefix: &Path, folder: &Folder, parts: &[&str]) -> Path {
+    let mut p = prefix.clone();
+    for part in folder.parts() {
+        p = p.join(PathPart::from(part));
+    }
     for part in parts {
         p = p.join(PathPart::from(*part));
     }
@@ -43,26 +60,26 @@ impl FileLayout {
     /// `access/domain=<d>/dt=<YYYY-MM-DD>/hour=<HH>/<stem>[-<n>].parquet`, or in a day lake
     /// `access/domain=<d>/dt=<YYYY-MM-DD>/<stem>[-<n>].parquet` (`hour` is then not used).
     pub fn access(&self, dt: &str, hour: &str, n: usize) -> Path {
-        self.partitioned("access", dt, hour, n)
+        self.partitioned(&ACCESS_FOLDER, dt, hour, n)
     }
 
     /// `traffic/domain=<d>/dt=<YYYY-MM-DD>/hour=<HH>/<stem>.parquet`, or in a day lake
     /// `traffic/domain=<d>/dt=<YYYY-MM-DD>/<stem>.parquet` (`hour` is then not used).
     pub fn traffic(&self, dt: &str, hour: &str) -> Path {
-        self.partitioned("traffic", dt, hour, 0)
+        self.partitioned(&TRAFFIC_FOLDER, dt, hour, 0)
     }
 
     /// `heavy_hitters/domain=<d>/dt=<YYYY-MM-DD>/hour=<HH>/<stem>.parquet`
     pub fn top(&self, dt: &str, hour: &str) -> Path {
-        self.partitioned("heavy_hitters", dt, hour, 0)
+        self.partitioned(&TOP_FOLDER, dt, hour, 0)
     }
 
     /// `visitors/domain=<d>/dt=<YYYY-MM-DD>/hour=<HH>/<stem>.parquet`
     pub fn visitors(&self, dt: &str, hour: &str) -> Path {
-        self.partitioned("visitors", dt, hour, 0)
+        self.partitioned(&VISITORS_FOLDER, dt, hour, 0)
     }
 
-    fn partitioned(&self, table: &str, dt: &str, hour: &str, n: usize) -> Path {
+    fn partitioned(&self, table: &Folder, dt: &str, hour: &str, n: usize) -> Path {
         let file = if n == 0 {
             format!("{}.parquet", self.stem)
         } else {
@@ -71,11 +88,12 @@ impl FileLayout {
         let domain = format!("domain={}", self.domain);
         let dt = format!("dt={dt}");
         match self.partition_by {
-            PartitionBy::Hour => key(
+            PartitionBy::Hour => folder_key(
                 &self.prefix,
-                &[table, &domain, &dt, &format!("hour={hour}"), &file],
+                table,
+                &[&domain, &dt, &format!("hour={hour}"), &file],
             ),
-            PartitionBy::Day => key(&self.prefix, &[table, &domain, &dt, &file]),
+            PartitionBy::Day => folder_key(&self.prefix, table, &[&domain, &dt, &file]),
         }
     }
 
@@ -89,7 +107,7 @@ impl FileLayout {
         key(
             &self.prefix,
             &[
-                "_manifests",
+                MANIFESTS,
                 &self.domain,
                 &self.date_folder,
                 &format!("{}.json", self.stem),
@@ -132,30 +150,34 @@ impl FileLayout {
                 .and_then(|r| r.strip_suffix(".parquet"))
                 .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
         };
-        let file_ok = file.strip_prefix(stem.as_ref()).is_some_and(|rest| {
-            rest == ".parquet" || (table.as_ref() == "access" && numbered(rest))
-        });
-        matches!(
-            table.as_ref(),
-            "access" | "traffic" | "heavy_hitters" | "visitors"
-        ) && *domain == PathPart::from(format!("domain={}", self.domain).as_str())
+        // Only a per-file table's keys: manifested, partitioned, one path part.
+        let Some(table) = registry::folder(table.as_ref())
+            .filter(|t| t.manifested && t.keys == Keys::Partitioned)
+        else {
+            return false;
+        };
+        let file_ok = file
+            .strip_prefix(stem.as_ref())
+            .is_some_and(|rest| rest == ".parquet" || (table.numbered && numbered(rest)));
+        *domain == PathPart::from(format!("domain={}", self.domain).as_str())
             && dt.as_ref().starts_with("dt=")
             && hour_ok
             && file_ok
     }
 
     fn raw_at(&self, prefix: &Path) -> Path {
-        key(
+        folder_key(
             prefix,
-            &["raw", &self.domain, &self.date_folder, &self.file_name],
+            &RAW,
+            &[&self.domain, &self.date_folder, &self.file_name],
         )
     }
 
     fn rejects_at(&self, prefix: &Path) -> Path {
-        key(
+        folder_key(
             prefix,
+            &REJECTS,
             &[
-                "rejects",
                 &self.domain,
                 &self.date_folder,
                 &format!("{}.jsonl", self.stem),

@@ -85,7 +85,7 @@ pub async fn list_manifests(lake: &super::store::Lake) -> crate::Result<Vec<Mani
     let prefix = object_store::path::Path::from_iter(
         lake.prefix
             .parts()
-            .chain(std::iter::once("_manifests".into())),
+            .chain(std::iter::once(crate::tables::registry::MANIFESTS.into())),
     );
     let mut keys: Vec<object_store::path::Path> = super::read::list_meta(lake, &prefix)
         .await?

@@ -35,10 +35,7 @@ use crate::lake::layout::relative;
 use crate::lake::manifest::Manifest;
 use crate::lake::store::Lake;
 use crate::tables::access::ACCESS;
-use crate::tables::audit::{CACHE_AUDIT, DOMAIN_AUDIT};
-use crate::tables::top::TOP;
-use crate::tables::traffic::TRAFFIC;
-use crate::tables::visitors::VISITORS;
+use crate::tables::registry::{self, Keys};
 use crate::tables::Table;
 
 /// SQL dialects we generate.
@@ -50,7 +47,7 @@ pub enum Dialect {
 
 /// Tables of the lake that have DDL.
 pub fn tables() -> Vec<&'static Table> {
-    crate::tables::all().to_vec()
+    registry::tables().collect()
 }
 
 fn sql_str(s: &str) -> String {
@@ -237,12 +234,20 @@ pub async fn has_files(lake: &Lake, table: &Table) -> Result<bool> {
     Ok(false)
 }
 
+/// The tables of events (`event=<name>/dt=` keys, no manifest): the audit tables.
+fn audit_tables() -> impl Iterator<Item = &'static Table> {
+    registry::FOLDERS
+        .into_iter()
+        .filter(|f| f.keys == Keys::ByEvent)
+        .filter_map(|f| f.table)
+}
+
 /// Keys (relative to the destination) of the audit tables' files. Audit files have no manifest
 /// (each event is written whole with one PUT), so listing their folders is how their partitions
 /// are found.
 pub async fn audit_keys(lake: &Lake) -> Result<Vec<String>> {
     let mut out = Vec::new();
-    for t in [&CACHE_AUDIT, &DOMAIN_AUDIT] {
+    for t in audit_tables() {
         let prefix = Path::from_iter(lake.prefix.parts().chain(Path::from(t.folder).parts()));
         let metas: Vec<object_store::ObjectMeta> = lake
             .store
@@ -267,9 +272,7 @@ pub fn audit_partitions<'a>(keys: impl IntoIterator<Item = &'a str>) -> Vec<Part
         if !key.ends_with(".parquet") {
             continue;
         }
-        let Some(table) = [&CACHE_AUDIT, &DOMAIN_AUDIT]
-            .into_iter()
-            .find(|t| key.starts_with(&format!("{}/", t.folder)))
+        let Some(table) = audit_tables().find(|t| key.starts_with(&format!("{}/", t.folder)))
         else {
             continue;
         };
@@ -318,11 +321,12 @@ pub fn manifest_partitions(manifests: &[Manifest]) -> Vec<PartitionSpec> {
         for key in m.keys() {
             let mut parts = key.split('/');
             // Rollup tables: the partitions their listed files lie in.
-            let Some(table) = parts.next().and_then(|f| {
-                [&TRAFFIC, &TOP, &VISITORS]
-                    .into_iter()
-                    .find(|t| t.folder == f)
-            }) else {
+            let Some(table) = parts
+                .next()
+                .and_then(registry::folder)
+                .filter(|f| f.keys == Keys::Partitioned && f.path != ACCESS.folder)
+                .and_then(|f| f.table)
+            else {
                 continue;
             };
             let (mut dt, mut hour) = (None, String::new());

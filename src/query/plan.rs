@@ -22,8 +22,7 @@ use object_store::path::Path;
 
 use super::filter::ReportFilter;
 use super::rollups::{
-    add_top_file, in_folder, read_error, rows_of, visitors_rows_of, MinuteRow, Sketches,
-    REPORT_CAPACITY,
+    add_top_file, read_error, rows_of, visitors_rows_of, MinuteRow, Sketches, REPORT_CAPACITY,
 };
 use crate::access::time::PartitionTz;
 use crate::error::{Error, Result};
@@ -40,8 +39,7 @@ use crate::tables::top::{DIMENSIONS, TOP};
 use crate::tables::traffic::TRAFFIC;
 use crate::tables::visitors::VISITORS;
 
-/// The folder of manifests.
-const MANIFESTS: &str = "_manifests";
+use crate::tables::registry::{MANIFESTS, TOP_FOLDER, TRAFFIC_FOLDER, VISITORS_FOLDER};
 
 /// A partition day of one domain.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -102,9 +100,7 @@ pub fn covered(key: &str, bytes: u64, etag: Option<String>, m: &Manifest) -> Cov
 
 /// Whether a key is a per-file rollup (`traffic`, `heavy_hitters`, `visitors`).
 pub fn is_rollup(key: &str) -> bool {
-    [TRAFFIC.folder, TOP.folder, VISITORS.folder]
-        .iter()
-        .any(|f| in_folder(f, key))
+    crate::tables::registry::is_rollup(key)
 }
 
 /// Whether a marker covers exactly these manifests: the same keys, sizes and ETags (a manifest
@@ -419,12 +415,12 @@ fn day_reads(
         let hours: BTreeSet<i64> = m
             .objects
             .iter()
-            .filter(|o| in_folder(TRAFFIC.folder, &o.key))
+            .filter(|o| TRAFFIC_FOLDER.holds(&o.key))
             .filter_map(|o| span_of(&o.key).map(|r| r.start))
             .collect();
         if traffic_from_files {
             for o in &m.objects {
-                if in_folder(TRAFFIC.folder, &o.key) && span_of(&o.key).is_some() {
+                if TRAFFIC_FOLDER.holds(&o.key) && span_of(&o.key).is_some() {
                     reads.push((Part::Traffic, lake.key_of(&o.key)));
                 }
             }
@@ -434,8 +430,8 @@ fn day_reads(
         }
         let (mut with_top, mut with_visitors) = (BTreeSet::new(), BTreeSet::new());
         for o in &m.objects {
-            let is_top = in_folder(TOP.folder, &o.key);
-            if !is_top && !in_folder(VISITORS.folder, &o.key) {
+            let is_top = TOP_FOLDER.holds(&o.key);
+            if !is_top && !VISITORS_FOLDER.holds(&o.key) {
                 continue;
             }
             let Some(h) = span_of(&o.key)

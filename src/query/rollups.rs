@@ -28,9 +28,9 @@ pub struct MinuteRow {
 }
 use crate::sketch::heavy::{Summary, CAPACITY};
 use crate::sketch::hll::Hll;
-use crate::tables::top::{DIMENSIONS, TOP};
+use crate::tables::registry::{TOP_FOLDER, TRAFFIC_FOLDER, VISITORS_FOLDER};
+use crate::tables::top::DIMENSIONS;
 use crate::tables::traffic::{COUNTERS, TRAFFIC};
-use crate::tables::visitors::VISITORS;
 
 pub(crate) fn read_error(key: &Path, reason: impl ToString) -> Error {
     Error::ReadParquet {
@@ -100,7 +100,7 @@ pub async fn read_rollups_of(
         .flat_map(|m| {
             m.objects
                 .iter()
-                .filter(|o| in_folder(TRAFFIC.folder, &o.key))
+                .filter(|o| TRAFFIC_FOLDER.holds(&o.key))
                 .map(|o| (m.domain.as_str(), lake.key_of(&o.key)))
         })
         .collect();
@@ -114,11 +114,6 @@ pub async fn read_rollups_of(
         out.extend(rows_of(key, bytes, domain)?);
     }
     Ok(out)
-}
-
-/// Whether `key` lies in `folder` (`traffic/...`).
-pub(crate) fn in_folder(folder: &str, key: &str) -> bool {
-    key.strip_prefix(folder).is_some_and(|r| r.starts_with('/'))
 }
 
 /// The merged heavy-hitter summaries and distinct-IP sketches of the partition hours a report
@@ -306,15 +301,15 @@ pub async fn read_sketches(
         let hours: BTreeSet<i64> = m
             .objects
             .iter()
-            .filter(|o| in_folder(TRAFFIC.folder, &o.key))
+            .filter(|o| TRAFFIC_FOLDER.holds(&o.key))
             .filter_map(|o| span_of(&o.key).map(|r| r.start))
             .collect();
         let wanted: Vec<(i64, bool, Path)> = m
             .objects
             .iter()
             .filter_map(|o| {
-                let is_top = in_folder(TOP.folder, &o.key);
-                if !is_top && !in_folder(VISITORS.folder, &o.key) {
+                let is_top = TOP_FOLDER.holds(&o.key);
+                if !is_top && !VISITORS_FOLDER.holds(&o.key) {
                     return None;
                 }
                 let hour = span_of(&o.key)

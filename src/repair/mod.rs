@@ -59,8 +59,8 @@ pub fn concurrency() -> usize {
     crate::lake::read::concurrency()
 }
 
-/// The folder of manifests.
-pub const MANIFESTS: &str = "_manifests";
+/// The folder of manifests ([`crate::tables::registry::MANIFESTS`]).
+pub use crate::tables::registry::MANIFESTS;
 
 #[cfg(test)]
 const HOUR_MICROS: i64 = 3_600_000_000;

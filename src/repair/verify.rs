@@ -33,24 +33,15 @@ use crate::lake::compacted::{DayMarker, COMPACTED, MARKERS};
 use crate::lake::descriptor::{Descriptor, PartitionBy};
 use crate::lake::store::{Lake, STAGING};
 use crate::tables::access::ACCESS;
-use crate::tables::top::TOP;
-use crate::tables::traffic::TRAFFIC;
-use crate::tables::visitors::VISITORS;
+use crate::tables::registry::{self, RAW, REJECTS};
 
-/// The folders whose objects manifests list. `audit/` (no manifests) and `_manifests/` are not
-/// among them.
-pub const TABLE_FOLDERS: [&str; 6] = [
-    ACCESS.folder,
-    TRAFFIC.folder,
-    TOP.folder,
-    VISITORS.folder,
-    "raw",
-    "rejects",
-];
+/// The folders whose objects manifests list ([`registry::MANIFESTED`]). `audit/` (no
+/// manifests) and `_manifests/` are not among them.
+pub const TABLE_FOLDERS: [&str; registry::MANIFESTED.len()] = registry::MANIFESTED;
 
-/// The table folders partitioned `domain=<d>/dt=/hour=`, whose listing narrows to a domain.
-pub const PARTITIONED_FOLDERS: [&str; 4] =
-    [ACCESS.folder, TRAFFIC.folder, TOP.folder, VISITORS.folder];
+/// The table folders partitioned `domain=<d>/dt=/hour=`, whose listing narrows to a domain
+/// ([`registry::PARTITIONED`]).
+pub const PARTITIONED_FOLDERS: [&str; registry::PARTITIONED.len()] = registry::PARTITIONED;
 
 /// Bytes read from the end of a Parquet file to get its footer in one request (a footer of the
 /// access table is about 4 KiB per row group). A larger footer takes a second request; the rest
@@ -231,7 +222,7 @@ pub fn check_manifests(
         let rejects: Vec<_> = m
             .objects
             .iter()
-            .filter(|o| in_folder(&o.key, "rejects"))
+            .filter(|o| in_folder(&o.key, REJECTS.path))
             .collect();
         match rejects.as_slice() {
             [] if m.rejected > 0 => problem(
@@ -257,7 +248,7 @@ pub fn check_manifests(
             ),
         }
         match m.objects.first() {
-            Some(raw) if in_folder(&raw.key, "raw") => {
+            Some(raw) if in_folder(&raw.key, RAW.path) => {
                 if raw.bytes != m.source.bytes {
                     problem(
                         &raw.key,

@@ -42,15 +42,15 @@ pub fn event_dt(ev: &Event, tz: PartitionTz) -> String {
     }
 }
 
-use crate::lake::layout::key;
+use crate::lake::layout::folder_key;
+use crate::tables::registry::{CACHE_AUDIT_FOLDER, DOMAIN_AUDIT_FOLDER, EVENTS};
 
 /// `audit/events/dt=<dt>/<traceId>.json` (the traceId made unique: [`Event::key_id`])
 pub fn event_key(prefix: &Path, ev: &Event, tz: PartitionTz) -> Path {
-    key(
+    folder_key(
         prefix,
+        &EVENTS,
         &[
-            "audit",
-            "events",
             &format!("dt={}", event_dt(ev, tz)),
             &format!("{}.json", ev.key_id),
         ],
@@ -60,14 +60,10 @@ pub fn event_key(prefix: &Path, ev: &Event, tz: PartitionTz) -> Path {
 /// `audit/events/dt=undated/<hash>.json` for an element that could not be read: its time and
 /// traceId cannot be trusted, so the key derives from its bytes only (a retry rewrites it).
 pub fn malformed_key(prefix: &Path, m: &Malformed) -> Path {
-    key(
+    folder_key(
         prefix,
-        &[
-            "audit",
-            "events",
-            "dt=undated",
-            &format!("{}.json", m.key_id()),
-        ],
+        &EVENTS,
+        &["dt=undated", &format!("{}.json", m.key_id())],
     )
 }
 
@@ -107,16 +103,15 @@ fn staged_bytes(
 /// `audit/<cache|domain>/event=<name>/dt=<dt>/<traceId>.parquet` (the traceId made unique:
 /// [`Event::key_id`]), for cache and domain events.
 pub fn table_key(prefix: &Path, ev: &Event, tz: PartitionTz) -> Option<Path> {
-    let table = match ev.payload {
-        Payload::Cache(_) => "cache",
-        Payload::Domain(_) => "domain",
+    let folder = match ev.payload {
+        Payload::Cache(_) => &CACHE_AUDIT_FOLDER,
+        Payload::Domain(_) => &DOMAIN_AUDIT_FOLDER,
         _ => return None,
     };
-    Some(key(
+    Some(folder_key(
         prefix,
+        folder,
         &[
-            "audit",
-            table,
             &format!("event={}", ev.name),
             &format!("dt={}", event_dt(ev, tz)),
             &format!("{}.parquet", ev.key_id),

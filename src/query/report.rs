@@ -125,11 +125,21 @@ pub struct Report {
     pub top: BTreeMap<&'static str, TopLists>,
     /// `rollups` (the `top` table: approximate, each count with its error bound) or `access`
     /// (`--exact`: counted from the access rows).
-    pub top_source: &'static str,
+    pub top_source: TopSource,
     /// Whether any count in `top` may be short (an entry's `requests_error`/`bytes_error` > 0).
     pub top_approximate: bool,
     /// What the figures cover and what is missing.
     pub notes: Vec<String>,
+}
+
+/// Where a report's top lists come from (serialised `rollups` / `access`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TopSource {
+    /// The `heavy_hitters` table: approximate, each count with its error bound.
+    Rollups,
+    /// `--exact`: counted from the access rows.
+    Access,
 }
 
 /// Estimates quantile `q` from histogram `hist` (counts per [`RT_BOUNDS_MS`] bucket, the last one
@@ -236,7 +246,7 @@ pub fn summarise(rows: &[MinuteRow], filter: &ReportFilter, tz: PartitionTz) -> 
         unique_visitors: None,
         unique_visitors_exact: false,
         top: BTreeMap::new(),
-        top_source: "rollups",
+        top_source: TopSource::Rollups,
         top_approximate: false,
         notes: Vec::new(),
     }
@@ -378,7 +388,7 @@ fn hours_note(what: &str, hours: &std::collections::BTreeSet<i64>, tz: Partition
 /// window has no sketch for (a lake converted before the `top`/`visitors` tables) is left out
 /// (`null`) with a note, never guessed from the hours that have one.
 pub fn apply_sketches(r: &mut Report, sk: &Sketches, filter: &ReportFilter, tz: PartitionTz) {
-    r.top_source = "rollups";
+    r.top_source = TopSource::Rollups;
     let off = i64::from(tz.offset_secs) * 1_000_000;
     let aligned = |t: Option<i64>| t.is_none_or(|t| (t + off).rem_euclid(HOUR_MICROS) == 0);
     let whole_hours = aligned(filter.from_micros) && aligned(filter.to_micros);
@@ -439,7 +449,7 @@ pub fn apply_sketches(r: &mut Report, sk: &Sketches, filter: &ReportFilter, tz: 
 /// Fills the top lists and unique visitors from an exact scan of the access rows (`--exact`).
 pub fn apply_exact(r: &mut Report, c: &TopCounter) {
     r.top = c.lists();
-    r.top_source = "access";
+    r.top_source = TopSource::Access;
     r.top_approximate = false;
     r.unique_visitors = Some(c.ips.len() as i64);
     r.unique_visitors_exact = true;

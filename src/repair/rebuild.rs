@@ -148,9 +148,9 @@ struct RawReader {
 }
 
 impl RawReader {
-    fn fail(&mut self, reason: String, transient: bool) -> std::io::Error {
+    fn fail(&mut self, reason: String, retryable: bool) -> std::io::Error {
         self.failed = Some(reason.clone());
-        std::io::Error::other(ReadFailure { reason, transient })
+        std::io::Error::other(ReadFailure { reason, retryable })
     }
 }
 
@@ -159,7 +159,7 @@ impl Read for RawReader {
         if let Some(reason) = &self.failed {
             return Err(std::io::Error::other(ReadFailure {
                 reason: reason.clone(),
-                transient: false,
+                retryable: false,
             }));
         }
         while self.chunk.is_empty() {
@@ -180,8 +180,8 @@ impl Read for RawReader {
                     self.chunk = b;
                 }
                 Some(Err(e)) => {
-                    let transient = !matches!(e, object_store::Error::NotFound { .. });
-                    return Err(self.fail(format!("reading the raw dump: {e}"), transient));
+                    let retryable = !matches!(e, object_store::Error::NotFound { .. });
+                    return Err(self.fail(format!("reading the raw dump: {e}"), retryable));
                 }
                 None => {
                     let sha = hex::encode(self.hasher.finalize_reset());

@@ -155,7 +155,7 @@ impl HttpReader {
         Error::Http {
             url: self.shown.clone(),
             reason,
-            transient: false,
+            retryable: false,
         }
     }
 
@@ -164,7 +164,7 @@ impl HttpReader {
         Error::Http {
             url: self.shown.clone(),
             reason,
-            transient: true,
+            retryable: true,
         }
     }
 
@@ -476,12 +476,12 @@ impl Read for HttpReader {
                 // The pipeline reports this as a read failure of the (redacted) URL, so only the
                 // reason goes here: the URL once per message, not twice.
                 Err(Error::Http {
-                    reason, transient, ..
-                }) => return Err(std::io::Error::other(ReadFailure { reason, transient })),
+                    reason, retryable, ..
+                }) => return Err(std::io::Error::other(ReadFailure { reason, retryable })),
                 Err(e) => {
                     return Err(std::io::Error::other(ReadFailure {
                         reason: e.to_string(),
-                        transient: e.is_retryable(),
+                        retryable: e.is_retryable(),
                     }))
                 }
             }

@@ -311,13 +311,12 @@ impl Descriptor {
 async fn first_manifest_tz(lake: &Lake) -> Result<Option<PartitionTz>> {
     use futures::TryStreamExt;
     let prefix = lake.prefix.clone().join(crate::tables::registry::MANIFESTS);
-    let mut list = lake.store.list(Some(&prefix));
+    let mut list = lake.list_stream(&prefix);
     let first = loop {
-        match list.try_next().await {
-            Ok(Some(m)) if m.location.as_ref().ends_with(".json") => break Some(m.location),
-            Ok(Some(_)) => continue,
-            Ok(None) | Err(object_store::Error::NotFound { .. }) => break None,
-            Err(source) => return Err(store_error(StoreOp::List, &prefix, source)),
+        match list.try_next().await? {
+            Some(m) if m.location.as_ref().ends_with(".json") => break Some(m.location),
+            Some(_) => continue,
+            None => break None,
         }
     };
     drop(list);

@@ -16,8 +16,8 @@ use futures::stream::{StreamExt, TryStreamExt};
 use object_store::path::Path;
 use object_store::ObjectMeta;
 
-use super::store::{store_error, Lake};
-use crate::error::{Result, StoreOp};
+use super::store::Lake;
+use crate::error::Result;
 
 /// Requests in flight by default: enough to hide 20 ms of latency behind a few hundred reads
 /// per second, few enough that OSS (which throttles per prefix at thousands per second) and a
@@ -60,11 +60,7 @@ pub fn get_stream(
 /// Lists every object under `prefix` with its size and ETag (one request per 1,000 keys on S3
 /// and OSS). A prefix that does not exist is empty.
 pub async fn list_meta(lake: &Lake, prefix: &Path) -> Result<Vec<ObjectMeta>> {
-    match lake.store.list(Some(prefix)).try_collect().await {
-        Ok(m) => Ok(m),
-        Err(object_store::Error::NotFound { .. }) => Ok(Vec::new()),
-        Err(source) => Err(store_error(StoreOp::List, prefix, source)),
-    }
+    lake.list(prefix).await
 }
 
 #[cfg(test)]

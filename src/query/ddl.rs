@@ -28,7 +28,7 @@ use std::collections::BTreeSet;
 use futures::TryStreamExt;
 use object_store::path::Path;
 
-use crate::error::{Error, Result, StoreOp};
+use crate::error::Result;
 use crate::lake::descriptor::PartitionBy;
 use crate::lake::dest::Destination;
 use crate::lake::layout::relative;
@@ -221,12 +221,8 @@ pub type PartitionSpec = (&'static str, Vec<(&'static str, String)>);
 /// (I/O: the one call here that reads the lake besides listing audit keys.)
 pub async fn has_files(lake: &Lake, table: &Table) -> Result<bool> {
     let prefix = Path::from_iter(lake.prefix.parts().chain(Path::from(table.folder).parts()));
-    let mut list = lake.store.list(Some(&prefix));
-    while let Some(meta) = list.try_next().await.map_err(|source| Error::Store {
-        op: StoreOp::List,
-        key: prefix.to_string(),
-        source,
-    })? {
+    let mut list = lake.list_stream(&prefix);
+    while let Some(meta) = list.try_next().await? {
         if meta.location.as_ref().ends_with(".parquet") {
             return Ok(true);
         }
@@ -249,16 +245,7 @@ pub async fn audit_keys(lake: &Lake) -> Result<Vec<String>> {
     let mut out = Vec::new();
     for t in audit_tables() {
         let prefix = Path::from_iter(lake.prefix.parts().chain(Path::from(t.folder).parts()));
-        let metas: Vec<object_store::ObjectMeta> = lake
-            .store
-            .list(Some(&prefix))
-            .try_collect()
-            .await
-            .map_err(|source| Error::Store {
-                op: StoreOp::List,
-                key: prefix.to_string(),
-                source,
-            })?;
+        let metas = lake.list(&prefix).await?;
         out.extend(metas.iter().map(|m| relative(&lake.prefix, &m.location)));
     }
     Ok(out)

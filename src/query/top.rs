@@ -15,10 +15,9 @@ use std::sync::Arc;
 use arrow_array::cast::AsArray;
 use arrow_array::{Array, Int64Array, RecordBatch, TimestampMicrosecondArray};
 use arrow_schema::DataType;
-use futures::future::{BoxFuture, FutureExt, TryFutureExt};
+use futures::future::{BoxFuture, FutureExt};
 use futures::TryStreamExt;
 use object_store::path::Path;
-use object_store::{ObjectStore, ObjectStoreExt};
 use parquet::arrow::arrow_reader::ArrowReaderOptions;
 use parquet::arrow::async_reader::{AsyncFileReader, ParquetRecordBatchStreamBuilder};
 use parquet::arrow::ProjectionMask;
@@ -219,7 +218,7 @@ pub fn partition_hour_start(key: &str, tz: PartitionTz) -> Option<i64> {
 /// Range reads of one lake object for the Parquet reader: the footer, then only the column chunks
 /// of the projected columns. The size comes from the manifest, so no HEAD or suffix request.
 struct StoreReader {
-    store: Arc<dyn ObjectStore>,
+    lake: Lake,
     path: Path,
     size: u64,
 }
@@ -233,10 +232,13 @@ impl AsyncFileReader for StoreReader {
         &mut self,
         range: Range<u64>,
     ) -> BoxFuture<'_, parquet::errors::Result<bytes::Bytes>> {
-        self.store
-            .get_range(&self.path, range)
-            .map_err(store_err)
-            .boxed()
+        async move {
+            self.lake
+                .get_range(&self.path, range)
+                .await
+                .map_err(store_err)
+        }
+        .boxed()
     }
 
     fn get_byte_ranges(
@@ -244,7 +246,7 @@ impl AsyncFileReader for StoreReader {
         ranges: Vec<Range<u64>>,
     ) -> BoxFuture<'_, parquet::errors::Result<Vec<bytes::Bytes>>> {
         async move {
-            self.store
+            self.lake
                 .get_ranges(&self.path, &ranges)
                 .await
                 .map_err(store_err)
@@ -294,7 +296,7 @@ pub async fn read_top(lake: &Lake, filter: &ReportFilter, tz: PartitionTz) -> Re
                 reason: e.to_string(),
             };
             let reader = StoreReader {
-                store: lake.store.clone(),
+                lake: lake.clone(),
                 path: key.clone(),
                 size: o.bytes,
             };

@@ -48,7 +48,7 @@ use object_store::{
 use serde::Serialize;
 
 use crate::access::time::PartitionTz;
-use crate::error::{Error, Result, StoreOp};
+use crate::error::{Error, Result};
 use crate::lake::layout::{partition_span, relative};
 use crate::lake::manifest::Manifest;
 use crate::lake::store::Lake;
@@ -167,18 +167,9 @@ pub(crate) fn folder(lake: &Lake, folder: &str, part: Option<&str>) -> Path {
 /// Lists every object under `prefix`: (key relative to the destination, size). A prefix that
 /// does not exist is empty.
 pub(crate) async fn list(lake: &Lake, prefix: &Path) -> Result<Vec<(String, u64)>> {
-    let metas: Vec<ObjectMeta> = match lake.store.list(Some(prefix)).try_collect().await {
-        Ok(m) => m,
-        Err(object_store::Error::NotFound { .. }) => Vec::new(),
-        Err(source) => {
-            return Err(Error::Store {
-                op: StoreOp::List,
-                key: prefix.to_string(),
-                source,
-            })
-        }
-    };
-    Ok(metas
+    Ok(lake
+        .list(prefix)
+        .await?
         .into_iter()
         .map(|m| (relative(&lake.prefix, &m.location), m.size))
         .collect())
@@ -282,17 +273,13 @@ const LIST_PAGE: u64 = 1000;
 /// The same destination, with every request to its store counted.
 pub fn count_requests(lake: &Lake) -> (Lake, Requests) {
     let requests = Requests::default();
-    let store = CountingStore {
-        inner: lake.store.clone(),
-        requests: requests.clone(),
-    };
-    (
-        Lake {
-            store: Arc::new(store),
-            ..lake.clone()
-        },
-        requests,
-    )
+    let counted = lake.map_store(|inner| {
+        Arc::new(CountingStore {
+            inner,
+            requests: requests.clone(),
+        })
+    });
+    (counted, requests)
 }
 
 /// An [`ObjectStore`] that counts the requests it forwards. (`ObjectStore` is an `async_trait`;
@@ -478,7 +465,6 @@ impl MultipartUpload for CountingUpload {
 mod tests {
     use super::*;
     use crate::lake::manifest::{PartitionEntry, SourceEntry};
-    use object_store::ObjectStoreExt;
 
     pub(crate) fn manifest(domain: &str, tz: &str, hours: &[(&str, &str)]) -> Manifest {
         Manifest {
@@ -597,15 +583,11 @@ mod tests {
                 .unwrap();
         }
         let _ = lake.get_opt(&Path::from("t/0")).await.unwrap();
-        let _ = lake
-            .store
-            .get_range(&Path::from("t/1"), 0..2)
-            .await
-            .unwrap();
-        let _ = lake.store.head(&Path::from("t/2")).await.unwrap();
+        let _ = lake.get_range(&Path::from("t/1"), 0..2).await.unwrap();
+        let _ = lake.head_opt(&Path::from("t/2")).await.unwrap().unwrap();
         lake.delete(&Path::from("t/2")).await.unwrap();
         assert_eq!(list(&lake, &Path::from("t")).await.unwrap().len(), 2);
-        let mut up = lake.store.put_multipart(&Path::from("t/m")).await.unwrap();
+        let mut up = lake.put_multipart(&Path::from("t/m")).await.unwrap();
         up.put_part(vec![0u8; 10].into()).await.unwrap();
         up.complete().await.unwrap();
         let c = requests.snapshot();

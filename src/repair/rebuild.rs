@@ -14,7 +14,6 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use futures::stream::{BoxStream, StreamExt};
-use object_store::ObjectStoreExt;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use tokio::runtime::Handle;
@@ -22,7 +21,7 @@ use tokio::runtime::Handle;
 use super::{count_requests, load_manifests, Entry, RequestCounts, Selection};
 use crate::access::time::PartitionTz;
 use crate::convert::{convert_reader, file_layout, ConvertOptions, RunReport};
-use crate::error::{Error, ReadFailure, Result, StoreOp};
+use crate::error::{Error, ReadFailure, Result};
 use crate::lake::descriptor::{Descriptor, PartitionBy};
 use crate::lake::layout::relative;
 use crate::lake::store::Lake;
@@ -102,18 +101,8 @@ pub fn reconvert(
         _ => {}
     }
     let path = lake.key_of(&raw.key);
-    let got = match rt.block_on(lake.store.get(&path)) {
-        Ok(g) => g,
-        Err(object_store::Error::NotFound { .. }) => {
-            return Err(refuse(&raw.key, "the raw dump is missing".into()))
-        }
-        Err(source) => {
-            return Err(Error::Store {
-                op: StoreOp::Read,
-                key: path.to_string(),
-                source,
-            })
-        }
+    let Some(got) = rt.block_on(lake.get_opt_stream(&path))? else {
+        return Err(refuse(&raw.key, "the raw dump is missing".into()));
     };
     if got.meta.size != m.source.bytes {
         return Err(wrong_size(got.meta.size));

@@ -17,7 +17,6 @@ use futures::future::BoxFuture;
 use futures::stream::{StreamExt, TryStreamExt};
 use futures::FutureExt;
 use object_store::path::{Path, PathPart};
-use object_store::ObjectStoreExt;
 use parquet::arrow::async_reader::MetadataFetch;
 use parquet::errors::ParquetError;
 use parquet::file::metadata::ParquetMetaDataReader;
@@ -31,7 +30,7 @@ use super::{
 use crate::error::{Error, Result, StoreOp};
 use crate::lake::compacted::{DayMarker, COMPACTED, MARKERS};
 use crate::lake::descriptor::{Descriptor, PartitionBy};
-use crate::lake::store::{Lake, STAGING};
+use crate::lake::store::{store_error, Lake, STAGING};
 use crate::tables::access::ACCESS;
 use crate::tables::registry::{self, RAW, REJECTS};
 
@@ -409,11 +408,9 @@ impl MetadataFetch for FooterFetch<'_> {
         &mut self,
         range: std::ops::Range<u64>,
     ) -> BoxFuture<'_, parquet::errors::Result<bytes::Bytes>> {
-        let store = &self.lake.store;
-        let path = &self.path;
+        let (lake, path) = (self.lake, &self.path);
         async move {
-            store
-                .get_range(path, range)
+            lake.get_range(path, range)
                 .await
                 .map_err(|e| ParquetError::External(Box::new(e)))
         }
@@ -443,11 +440,7 @@ async fn footer_rows(
             Ok(e) if matches!(*e, object_store::Error::NotFound { .. }) => {
                 Ok(Err("disappeared while being checked".into()))
             }
-            Ok(e) => Err(Error::Store {
-                op: StoreOp::ReadFooter,
-                key: path.to_string(),
-                source: *e,
-            }),
+            Ok(e) => Err(store_error(StoreOp::ReadFooter, &path, *e)),
             Err(e) => Ok(Err(e.to_string())),
         },
         Err(e) => Ok(Err(e.to_string())),
@@ -496,15 +489,8 @@ pub async fn verify(lake: &Lake, select: &Selection) -> Result<Verification> {
         .collect();
     let heads: Vec<Option<(String, u64)>> = futures::stream::iter(outside)
         .map(|k| async move {
-            match lake.store.head(&lake.key_of(k)).await {
-                Ok(meta) => Ok(Some((k.to_string(), meta.size))),
-                Err(object_store::Error::NotFound { .. }) => Ok(None),
-                Err(source) => Err(Error::Store {
-                    op: StoreOp::Head,
-                    key: k.to_string(),
-                    source,
-                }),
-            }
+            let meta = lake.head_opt(&lake.key_of(k)).await?;
+            Ok::<_, Error>(meta.map(|m| (k.to_string(), m.size)))
         })
         .buffer_unordered(concurrency())
         .try_collect()

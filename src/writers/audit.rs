@@ -329,9 +329,7 @@ mod tests {
         }
         let mut out = Vec::new();
         for m in rt
-            .block_on(futures::TryStreamExt::try_collect::<Vec<_>>(
-                lake.store.list(None),
-            ))
+            .block_on(lake.list(&object_store::path::Path::default()))
             .unwrap()
         {
             let bytes = rt.block_on(lake.get_opt(&m.location)).unwrap().unwrap();

@@ -97,7 +97,7 @@ pub fn object_key(prefix: &Path, table: &str, domain: &str, dt: &str) -> Path {
 
 /// The `dt=` of a table key (`traffic/domain=d/dt=2024-03-05/hour=08/x.parquet`).
 pub fn key_dt(key: &str) -> Option<&str> {
-    key.split('/').find_map(|p| p.strip_prefix("dt="))
+    super::layout::key_partition(key).map(|(dt, _)| dt)
 }
 
 /// The dt a marker's key names (`.../<dt>.json`), to skip markers outside a window unread.

@@ -223,6 +223,14 @@ pub fn partition_span(dt: &str, hour: &str, tz: PartitionTz) -> Option<Range<i64
 /// The span of the partition a table key (`access/domain=d/dt=2024-03-05[/hour=08]/x.parquet`)
 /// lies in, in either layout; `None` when the key names no `dt=`.
 pub fn key_partition_span(key: &str, tz: PartitionTz) -> Option<Range<i64>> {
+    let (dt, hour) = key_partition(key)?;
+    partition_span(dt, hour, tz)
+}
+
+/// The `dt` and `hour` values of a table key (`access/domain=d/dt=2024-03-05/hour=08/x.parquet`),
+/// the hour empty in a day lake's key; `None` when the key names no `dt=`. The one place that
+/// reads partition values back from keys.
+pub fn key_partition(key: &str) -> Option<(&str, &str)> {
     let (mut dt, mut hour) = (None, "");
     for part in key.split('/') {
         if let Some(v) = part.strip_prefix("dt=") {
@@ -231,7 +239,7 @@ pub fn key_partition_span(key: &str, tz: PartitionTz) -> Option<Range<i64>> {
             hour = v;
         }
     }
-    partition_span(dt?, hour, tz)
+    Some((dt?, hour))
 }
 
 /// The key of a path relative to the destination prefix, as listed in manifests.
@@ -393,6 +401,10 @@ mod tests {
             Some(nine - 9 * h..nine + 15 * h)
         );
         assert_eq!(key_partition_span("access/x.parquet", tz), None);
+        assert_eq!(
+            key_partition("audit/cache/event=E/dt=2024-03-05/t.parquet"),
+            Some(("2024-03-05", ""))
+        );
         assert_eq!(partition_span("2024-02-30", "", tz), None);
         assert_eq!(partition_span("2024-03-05", "24", tz), None);
     }

@@ -31,7 +31,7 @@ use object_store::path::Path;
 use crate::error::Result;
 use crate::lake::descriptor::PartitionBy;
 use crate::lake::dest::Destination;
-use crate::lake::layout::relative;
+use crate::lake::layout::{key_partition, relative};
 use crate::lake::manifest::Manifest;
 use crate::lake::store::Lake;
 use crate::tables::access::ACCESS;
@@ -306,9 +306,9 @@ pub fn manifest_partitions(manifests: &[Manifest]) -> Vec<PartitionSpec> {
             seen.insert((ACCESS.name, m.domain.clone(), p.dt.clone(), p.hour.clone()));
         }
         for key in m.keys() {
-            let mut parts = key.split('/');
-            // Rollup tables: the partitions their listed files lie in.
-            let Some(table) = parts
+            // The other per-file tables: the partitions their listed files lie in.
+            let Some(table) = key
+                .split('/')
                 .next()
                 .and_then(registry::folder)
                 .filter(|f| f.keys == Keys::Partitioned && f.path != ACCESS.folder)
@@ -316,16 +316,8 @@ pub fn manifest_partitions(manifests: &[Manifest]) -> Vec<PartitionSpec> {
             else {
                 continue;
             };
-            let (mut dt, mut hour) = (None, String::new());
-            for part in parts {
-                if let Some(v) = part.strip_prefix("dt=") {
-                    dt = Some(v);
-                } else if let Some(v) = part.strip_prefix("hour=") {
-                    hour = v.to_string();
-                }
-            }
-            if let Some(dt) = dt {
-                seen.insert((table.name, m.domain.clone(), dt.into(), hour));
+            if let Some((dt, hour)) = key_partition(key) {
+                seen.insert((table.name, m.domain.clone(), dt.into(), hour.into()));
             }
         }
     }

@@ -14,7 +14,7 @@ use super::filter::ReportFilter;
 use crate::access::time::{PartitionTz, HOUR_MICROS};
 use crate::error::{Error, Result};
 use crate::lake::layout::key_partition_span;
-use crate::lake::manifest::{list_manifests, Manifest};
+use crate::lake::manifest::{load_manifests, Manifest, Unreadable};
 use crate::lake::read::get_all;
 use crate::lake::store::Lake;
 use crate::tables::traffic::MinuteStats;
@@ -84,7 +84,8 @@ pub(crate) fn rows_of(key: &Path, bytes: bytes::Bytes, domain: &str) -> Result<V
 
 /// Reads the rollup rows of every committed traffic file of `domain` (all domains when `None`).
 pub async fn read_rollups(lake: &Lake, filter: &ReportFilter) -> Result<Vec<MinuteRow>> {
-    read_rollups_of(lake, &list_manifests(lake).await?, filter).await
+    let manifests = load_manifests(lake, None, Unreadable::Fail).await?;
+    read_rollups_of(lake, &manifests.into_manifests(), filter).await
 }
 
 /// [`read_rollups`] of the given manifests: every traffic file they list, read

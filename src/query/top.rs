@@ -26,9 +26,10 @@ use parquet::file::metadata::{ParquetMetaData, ParquetMetaDataReader};
 use serde::Serialize;
 
 use super::filter::ReportFilter;
-use crate::access::time::{days_from_civil, PartitionTz, HOUR_MICROS, MINUTE_MICROS};
+use crate::access::time::{PartitionTz, HOUR_MICROS, MINUTE_MICROS};
 use crate::error::{Error, Result};
-use crate::lake::manifest::list_manifests;
+use crate::lake::layout::key_partition_span;
+use crate::lake::manifest::{load_manifests, Unreadable};
 use crate::lake::store::Lake;
 use crate::sketch::hll::{self, HashSet64};
 use crate::tables::access::ACCESS;
@@ -195,26 +196,6 @@ impl TopCounter {
     }
 }
 
-/// Start (micros) of the partition hour a key like `access/domain=d/dt=2024-03-05/hour=08/x.parquet`
-/// lies in, on wall clock `tz`; `None` when the key does not say.
-pub fn partition_hour_start(key: &str, tz: PartitionTz) -> Option<i64> {
-    let (mut dt, mut hour) = (None, None);
-    for part in key.split('/') {
-        if let Some(v) = part.strip_prefix("dt=") {
-            dt = Some(v);
-        } else if let Some(v) = part.strip_prefix("hour=") {
-            hour = Some(v);
-        }
-    }
-    let mut ymd = dt?.splitn(3, '-');
-    let y: i64 = ymd.next()?.parse().ok()?;
-    let m: u32 = ymd.next()?.parse().ok()?;
-    let d: u32 = ymd.next()?.parse().ok()?;
-    let h: i64 = hour?.parse().ok()?;
-    let wall = (days_from_civil(y, m, d) * 24 + h) * 3600;
-    Some((wall - i64::from(tz.offset_secs)) * 1_000_000)
-}
-
 /// Range reads of one lake object for the Parquet reader: the footer, then only the column chunks
 /// of the projected columns. The size comes from the manifest, so no HEAD or suffix request.
 struct StoreReader {
@@ -275,14 +256,17 @@ impl AsyncFileReader for StoreReader {
 pub async fn read_top(lake: &Lake, filter: &ReportFilter, tz: PartitionTz) -> Result<TopCounter> {
     let mut counter = TopCounter::new(tz);
     let prefix = format!("{}/", ACCESS.folder);
-    for m in list_manifests(lake).await? {
+    for m in load_manifests(lake, None, Unreadable::Fail)
+        .await?
+        .into_manifests()
+    {
         if filter.domain.as_deref().is_some_and(|d| d != m.domain) {
             continue;
         }
         let tz = PartitionTz::parse(&m.partition_tz).unwrap_or_default();
         for o in m.objects.iter().filter(|o| o.key.starts_with(&prefix)) {
             // An hour or, in a day lake, a day.
-            if let Some(span) = crate::lake::layout::key_partition_span(&o.key, tz) {
+            if let Some(span) = key_partition_span(&o.key, tz) {
                 let (start, end) = (span.start, span.end);
                 if filter.from_micros.is_some_and(|f| end <= f)
                     || filter.to_micros.is_some_and(|t| start >= t)
@@ -414,7 +398,8 @@ mod tests {
         let tz = PartitionTz::default();
         let k = "access/domain=d/dt=2024-03-05/hour=09/x.parquet";
         // 09:00 +08:00 = 01:00 UTC.
-        assert_eq!(partition_hour_start(k, tz), Some(1_709_600_400_000_000));
-        assert_eq!(partition_hour_start("access/x.parquet", tz), None);
+        let start = |k| key_partition_span(k, tz).map(|r| r.start);
+        assert_eq!(start(k), Some(1_709_600_400_000_000));
+        assert_eq!(start("access/x.parquet"), None);
     }
 }

@@ -39,7 +39,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use futures::future::BoxFuture;
-use futures::stream::{BoxStream, StreamExt, TryStreamExt};
+use futures::stream::{BoxStream, StreamExt};
 use object_store::path::{Path, PathPart};
 use object_store::{
     CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
@@ -139,21 +139,7 @@ impl Selection {
     }
 }
 
-/// A manifest and its key (relative to the destination).
-#[derive(Debug, Clone)]
-pub struct Entry {
-    pub key: String,
-    pub manifest: Manifest,
-}
-
-/// The manifests under a destination (of one domain, when given).
-#[derive(Debug, Default)]
-pub struct Manifests {
-    /// Sorted by key.
-    pub entries: Vec<Entry>,
-    /// Manifests that exist but cannot be read as one: (key, reason), sorted by key.
-    pub unreadable: Vec<(String, String)>,
-}
+pub use crate::lake::manifest::{load_manifests, Entry, Manifests, Unreadable};
 
 /// `<prefix>/<folder>[/<part>]`: a folder of the lake, narrowed to one path part (a domain).
 pub(crate) fn folder(lake: &Lake, folder: &str, part: Option<&str>) -> Path {
@@ -173,38 +159,6 @@ pub(crate) async fn list(lake: &Lake, prefix: &Path) -> Result<Vec<(String, u64)
         .into_iter()
         .map(|m| (relative(&lake.prefix, &m.location), m.size))
         .collect())
-}
-
-/// Reads every manifest under `_manifests/` (`_manifests/<domain>/` when a domain is given):
-/// one list, then up to [`concurrency`] reads at once.
-pub async fn load_manifests(lake: &Lake, domain: Option<&str>) -> Result<Manifests> {
-    let prefix = folder(lake, MANIFESTS, domain);
-    let keys: Vec<String> = list(lake, &prefix)
-        .await?
-        .into_iter()
-        .map(|(k, _)| k)
-        .filter(|k| k.ends_with(".json"))
-        .collect();
-    let read = futures::stream::iter(keys)
-        .map(|key| async move {
-            let bytes = lake.get_opt(&lake.key_of(&key)).await?;
-            Ok::<_, Error>((key, bytes))
-        })
-        .buffer_unordered(concurrency())
-        .try_collect::<Vec<_>>()
-        .await?;
-    let mut out = Manifests::default();
-    for (key, bytes) in read {
-        // Deleted between the list and the read: it is no longer there to check.
-        let Some(bytes) = bytes else { continue };
-        match serde_json::from_slice::<Manifest>(&bytes) {
-            Ok(manifest) => out.entries.push(Entry { key, manifest }),
-            Err(e) => out.unreadable.push((key, e.to_string())),
-        }
-    }
-    out.entries.sort_by(|a, b| a.key.cmp(&b.key));
-    out.unreadable.sort();
-    Ok(out)
 }
 
 /// Requests made to the store, by kind.

@@ -18,7 +18,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use tokio::runtime::Handle;
 
-use super::{count_requests, load_manifests, Entry, RequestCounts, Selection};
+use super::{count_requests, load_manifests, Entry, RequestCounts, Selection, Unreadable};
 use crate::access::time::PartitionTz;
 use crate::convert::{convert_reader, file_layout, ConvertOptions, RunReport};
 use crate::error::{Error, ReadFailure, Result};
@@ -233,7 +233,11 @@ pub fn rebuild(
     let by = rt
         .block_on(Descriptor::load_or_default(&lake))?
         .partition_by;
-    let manifests = rt.block_on(load_manifests(&lake, select.domain.as_deref()))?;
+    let manifests = rt.block_on(load_manifests(
+        &lake,
+        select.domain.as_deref(),
+        Unreadable::Collect,
+    ))?;
     let mut summary = RebuildSummary::default();
     for (key, reason) in &manifests.unreadable {
         summary.files += 1;

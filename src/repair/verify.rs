@@ -26,6 +26,7 @@ use tokio::runtime::Handle;
 use super::rebuild::reconvert;
 use super::{
     concurrency, count_requests, folder, list, load_manifests, Entry, RequestCounts, Selection,
+    Unreadable,
 };
 use crate::error::{Error, Result, StoreOp};
 use crate::lake::compacted::{DayMarker, COMPACTED, MARKERS};
@@ -451,7 +452,7 @@ async fn footer_rows(
 /// should be a [`count_requests`] one for the figures to count.
 pub async fn verify(lake: &Lake, select: &Selection) -> Result<Verification> {
     let domain = select.domain.as_deref();
-    let manifests = load_manifests(lake, domain).await?;
+    let manifests = load_manifests(lake, domain, Unreadable::Collect).await?;
     let listed_by: BTreeSet<&str> = manifests
         .entries
         .iter()

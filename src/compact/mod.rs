@@ -164,7 +164,7 @@ pub async fn compact(lake: &Lake, opts: &CompactOptions) -> Result<CompactReport
 
 /// Compacts one day from its files' rollups (`dp.marker` must be `None`); returns the bytes
 /// written. Deletes the old marker first and writes the new one last (module doc).
-pub async fn compact_day(lake: &Lake, p: &Plan, day: &Day, dp: &DayPlan) -> Result<u64> {
+pub(crate) async fn compact_day(lake: &Lake, p: &Plan, day: &Day, dp: &DayPlan) -> Result<u64> {
     let whole = ReportFilter {
         domain: Some(day.domain.clone()),
         ..ReportFilter::default()

@@ -253,7 +253,7 @@ fn clone_event_error(e: &Error) -> Error {
 
 /// Fetches a `LogFileCreated` event's file and runs the log pipeline on it. `retries` receives
 /// the download's retry count, whether the run succeeds or not.
-pub fn handle_log(
+pub(crate) fn handle_log(
     lake: &Lake,
     rt: &Handle,
     log: &LogFile,

@@ -51,10 +51,10 @@ use crate::error::{Error, Result, StoreOp};
 
 /// Key of the descriptor, relative to the destination. Under `_`, so Spark and Hive skip it,
 /// and outside every table folder that DuckDB globs.
-pub const DESCRIPTOR: &str = "_cdnlake.json";
+pub(crate) const DESCRIPTOR: &str = "_cdnlake.json";
 
 /// The descriptor format this version reads and writes.
-pub const DESCRIPTOR_VERSION: u32 = 1;
+pub(crate) const DESCRIPTOR_VERSION: u32 = 1;
 
 /// The partition granularity of the `access` and `traffic` tables.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]

@@ -27,7 +27,7 @@ pub fn key(prefix: &Path, parts: &[&str]) -> Path {
 
 /// Builds a key in `folder` (whose path may have several parts, `audit/cache`) from outside
 /// values, each one path part.
-pub fn folder_key(prefix: &Path, folder: &Folder, parts: &[&str]) -> Path {
+pub(crate) fn folder_key(prefix: &Path, folder: &Folder, parts: &[&str]) -> Path {
     let mut p = prefix.clone();
     for part in folder.parts() {
         p = p.join(PathPart::from(part));
@@ -119,7 +119,7 @@ impl FileLayout {
 impl FileLayout {
     /// The unit of work of this file's uploads, for [`Lake::for_work`](super::store::Lake::for_work):
     /// its local staging folder is `_staging/<domain>/<YYYY_MM_DD>/<stem>`.
-    pub fn staging_group(&self) -> [&str; 3] {
+    pub(crate) fn staging_group(&self) -> [&str; 3] {
         [&self.domain, &self.date_folder, &self.stem]
     }
 
@@ -127,7 +127,7 @@ impl FileLayout {
     /// that a run of this file writes, in this layout only (a lake never changes its layout). A
     /// re-run deletes only such keys of the previous manifest, so a manifest that was edited or
     /// damaged can never make it delete anything else.
-    pub fn owns(&self, relative: &str) -> bool {
+    pub(crate) fn owns(&self, relative: &str) -> bool {
         let root = Path::default();
         let Ok(k) = Path::parse(relative) else {
             return false;
@@ -209,7 +209,7 @@ pub fn parse_dt(s: &str) -> Option<i64> {
 /// The instants (micros, `[start, end)`) a partition covers on wall clock `tz`: the hour
 /// `hour` of `dt`, or the whole day when `hour` is empty (a day lake's partition). `None` when
 /// the values are not a date and an hour.
-pub fn partition_span(dt: &str, hour: &str, tz: PartitionTz) -> Option<Range<i64>> {
+pub(crate) fn partition_span(dt: &str, hour: &str, tz: PartitionTz) -> Option<Range<i64>> {
     let days = parse_dt(dt)?;
     let (first, hours) = if hour.is_empty() {
         (0, 24)
@@ -222,7 +222,7 @@ pub fn partition_span(dt: &str, hour: &str, tz: PartitionTz) -> Option<Range<i64
 
 /// The span of the partition a table key (`access/domain=d/dt=2024-03-05[/hour=08]/x.parquet`)
 /// lies in, in either layout; `None` when the key names no `dt=`.
-pub fn key_partition_span(key: &str, tz: PartitionTz) -> Option<Range<i64>> {
+pub(crate) fn key_partition_span(key: &str, tz: PartitionTz) -> Option<Range<i64>> {
     let (dt, hour) = key_partition(key)?;
     partition_span(dt, hour, tz)
 }
@@ -230,7 +230,7 @@ pub fn key_partition_span(key: &str, tz: PartitionTz) -> Option<Range<i64>> {
 /// The `dt` and `hour` values of a table key (`access/domain=d/dt=2024-03-05/hour=08/x.parquet`),
 /// the hour empty in a day lake's key; `None` when the key names no `dt=`. The one place that
 /// reads partition values back from keys.
-pub fn key_partition(key: &str) -> Option<(&str, &str)> {
+pub(crate) fn key_partition(key: &str) -> Option<(&str, &str)> {
     let (mut dt, mut hour) = (None, "");
     for part in key.split('/') {
         if let Some(v) = part.strip_prefix("dt=") {

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use crate::tables::registry::MANIFESTS;
 
 /// Manifest format version.
-pub const MANIFEST_VERSION: u32 = 1;
+pub(crate) const MANIFEST_VERSION: u32 = 1;
 
 /// One object written by a run.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -155,7 +155,10 @@ pub async fn load_manifests(
 }
 
 /// A manifest read from `key`.
-pub fn parse_manifest(key: &object_store::path::Path, bytes: &[u8]) -> crate::Result<Manifest> {
+pub(crate) fn parse_manifest(
+    key: &object_store::path::Path,
+    bytes: &[u8],
+) -> crate::Result<Manifest> {
     serde_json::from_slice::<Manifest>(bytes).map_err(|source| crate::Error::Json {
         what: format!("manifest {key}"),
         source,

@@ -38,13 +38,6 @@ use crate::tables::access::ACCESS;
 use crate::tables::registry::{self, Keys};
 use crate::tables::Table;
 
-/// SQL dialects we generate.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Dialect {
-    DuckDb,
-    MaxCompute,
-}
-
 /// Tables of the lake that have DDL.
 pub fn tables() -> Vec<&'static Table> {
     registry::tables().collect()
@@ -56,7 +49,7 @@ fn sql_str(s: &str) -> String {
 
 /// Where DuckDB reads a destination (see [`Destination::duckdb_location`]); a URL that does not
 /// parse is passed through, for the user to see in the SQL.
-pub fn duckdb_location(dest: &str) -> String {
+pub(crate) fn duckdb_location(dest: &str) -> String {
     match Destination::parse(dest) {
         Ok(d) => d.duckdb_location(),
         Err(_) => dest.trim_end_matches('/').to_string(),
@@ -140,7 +133,7 @@ pub fn duckdb_views(dest: &str, by: PartitionBy, has_files: impl Fn(&Table) -> b
 }
 
 /// The OSS location MaxCompute reads: `oss://<endpoint>/<bucket>/<prefix>`.
-pub fn maxcompute_location(dest: &str, oss_endpoint: Option<&str>) -> String {
+pub(crate) fn maxcompute_location(dest: &str, oss_endpoint: Option<&str>) -> String {
     let endpoint = oss_endpoint.unwrap_or("oss-cn-hangzhou-internal.aliyuncs.com");
     match Destination::parse(dest) {
         Ok(d) => d.maxcompute_location(endpoint),
@@ -215,7 +208,7 @@ pub fn maxcompute_partitions<'a>(
 }
 
 /// A partition of one table: the table name and its (key, value) pairs, outermost first.
-pub type PartitionSpec = (&'static str, Vec<(&'static str, String)>);
+pub(crate) type PartitionSpec = (&'static str, Vec<(&'static str, String)>);
 
 /// Whether a table holds at least one Parquet file: lists its folder and stops at the first one.
 /// (I/O: the one call here that reads the lake besides listing audit keys.)

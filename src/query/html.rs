@@ -13,7 +13,7 @@ use crate::query::top::DIMENSIONS;
 use crate::tables::traffic::{idx, merge, MinuteStats, COUNTERS, RT_BUCKETS};
 
 /// Escapes text for HTML element content and quoted attribute values.
-pub fn escape(s: &str) -> String {
+pub(crate) fn escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {

@@ -81,7 +81,12 @@ pub struct Plan {
 
 /// The record of a manifest as a marker keeps it: the listing's size and ETag, the source, and
 /// the days it has rollups in.
-pub fn covered(key: &str, bytes: u64, etag: Option<String>, m: &Manifest) -> CoveredManifest {
+pub(crate) fn covered(
+    key: &str,
+    bytes: u64,
+    etag: Option<String>,
+    m: &Manifest,
+) -> CoveredManifest {
     let days: BTreeSet<&str> = m
         .objects
         .iter()
@@ -99,7 +104,7 @@ pub fn covered(key: &str, bytes: u64, etag: Option<String>, m: &Manifest) -> Cov
 }
 
 /// Whether a key is a per-file rollup (`traffic`, `heavy_hitters`, `visitors`).
-pub fn is_rollup(key: &str) -> bool {
+pub(crate) fn is_rollup(key: &str) -> bool {
     crate::tables::registry::is_rollup(key)
 }
 
@@ -290,7 +295,7 @@ async fn read_manifests(
 /// Folds a day's heavy-hitter summary into the report's: its errors and totals, then its keys
 /// in key order. The same call for a day read from the per-file rollups and for a compacted
 /// one, so both give the same figures.
-pub fn fold_day(into: &mut [Summary], day: &[DimSummary]) {
+pub(crate) fn fold_day(into: &mut [Summary], day: &[DimSummary]) {
     for (s, (rows, error, total)) in into.iter_mut().zip(day) {
         s.add_bounds(*error, *total);
         for (k, c) in rows {
@@ -300,13 +305,13 @@ pub fn fold_day(into: &mut [Summary], day: &[DimSummary]) {
 }
 
 /// One dimension of a day summary: its rows in key order, its error and its total.
-pub type DimSummary = (Vec<(String, [i64; 2])>, [i64; 2], [i64; 2]);
+pub(crate) type DimSummary = (Vec<(String, [i64; 2])>, [i64; 2], [i64; 2]);
 
 /// A day summary as [`fold_day`] takes it: one [`DimSummary`] per dimension.
-pub type DaySummary = Vec<DimSummary>;
+pub(crate) type DaySummary = Vec<DimSummary>;
 
 /// The day summary of merged per-file summaries.
-pub fn day_summary(dims: &[Summary]) -> DaySummary {
+pub(crate) fn day_summary(dims: &[Summary]) -> DaySummary {
     dims.iter()
         .map(|s| {
             (
@@ -322,7 +327,7 @@ pub fn day_summary(dims: &[Summary]) -> DaySummary {
 }
 
 /// Empty summaries, one per dimension, of the report's capacity.
-pub fn new_dims() -> Vec<Summary> {
+pub(crate) fn new_dims() -> Vec<Summary> {
     DIMENSIONS
         .iter()
         .map(|_| Summary::new(REPORT_CAPACITY))
@@ -458,12 +463,12 @@ fn day_reads(
 
 /// A compacted object listed by a valid marker is missing: the day must be read file by file.
 #[derive(Debug)]
-pub struct MissingCompacted(pub Day);
+pub(crate) struct MissingCompacted(pub Day);
 
 /// Reads every day of `plan` that `filter` overlaps: traffic rows and (with `sketches`) the
 /// merged summaries, visitors and hour sets, all objects [`get_all`] at a time, merged in the
 /// plan's order. `Err(MissingCompacted)` when a compacted object is gone.
-pub async fn read_days(
+pub(crate) async fn read_days(
     lake: &Lake,
     plan: &Plan,
     filter: &ReportFilter,
@@ -473,7 +478,7 @@ pub async fn read_days(
 }
 
 /// [`read_days`] of some days of a plan.
-pub async fn read_days_of<'a>(
+pub(crate) async fn read_days_of<'a>(
     lake: &Lake,
     manifests: &BTreeMap<String, Manifest>,
     days: impl IntoIterator<Item = (&'a Day, &'a DayPlan)>,
@@ -562,7 +567,7 @@ pub async fn read_days_of<'a>(
 
 /// Reads a compacted `heavy_hitters` day: per dimension (in [`DIMENSIONS`] order), its rows in
 /// stored order and its error and total (the same on every row of a dimension).
-pub fn read_day_top(key: &Path, bytes: bytes::Bytes) -> Result<DaySummary> {
+pub(crate) fn read_day_top(key: &Path, bytes: bytes::Bytes) -> Result<DaySummary> {
     use arrow_array::cast::AsArray;
     use arrow_array::{Array, Int64Array, RecordBatch};
     use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;

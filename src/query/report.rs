@@ -19,10 +19,11 @@ use crate::sketch::heavy::Summary;
 use crate::tables::traffic::{idx, merge, MinuteStats, COUNTERS, RT_BOUNDS_MS, RT_BUCKETS};
 
 /// Seconds per bandwidth bucket: the CDN bills on 5-minute means.
-pub const BUCKET_SECS: i64 = 300;
+pub(crate) const BUCKET_SECS: i64 = 300;
 
 /// Message for figures an old lake's rollups do not hold.
-pub const NOT_IN_ROLLUPS: &str = "not in the rollups of this lake: re-convert or use --exact";
+pub(crate) const NOT_IN_ROLLUPS: &str =
+    "not in the rollups of this lake: re-convert or use --exact";
 
 /// A response-time quantile estimated from the merged histogram.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -268,7 +269,7 @@ pub fn rfc3339(micros: i64, tz: PartitionTz) -> String {
 /// Start (micros) of the 5-minute bucket holding `micros`, aligned to `tz`'s wall clock: a
 /// `+05:45` report's buckets start at :00, :05, … of its own clock (the offset is whole minutes,
 /// so a bucket is always 5 whole UTC minutes).
-pub fn bucket_start(micros: i64, tz: PartitionTz) -> i64 {
+pub(crate) fn bucket_start(micros: i64, tz: PartitionTz) -> i64 {
     let off = i64::from(tz.offset_secs) * 1_000_000;
     let b = BUCKET_SECS * 1_000_000;
     (micros + off).div_euclid(b) * b - off

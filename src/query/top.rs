@@ -35,7 +35,7 @@ use crate::sketch::hll::{self, HashSet64};
 use crate::tables::access::ACCESS;
 
 /// Length of each list.
-pub const TOP_N: usize = 10;
+pub(crate) const TOP_N: usize = 10;
 
 pub use crate::tables::top::DIMENSIONS;
 

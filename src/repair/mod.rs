@@ -134,7 +134,7 @@ impl Selection {
     }
 
     /// Whether anything narrows the run (a domain or a window).
-    pub fn is_narrowed(&self) -> bool {
+    pub(crate) fn is_narrowed(&self) -> bool {
         self.domain.is_some() || self.from.is_some() || self.to.is_some()
     }
 }

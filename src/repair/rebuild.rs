@@ -30,7 +30,7 @@ use crate::lake::store::Lake;
 /// descriptor's: a lake never changes layout, so that is the layout the file was written in).
 /// `sizes` (keys relative to the destination), when given, is a listing already made: a raw
 /// dump absent from it is missing without another request.
-pub fn reconvert(
+pub(crate) fn reconvert(
     lake: &Lake,
     rt: &Handle,
     entry: &Entry,

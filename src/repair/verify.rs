@@ -41,12 +41,12 @@ pub const TABLE_FOLDERS: [&str; registry::MANIFESTED.len()] = registry::MANIFEST
 
 /// The table folders partitioned `domain=<d>/dt=/hour=`, whose listing narrows to a domain
 /// ([`registry::PARTITIONED`]).
-pub const PARTITIONED_FOLDERS: [&str; registry::PARTITIONED.len()] = registry::PARTITIONED;
+pub(crate) const PARTITIONED_FOLDERS: [&str; registry::PARTITIONED.len()] = registry::PARTITIONED;
 
 /// Bytes read from the end of a Parquet file to get its footer in one request (a footer of the
 /// access table is about 4 KiB per row group). A larger footer takes a second request; the rest
 /// of the file is never read.
-pub const FOOTER_PREFETCH: usize = 64 * 1024;
+pub(crate) const FOOTER_PREFETCH: usize = 64 * 1024;
 
 /// What is wrong.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -144,7 +144,7 @@ pub struct Verification {
 
 /// A Parquet object whose footer is to be read: it exists with the recorded size.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FooterCheck {
+pub(crate) struct FooterCheck {
     /// Index of its manifest in the entries checked.
     pub entry: usize,
     pub key: String,
@@ -154,7 +154,7 @@ pub struct FooterCheck {
 
 /// The checks that need no I/O beyond the listing: existence, sizes, and the counts. Returns
 /// the problems, the footers still to read, and the number of objects checked.
-pub fn check_manifests(
+pub(crate) fn check_manifests(
     entries: &[Entry],
     sizes: &BTreeMap<String, u64>,
 ) -> (Vec<Problem>, Vec<FooterCheck>, u64) {
@@ -297,7 +297,7 @@ pub fn check_manifests(
 
 /// The problem, if any, of a Parquet object whose footer says `footer` (its row count, or why
 /// it cannot be read).
-pub fn check_footer(
+pub(crate) fn check_footer(
     entry: &Entry,
     check: &FooterCheck,
     footer: std::result::Result<i64, String>,
@@ -321,7 +321,7 @@ pub fn check_footer(
 
 /// Whether `key` (relative to the destination) lies in a table folder or under `_staging/`:
 /// the only places where verify looks for orphans, and the only keys repair may delete.
-pub fn in_orphan_folders(key: &str) -> bool {
+pub(crate) fn in_orphan_folders(key: &str) -> bool {
     let Some((top, rest)) = key.split_once('/') else {
         return false;
     };
@@ -378,7 +378,7 @@ impl<'a> Unknown<'a> {
 /// Orphans among `listed` keys: in a table folder and listed by no manifest of `listed_by`, or
 /// under `_staging/`; only in `domains` (encoded as in keys) when given. Nothing that may belong
 /// to a file whose manifest cannot be read (`unreadable`, manifest keys) is an orphan.
-pub fn find_orphans<'a>(
+pub(crate) fn find_orphans<'a>(
     listed: impl IntoIterator<Item = &'a str>,
     listed_by: &BTreeSet<&str>,
     unreadable: &[&str],
@@ -583,7 +583,7 @@ fn held_by_live_run(key: &str, live: &[String]) -> bool {
 
 /// What [`check_compacted`] found.
 #[derive(Debug, Default)]
-pub struct CompactedCheck {
+pub(crate) struct CompactedCheck {
     pub problems: Vec<Problem>,
     pub orphans: Vec<String>,
     pub sizes: BTreeMap<String, u64>,
@@ -595,7 +595,7 @@ pub struct CompactedCheck {
 /// under `_compacted/` that no marker lists is an orphan (a compaction killed before its
 /// marker). Whether a marker still covers its files is not a problem: `report` then reads the
 /// files, and the next `compact` replaces the day.
-pub async fn check_compacted(lake: &Lake, select: &Selection) -> Result<CompactedCheck> {
+pub(crate) async fn check_compacted(lake: &Lake, select: &Selection) -> Result<CompactedCheck> {
     let listed = list(lake, &folder(lake, COMPACTED, None)).await?;
     let sizes: BTreeMap<String, u64> = listed.iter().cloned().collect();
     let marker_prefix = format!("{COMPACTED}/{MARKERS}/");

@@ -70,7 +70,7 @@ pub fn writer_properties(table: &Table, opts: &ParquetOptions) -> Result<WriterP
 /// Columns are encoded in parallel on the rayon pool (one task per column per batch): encoding
 /// and compression cost more CPU than parsing, and a single encoder thread would leave the other
 /// core idle. The rayon pool is shared with the parsers, so the work balances itself.
-pub struct PartFile {
+pub(crate) struct PartFile {
     file: SerializedFileWriter<ObjectSink>,
     factory: ArrowRowGroupWriterFactory,
     schema: SchemaRef,

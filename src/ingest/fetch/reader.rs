@@ -448,7 +448,7 @@ impl HttpReader {
 
     /// Counts retries into `counter`, which the caller keeps: the pipeline consumes the reader,
     /// and the count belongs in the report whether the run succeeds or not.
-    pub fn with_retry_counter(mut self, counter: Arc<AtomicU32>) -> HttpReader {
+    pub(crate) fn with_retry_counter(mut self, counter: Arc<AtomicU32>) -> HttpReader {
         self.retries = counter;
         self
     }

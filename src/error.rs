@@ -98,14 +98,14 @@ pub enum Error {
         reason: String,
     },
 
-    /// Fetching a log over HTTP failed. `url` never holds the signed query. `transient`: the
+    /// Fetching a log over HTTP failed. `url` never holds the signed query. `retryable`: the
     /// download gave up after retrying failures that may pass (connection errors, 5xx), as
     /// opposed to an answer that will not change (404, a changed object, a size mismatch).
     #[error("GET {url}: {reason}")]
     Http {
         url: String,
         reason: String,
-        transient: bool,
+        retryable: bool,
     },
 
     /// The invocation request itself could not be read (the client went away mid-body).
@@ -240,8 +240,8 @@ impl Error {
             Error::Read { source, .. } => source
                 .get_ref()
                 .and_then(|e| e.downcast_ref::<ReadFailure>())
-                .is_none_or(|f| f.transient),
-            Error::Http { transient, .. } => *transient,
+                .is_none_or(|f| f.retryable),
+            Error::Http { retryable, .. } => *retryable,
             Error::Api { retryable, .. } => *retryable,
             Error::SyncIncomplete { .. } => true,
             // A completion whose reply was lost is retried by the client, and the store then
@@ -286,7 +286,8 @@ fn event_at(index: Option<usize>, field: &str) -> String {
 #[derive(Debug)]
 pub struct ReadFailure {
     pub reason: String,
-    pub transient: bool,
+    /// The failure may pass (the same word as [`Error::is_retryable`]).
+    pub retryable: bool,
 }
 
 impl std::fmt::Display for ReadFailure {
@@ -361,10 +362,10 @@ mod tests {
             },
         };
         assert!(gone.is_retryable());
-        let http = |transient| Error::Http {
+        let http = |retryable| Error::Http {
             url: "u".into(),
             reason: "r".into(),
-            transient,
+            retryable,
         };
         assert!(http(true).is_retryable());
         assert!(!http(false).is_retryable());

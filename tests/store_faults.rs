@@ -46,7 +46,7 @@ use hyper::body::{Bytes, Incoming};
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use object_store::client::{DnsFuture, DnsResolver};
-use object_store::{MultipartUpload, ObjectStoreExt};
+use object_store::MultipartUpload;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use std::io::Write;
 use tokio::net::{TcpListener, TcpStream};
@@ -350,7 +350,7 @@ fn open_lake(port: u16, prefix: &str, max_retries: usize, timeout: Duration) -> 
         }),
         client: Some(client.clone()),
     };
-    let mut lake = Lake::open_with(&format!("oss://{BUCKET}/{prefix}"), &oss).unwrap();
+    let lake = Lake::open_with(&format!("oss://{BUCKET}/{prefix}"), &oss).unwrap();
     // The same store with retry settings of its own (OssOptions has none: production keeps
     // object_store's defaults, 10 retries over up to 3 minutes).
     let store = object_store::aws::AmazonS3Builder::new()
@@ -376,8 +376,7 @@ fn open_lake(port: u16, prefix: &str, max_retries: usize, timeout: Duration) -> 
         })
         .build()
         .unwrap();
-    lake.store = Arc::new(store);
-    lake.with_part_size(PART)
+    lake.map_store(|_| Arc::new(store)).with_part_size(PART)
 }
 
 // ---------------------------------------------------------------- the log
@@ -611,7 +610,7 @@ fn campaign(name: &str, plans: &[RunPlan], max_retries: usize) -> Tally {
     {
         let lake = open_lake(servers.port, "probe", 0, PATIENT_TIMEOUT);
         let key = lake.key_of("probe.bin");
-        let mut upload = rt.block_on(lake.store.put_multipart(&key)).unwrap();
+        let mut upload = rt.block_on(lake.put_multipart(&key)).unwrap();
         rt.block_on(upload.put_part(vec![0u8; 1024].into()))
             .unwrap();
         assert!(

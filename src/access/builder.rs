@@ -13,7 +13,7 @@ use super::parse::AccessLine;
 
 /// Column builders for a batch of access rows. Appending copies the borrowed strings once into
 /// the builders' buffers; no per-row allocation.
-pub struct AccessBuilder {
+pub(crate) struct AccessBuilder {
     schema: SchemaRef,
     time: TimestampMicrosecondBuilder,
     unixtime: Int64Builder,
@@ -72,7 +72,7 @@ impl AccessBuilder {
 
     /// Appends one parsed line.
     #[inline]
-    pub fn append(&mut self, l: &AccessLine<'_>, line_number: u64) {
+    pub(crate) fn append(&mut self, l: &AccessLine<'_>, line_number: u64) {
         self.time.append_value(l.time_micros);
         self.unixtime
             .append_value(l.time_micros.div_euclid(1_000_000));

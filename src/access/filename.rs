@@ -20,7 +20,7 @@ pub struct LogFileName {
 
 impl LogFileName {
     /// `YYYY_MM_DD`, the date folder of the raw, rejects and manifest keys.
-    pub fn date_folder(&self) -> String {
+    pub(crate) fn date_folder(&self) -> String {
         format!("{:04}_{:02}_{:02}", self.year, self.month, self.day)
     }
 }

@@ -51,7 +51,7 @@ pub struct AccessLine<'a> {
 }
 
 /// Field numbers (1-based) and their names, for error messages.
-pub const FIELD_NAMES: [&str; 13] = [
+pub(crate) const FIELD_NAMES: [&str; 13] = [
     "time",
     "client_ip",
     "proxy_ip",
@@ -123,7 +123,7 @@ pub struct LineError {
 impl LineError {
     /// Name of the field (`time`, `status`, ...).
     /// Field 0 is the line as a whole (e.g. too long).
-    pub fn field_name(&self) -> &'static str {
+    pub(crate) fn field_name(&self) -> &'static str {
         match usize::from(self.field) {
             0 => "line",
             n => FIELD_NAMES.get(n - 1).copied().unwrap_or("line"),
@@ -309,7 +309,7 @@ pub fn parse_line(line: &str) -> Result<AccessLine<'_>, LineError> {
 /// A line parser that remembers the last time field it decoded: consecutive lines of a log
 /// mostly share their second, so the date arithmetic runs once per second of log, not per line.
 #[derive(Debug, Default, Clone)]
-pub struct LineParser {
+pub(crate) struct LineParser {
     last_time: [u8; 32],
     last_len: usize,
     last_micros: i64,

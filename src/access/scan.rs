@@ -14,7 +14,7 @@ pub fn find(hay: &[u8], needle: u8) -> Option<usize> {
 
 /// Position of the first byte of `hay` equal to either of `needles`.
 #[inline(always)]
-pub fn find2(hay: &[u8], a: u8, b: u8) -> Option<usize> {
+pub(crate) fn find2(hay: &[u8], a: u8, b: u8) -> Option<usize> {
     find_by(hay, [a, b])
 }
 

@@ -6,7 +6,7 @@
 //! (`dt`, `hour`) from an instant in a fixed partition offset.
 
 /// Days from 1970-01-01 to the given proleptic Gregorian date (Howard Hinnant's `days_from_civil`).
-pub fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
+pub(crate) fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
     let y = if month <= 2 { year - 1 } else { year };
     let era = if y >= 0 { y } else { y - 399 } / 400;
     let yoe = y - era * 400;
@@ -18,7 +18,7 @@ pub fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
 }
 
 /// The inverse of [`days_from_civil`]: (year, month, day) of a day number.
-pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
+pub(crate) fn civil_from_days(days: i64) -> (i64, u32, u32) {
     let z = days + 719_468;
     let era = if z >= 0 { z } else { z - 146_096 } / 146_097;
     let doe = z - era * 146_097;
@@ -32,7 +32,7 @@ pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
 }
 
 /// Number of days in a month of a year (Gregorian leap rules).
-pub fn days_in_month(year: i64, month: u32) -> u32 {
+pub(crate) fn days_in_month(year: i64, month: u32) -> u32 {
     match month {
         1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
         4 | 6 | 9 | 11 => 30,
@@ -61,7 +61,7 @@ fn month_from_abbrev(m: &[u8]) -> Option<u32> {
 }
 
 /// English abbreviation of a month number (1-12), the inverse of the parser's table.
-pub fn month_abbrev(month: u32) -> &'static str {
+pub(crate) fn month_abbrev(month: u32) -> &'static str {
     const NAMES: [&str; 12] = [
         "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
     ];
@@ -79,7 +79,7 @@ fn two_digits(b: &[u8]) -> Option<u32> {
 /// Parses the inside of the bracketed time field (`9/Jun/2015:01:58:09 +0800`) into
 /// microseconds since the epoch (UTC). Returns `None` when anything does not fit, including an
 /// impossible date such as `31/Feb`.
-pub fn parse_log_time(s: &[u8]) -> Option<i64> {
+pub(crate) fn parse_log_time(s: &[u8]) -> Option<i64> {
     // Day: one or two digits, then '/'.
     let (day, rest) = match s {
         [d @ b'0'..=b'9', b'/', rest @ ..] => (u32::from(d - b'0'), rest),
@@ -127,14 +127,14 @@ pub fn parse_log_time(s: &[u8]) -> Option<i64> {
 }
 
 /// Microseconds in a minute: the rollups' unit and the grain of every report window.
-pub const MINUTE_MICROS: i64 = 60_000_000;
+pub(crate) const MINUTE_MICROS: i64 = 60_000_000;
 /// Microseconds in an hour: the CDN's delivery unit and a partition of an hour lake.
 pub const HOUR_MICROS: i64 = 3_600_000_000;
 /// Microseconds in a day: a partition of a day lake and a compacted day.
-pub const DAY_MICROS: i64 = 86_400_000_000;
+pub(crate) const DAY_MICROS: i64 = 86_400_000_000;
 /// The CDN's wall clock, UTC+8, in seconds east of UTC: log file names, event times, and the
 /// default partition zone (MaxCompute's default too).
-pub const CDN_OFFSET_SECS: i32 = 8 * 3600;
+pub(crate) const CDN_OFFSET_SECS: i32 = 8 * 3600;
 
 /// A fixed UTC offset used to cut partitions (`dt`, `hour`), e.g. `+08:00` (the CDN's wall clock
 /// and MaxCompute's default).
@@ -188,12 +188,12 @@ impl PartitionTz {
 
     /// The hour bucket of an instant: hours since the epoch on this offset's wall clock.
     #[inline]
-    pub fn hour_bucket(self, micros: i64) -> i64 {
+    pub(crate) fn hour_bucket(self, micros: i64) -> i64 {
         (micros.div_euclid(1_000_000) + i64::from(self.offset_secs)).div_euclid(3600)
     }
 
     /// `dt` (`YYYY-MM-DD`) and `hour` (`HH`) partition values of an hour bucket.
-    pub fn partition_values(self, bucket: i64) -> (String, String) {
+    pub(crate) fn partition_values(self, bucket: i64) -> (String, String) {
         let (y, m, d) = civil_from_days(bucket.div_euclid(24));
         (
             format!("{y:04}-{m:02}-{d:02}"),

@@ -72,7 +72,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
         println!("{}", serde_json::to_string(&v)?);
     } else {
         for o in &report.outcomes {
-            if o.action != "up_to_date" {
+            if o.action != cdnlake::compact::DayAction::UpToDate {
                 eprintln!("{}: {} {} ({} files)", o.action, o.domain, o.dt, o.files);
             }
         }

@@ -45,7 +45,13 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
         let since_dt = since.as_deref().map(parse_date).transpose()?;
         let lake = open_lake(&dest)?;
         let rt = runtime()?;
-        let manifests = rt.block_on(cdnlake::lake::manifest::list_manifests(&lake))?;
+        let manifests = rt
+            .block_on(cdnlake::lake::manifest::load_manifests(
+                &lake,
+                None,
+                cdnlake::lake::manifest::Unreadable::Fail,
+            ))?
+            .into_manifests();
         let audit = rt.block_on(ddl::audit_keys(&lake))?;
         let mut parts = ddl::manifest_partitions(&manifests);
         parts.extend(ddl::audit_partitions(audit.iter().map(String::as_str)));

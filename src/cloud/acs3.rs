@@ -29,7 +29,7 @@ use sha2::{Digest, Sha256};
 use crate::error::{Error, Result};
 
 /// The one algorithm V3 defines, first word of `Authorization` and of the string to sign.
-pub const ALGORITHM: &str = "ACS3-HMAC-SHA256";
+pub(crate) const ALGORITHM: &str = "ACS3-HMAC-SHA256";
 
 /// The format of `x-acs-date`: UTC, to the second.
 const DATE_FORMAT: &str = "%Y-%m-%dT%H:%M:%SZ";
@@ -107,7 +107,7 @@ pub struct Request<'a> {
 
 /// What to send for a signed request.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Signed {
+pub(crate) struct Signed {
     /// The value of the `Authorization` header.
     pub authorization: String,
     /// Every header to send, `authorization` included: names lower-case, sorted by name.
@@ -124,13 +124,13 @@ pub struct Signed {
 }
 
 /// Formats `t` as `x-acs-date` wants it: `2023-10-26T10:22:32Z`.
-pub fn acs_date(t: DateTime<Utc>) -> String {
+pub(crate) fn acs_date(t: DateTime<Utc>) -> String {
     t.format(DATE_FORMAT).to_string()
 }
 
 /// Signs `req` with `creds`: computes `x-acs-content-sha256` from the body, adds
 /// `x-acs-security-token` when the credentials carry one, and returns every header to send.
-pub fn sign(req: &Request<'_>, creds: &Credentials) -> Result<Signed> {
+pub(crate) fn sign(req: &Request<'_>, creds: &Credentials) -> Result<Signed> {
     let payload_hash = hex::encode(Sha256::digest(req.body));
     let mut headers: Vec<(String, String)> = vec![
         ("host".into(), req.host.into()),
@@ -387,7 +387,7 @@ fn mac(secret: &str, string_to_sign: &str) -> Result<HmacSha256> {
 
 /// RFC 3986 percent-encoding as V3 wants it: everything but `A-Z a-z 0-9 - _ . ~` becomes `%XX`
 /// (upper-case hex), so a space is `%20` (never `+`), `*` is `%2A`, `~` stays.
-pub fn percent_encode(bytes: &[u8]) -> String {
+pub(crate) fn percent_encode(bytes: &[u8]) -> String {
     let mut out = String::with_capacity(bytes.len());
     for &b in bytes {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {

@@ -303,7 +303,7 @@ pub fn is_retryable(status: u16, code: &str) -> bool {
 /// The error document of Alibaba Cloud APIs. CDN (RPC style) writes `Code`/`Message`/
 /// `RequestId`; FC 3.0 the same names; some gateways lower-case them.
 #[derive(Debug, Default, PartialEq, Eq)]
-pub struct ServiceError {
+pub(crate) struct ServiceError {
     pub code: Option<String>,
     pub message: Option<String>,
     pub request_id: Option<String>,

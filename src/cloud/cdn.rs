@@ -21,10 +21,10 @@ use crate::event::redact::redact_url;
 
 /// The public endpoint (the API is global; it lives in cn-hangzhou).
 pub const ENDPOINT: &str = "https://cdn.aliyuncs.com";
-pub const VERSION: &str = "2018-05-10";
-pub const ACTION: &str = "DescribeCdnDomainLogs";
+pub(crate) const VERSION: &str = "2018-05-10";
+pub(crate) const ACTION: &str = "DescribeCdnDomainLogs";
 /// The largest page the API gives.
-pub const MAX_PAGE_SIZE: u32 = 1000;
+pub(crate) const MAX_PAGE_SIZE: u32 = 1000;
 /// Pages read at most for one domain and window: 1000 × 1000 files is 40 years of hourly
 /// logs; past it the service is not behaving, and the listing fails rather than loop.
 const MAX_PAGES: u32 = 1000;
@@ -62,7 +62,7 @@ impl std::fmt::Debug for LogInfo {
 impl LogInfo {
     /// The UTC instant the name's date and start hour mean (the name is UTC+8), when the name
     /// parses.
-    pub fn name_start_utc(&self) -> Option<DateTime<Utc>> {
+    pub(crate) fn name_start_utc(&self) -> Option<DateTime<Utc>> {
         let n = parse_file_name(&self.name)?;
         let hour: u32 = n.start.get(..2)?.parse().ok()?;
         let minute: u32 = n.start.get(2..4)?.parse().ok()?;
@@ -80,7 +80,7 @@ impl LogInfo {
 
     /// Whether the name's UTC+8 start and the API's UTC `StartTime` are the same hour. `None`
     /// when the name does not parse.
-    pub fn name_matches_times(&self) -> Option<bool> {
+    pub(crate) fn name_matches_times(&self) -> Option<bool> {
         let from_name = self.name_start_utc()?;
         Some((from_name - self.start).num_minutes().abs() < 60)
     }
@@ -88,7 +88,7 @@ impl LogInfo {
 
 /// One page of the answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Page {
+pub(crate) struct Page {
     pub logs: Vec<LogInfo>,
     /// `PageInfos.Total`: files in the whole window, when the service says.
     pub total: Option<u64>,
@@ -150,7 +150,7 @@ fn instant(v: &serde_json::Value) -> Option<DateTime<Utc>> {
 /// Reads one page of `DescribeCdnDomainLogs`. Pure. A file entry without a usable name, path,
 /// size or times is an error naming the entry and field: listing it without them would make
 /// a file look done or missing when it is not.
-pub fn parse_page(domain: &str, body: &[u8]) -> Result<Page> {
+pub(crate) fn parse_page(domain: &str, body: &[u8]) -> Result<Page> {
     let what = format!("{ACTION} answer for {domain}");
     let parsed: Body = serde_json::from_slice(body).map_err(|source| Error::Json {
         what: what.clone(),
@@ -213,7 +213,7 @@ pub fn parse_page(domain: &str, body: &[u8]) -> Result<Page> {
 }
 
 /// `yyyy-MM-ddTHH:mm:ssZ`, the form the API takes.
-pub fn api_time(t: DateTime<Utc>) -> String {
+pub(crate) fn api_time(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
@@ -225,7 +225,7 @@ pub fn api_time(t: DateTime<Utc>) -> String {
 /// service may cap its pages), or, when the service gives no `Total`, until a page comes back
 /// empty. An empty page before `Total` is reached, or a `Total` that changes between pages, is
 /// an error for this domain, never a short success: `sync` exists to prove a window complete.
-pub async fn list_logs(
+pub(crate) async fn list_logs(
     client: &ApiClient,
     domain: &str,
     from: DateTime<Utc>,

@@ -16,12 +16,12 @@ use super::api::{ApiClient, Call};
 use super::cdn::LogInfo;
 use crate::error::Result;
 
-pub const VERSION: &str = "2023-03-30";
-pub const ACTION: &str = "InvokeFunction";
+pub(crate) const VERSION: &str = "2023-03-30";
+pub(crate) const ACTION: &str = "InvokeFunction";
 
 /// The path of a function's invocations. The name is one path segment (the signer
 /// percent-encodes it).
-pub fn invocations_path(function: &str) -> String {
+pub(crate) fn invocations_path(function: &str) -> String {
     format!("/{VERSION}/functions/{function}/invocations")
 }
 
@@ -36,7 +36,7 @@ pub fn invocations_path(function: &str) -> String {
 ///
 /// FC's rule: start with a letter or `_`, then letters, digits, `_` and `-`, 128 at most. The
 /// readable part keeps the stem's allowed characters (others become `-`), cut to 80.
-pub fn async_task_id(name: &str, size: u64, day: DateTime<Utc>) -> String {
+pub(crate) fn async_task_id(name: &str, size: u64, day: DateTime<Utc>) -> String {
     let mut h = Sha256::new();
     h.update(name.as_bytes());
     h.update(b"\0");
@@ -59,7 +59,8 @@ pub fn async_task_id(name: &str, size: u64, day: DateTime<Utc>) -> String {
 }
 
 /// Whether `id` is a task id FC accepts.
-pub fn valid_task_id(id: &str) -> bool {
+#[cfg(test)]
+pub(crate) fn valid_task_id(id: &str) -> bool {
     let mut chars = id.chars();
     id.len() <= 128
         && chars
@@ -71,7 +72,7 @@ pub fn valid_task_id(id: &str) -> bool {
 /// The invocation body for one file: `{"events":[LogFileCreated]}` as the CDN sends it, with
 /// `eventTime` the submission time in UTC+8 (the CDN's clock) and a `traceId` that names sync
 /// as its origin.
-pub fn log_file_event(log: &LogInfo, now: DateTime<Utc>, region: &str) -> serde_json::Value {
+pub(crate) fn log_file_event(log: &LogInfo, now: DateTime<Utc>, region: &str) -> serde_json::Value {
     let secs = chrono::SecondsFormat::Secs;
     let event_time = match FixedOffset::east_opt(CDN_OFFSET_SECS) {
         Some(beijing) => now.with_timezone(&beijing).to_rfc3339_opts(secs, false),
@@ -101,7 +102,7 @@ pub fn log_file_event(log: &LogInfo, now: DateTime<Utc>, region: &str) -> serde_
 
 /// How an asynchronous invocation was taken.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Submitted {
+pub(crate) enum Submitted {
     /// Queued (202); FC's request id.
     Queued { request_id: Option<String> },
     /// FC already has this task id (409): submitted before, not again.
@@ -110,7 +111,7 @@ pub enum Submitted {
 
 /// Submits one asynchronous invocation of `function` (at `qualifier`, e.g. `LATEST` or an
 /// alias) with `body` and `task_id`.
-pub async fn invoke_async(
+pub(crate) async fn invoke_async(
     client: &ApiClient,
     function: &str,
     qualifier: Option<&str>,

@@ -60,11 +60,30 @@ pub struct CompactOptions {
 pub struct DayOutcome {
     pub domain: String,
     pub dt: String,
-    /// `compacted`, `recompacted` (its marker no longer covered its files), `up_to_date`.
-    pub action: &'static str,
+    pub action: DayAction,
     /// Log files covered.
     pub files: usize,
     pub bytes: u64,
+}
+
+/// What a run did with a day, serialised as its snake_case name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DayAction {
+    Compacted,
+    /// Its marker no longer covered its files.
+    Recompacted,
+    UpToDate,
+}
+
+impl std::fmt::Display for DayAction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            DayAction::Compacted => "compacted",
+            DayAction::Recompacted => "recompacted",
+            DayAction::UpToDate => "up_to_date",
+        })
+    }
 }
 
 /// What `compact` did.
@@ -124,7 +143,7 @@ pub async fn compact(lake: &Lake, opts: &CompactOptions) -> Result<CompactReport
         };
         if dp.marker.is_some() {
             report.up_to_date += 1;
-            report.outcomes.push(outcome("up_to_date"));
+            report.outcomes.push(outcome(DayAction::UpToDate));
             continue;
         }
         if !opts.old_enough(day, dp) {
@@ -133,7 +152,11 @@ pub async fn compact(lake: &Lake, opts: &CompactOptions) -> Result<CompactReport
         }
         let bytes = compact_day(lake, &p, day, dp).await?;
         report.compacted += 1;
-        let mut o = outcome(if dp.stale { "recompacted" } else { "compacted" });
+        let mut o = outcome(if dp.stale {
+            DayAction::Recompacted
+        } else {
+            DayAction::Compacted
+        });
         o.bytes = bytes;
         report.outcomes.push(o);
     }
@@ -143,7 +166,7 @@ pub async fn compact(lake: &Lake, opts: &CompactOptions) -> Result<CompactReport
 
 /// Compacts one day from its files' rollups (`dp.marker` must be `None`); returns the bytes
 /// written. Deletes the old marker first and writes the new one last (module doc).
-pub async fn compact_day(lake: &Lake, p: &Plan, day: &Day, dp: &DayPlan) -> Result<u64> {
+pub(crate) async fn compact_day(lake: &Lake, p: &Plan, day: &Day, dp: &DayPlan) -> Result<u64> {
     let whole = ReportFilter {
         domain: Some(day.domain.clone()),
         ..ReportFilter::default()
@@ -278,6 +301,26 @@ fn batch(table: &Table, cols: Vec<ArrayRef>) -> Result<RecordBatch> {
 mod tests {
     use super::*;
     use crate::query::plan::{fold_day, new_dims, read_day_top};
+
+    #[test]
+    fn day_actions_serialise_to_their_report_names() {
+        for (a, name) in [
+            (DayAction::Compacted, "compacted"),
+            (DayAction::Recompacted, "recompacted"),
+            (DayAction::UpToDate, "up_to_date"),
+        ] {
+            assert_eq!(serde_json::to_value(a).unwrap(), name);
+            assert_eq!(a.to_string(), name);
+        }
+        assert_eq!(
+            serde_json::to_value(crate::query::report::TopSource::Access).unwrap(),
+            "access"
+        );
+        assert_eq!(
+            serde_json::to_value(crate::query::report::TopSource::Rollups).unwrap(),
+            "rollups"
+        );
+    }
 
     /// A day summary written as a compacted heavy_hitters object reads back as the same values,
     /// so folding it gives what folding the files' summaries gives; a dimension whose keys were

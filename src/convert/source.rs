@@ -15,7 +15,7 @@ use crate::lake::sink::ObjectSink;
 
 /// A block of whole lines (the last block of a file may end without `\n`).
 #[derive(Debug)]
-pub struct Block {
+pub(crate) struct Block {
     pub seq: u64,
     /// 1-based number of the block's first line in the decompressed file.
     pub first_line: u64,
@@ -24,7 +24,7 @@ pub struct Block {
 
 /// Default bound on the decompressed size of one log file: far above any real hourly log
 /// (several GB), low enough that a gzip bomb stops instead of running until a timeout.
-pub const MAX_DECOMPRESSED: u64 = 64 << 30;
+pub(crate) const MAX_DECOMPRESSED: u64 = 64 << 30;
 
 /// Limits and sizes for decoding.
 #[derive(Debug, Clone)]
@@ -47,11 +47,11 @@ pub struct DecodeOptions {
 pub struct Cancel(pub std::sync::Arc<std::sync::atomic::AtomicBool>);
 
 impl Cancel {
-    pub fn cancel(&self) {
+    pub(crate) fn cancel(&self) {
         self.0.store(true, std::sync::atomic::Ordering::Relaxed);
     }
 
-    pub fn is_cancelled(&self) -> bool {
+    pub(crate) fn is_cancelled(&self) -> bool {
         self.0.load(std::sync::atomic::Ordering::Relaxed)
     }
 }
@@ -83,7 +83,7 @@ impl Default for DecodeOptions {
 
 /// What the source stage saw.
 #[derive(Debug, Clone, Default)]
-pub struct DecodeStats {
+pub(crate) struct DecodeStats {
     /// Bytes read from the source (compressed for a `.gz`).
     pub bytes_in: u64,
     /// SHA-256 of those bytes, hex.
@@ -94,7 +94,7 @@ pub struct DecodeStats {
 }
 
 /// Opens a local file for reading.
-pub fn open_local(path: &Path) -> Result<std::fs::File> {
+pub(crate) fn open_local(path: &Path) -> Result<std::fs::File> {
     let f = std::fs::File::open(path).map_err(|source| Error::Io {
         path: path.to_path_buf(),
         source,
@@ -194,7 +194,7 @@ impl<R: Read> Read for Counted<R> {
 /// `spare` hands back the buffers of blocks already parsed: a block is filled into one of them
 /// when there is one, so the decoder reuses a few warm 4 MiB buffers instead of asking the
 /// allocator for fresh ones (each faulted in page by page, 1024 page faults a block).
-pub fn decode_and_split(
+pub(crate) fn decode_and_split(
     input: impl Read,
     file: &str,
     raw: Option<ObjectSink>,

@@ -72,7 +72,7 @@ pub struct BenchReport {
 }
 
 /// CPU seconds used by this process so far (user + system), from /proc (Linux); 0 elsewhere.
-pub fn cpu_seconds() -> f64 {
+pub(crate) fn cpu_seconds() -> f64 {
     let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
         return 0.0;
     };
@@ -87,7 +87,7 @@ pub fn cpu_seconds() -> f64 {
 }
 
 /// Peak resident set size of this process in MiB (VmHWM), from /proc (Linux); 0 elsewhere.
-pub fn peak_rss_mib() -> f64 {
+pub(crate) fn peak_rss_mib() -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {

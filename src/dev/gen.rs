@@ -48,7 +48,7 @@ impl Rng {
         self.unit() < p
     }
 
-    pub fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+    pub(crate) fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
         &items[self.below(items.len() as u64) as usize]
     }
 }
@@ -269,9 +269,9 @@ fn ipv6(rng: &mut Rng) -> String {
 }
 
 /// Distinct paths of the high-cardinality mode (popularity Zipf, exponent 1).
-pub const HIGH_PATHS: u64 = 2_000_000;
+pub(crate) const HIGH_PATHS: u64 = 2_000_000;
 /// Distinct client IPs of the high-cardinality mode.
-pub const HIGH_CLIENTS: u64 = 1_000_000;
+pub(crate) const HIGH_CLIENTS: u64 = 1_000_000;
 /// User agents of the high-cardinality mode (popularity Zipf): real families with their versions,
 /// device models and app tokens, as a busy mobile domain logs them.
 const HIGH_UAS: u64 = 50_000;

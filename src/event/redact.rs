@@ -43,7 +43,7 @@ pub(crate) fn is_scheme_less_url(s: &str) -> bool {
 /// A URL safe to log or store: the query (`OSSAccessKeyId`, `Signature`, `Expires`,
 /// `security-token`), the fragment and any `user:password@` are removed. A scheme-less URL
 /// ([`is_scheme_less_url`]) loses the same parts and stays scheme-less.
-pub fn redact_url(url: &str) -> String {
+pub(crate) fn redact_url(url: &str) -> String {
     let base = strip_query(url);
     let without_userinfo = |rest: &str| {
         let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
@@ -65,7 +65,7 @@ pub fn redact_url(url: &str) -> String {
 /// Every string that looks like a URL (`scheme://...`, or scheme-less `host/path...`) with a
 /// query or credentials is redacted, wherever it is (unknown events may carry signed URLs under
 /// other names, and a `filePath` may come without its scheme).
-pub fn redact_value(v: &Value) -> Value {
+pub(crate) fn redact_value(v: &Value) -> Value {
     match v {
         Value::String(s) if s.contains("://") || is_scheme_less_url(s) => {
             Value::String(redact_url(s))

@@ -45,9 +45,7 @@ pub struct EventReport {
     pub event_name: String,
     pub trace_id: String,
     pub trace_id_generated: bool,
-    /// `log`, `cache_audit`, `domain_audit`, `unknown` (kept, not processed) or `malformed`
-    /// (could not be read: kept under `audit/events/dt=undated/`, and the invocation fails).
-    pub action: &'static str,
+    pub action: EventAction,
     /// Keys written for the event itself (archive and audit rows), relative to the destination.
     pub keys: Vec<String>,
     /// The log run, for `LogFileCreated`.
@@ -60,6 +58,39 @@ pub struct EventReport {
     /// One line, when handling this event failed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+}
+
+/// What was done with an event, serialised as its snake_case name (`log`, `cache_audit`, ...).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventAction {
+    /// `LogFileCreated`: the log was converted.
+    Log,
+    CacheAudit,
+    DomainAudit,
+    /// An unknown event: kept, not processed.
+    Unknown,
+    /// Could not be read: kept under `audit/events/dt=undated/`, and the invocation fails.
+    Malformed,
+}
+
+impl EventAction {
+    /// The name the report gives it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventAction::Log => "log",
+            EventAction::CacheAudit => "cache_audit",
+            EventAction::DomainAudit => "domain_audit",
+            EventAction::Unknown => "unknown",
+            EventAction::Malformed => "malformed",
+        }
+    }
+}
+
+impl std::fmt::Display for EventAction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// What an invocation did.
@@ -120,7 +151,7 @@ fn handle(
             event_name: name.to_string(),
             trace_id: m.key_id(),
             trace_id_generated: true,
-            action: "malformed",
+            action: EventAction::Malformed,
             keys: Vec::new(),
             log: None,
             http_retries: None,
@@ -136,11 +167,11 @@ fn handle(
         reports.push(report);
     }
     for ev in events {
-        let action = match (&ev.payload, &ev.kind) {
-            (Payload::LogFile(_), _) => "log",
-            (Payload::Cache(_), _) => "cache_audit",
-            (Payload::Domain(_), _) => "domain_audit",
-            (Payload::Unknown, _) => "unknown",
+        let action = match &ev.payload {
+            Payload::LogFile(_) => EventAction::Log,
+            Payload::Cache(_) => EventAction::CacheAudit,
+            Payload::Domain(_) => EventAction::DomainAudit,
+            Payload::Unknown => EventAction::Unknown,
         };
         if let EventKind::Unknown(name) = &ev.kind {
             tracing::warn!(index = ev.index, event = %name, version = ?ev.version, trace_id = %ev.trace_id, "unknown event kept, not processed");
@@ -179,7 +210,10 @@ fn handle(
     let total = events.len() + malformed.len();
     let report = InvocationReport {
         events: total,
-        unknown: reports.iter().filter(|r| r.action == "unknown").count(),
+        unknown: reports
+            .iter()
+            .filter(|r| r.action == EventAction::Unknown)
+            .count(),
         malformed: malformed.len(),
         failed: errors.len(),
         reports,
@@ -219,7 +253,7 @@ fn clone_event_error(e: &Error) -> Error {
 
 /// Fetches a `LogFileCreated` event's file and runs the log pipeline on it. `retries` receives
 /// the download's retry count, whether the run succeeds or not.
-pub fn handle_log(
+pub(crate) fn handle_log(
     lake: &Lake,
     rt: &Handle,
     log: &LogFile,
@@ -253,4 +287,27 @@ pub fn handle_log(
     }
     let layout = file_layout(lake, &name, &location, &convert)?;
     convert_reader(lake, rt, &layout, &location, reader, &convert)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn actions_serialise_to_their_report_names() {
+        for a in [
+            EventAction::Log,
+            EventAction::CacheAudit,
+            EventAction::DomainAudit,
+            EventAction::Unknown,
+            EventAction::Malformed,
+        ] {
+            assert_eq!(serde_json::to_value(a).unwrap(), a.as_str());
+            assert_eq!(a.to_string(), a.as_str());
+        }
+        assert_eq!(
+            serde_json::to_value(EventAction::CacheAudit).unwrap(),
+            "cache_audit"
+        );
+    }
 }

@@ -165,17 +165,17 @@ pub trait TimerHandler: Send + Sync + std::fmt::Debug {
 pub const DEFAULT_MAX_MEMORY: u64 = 1024 << 20;
 
 /// Memory the server needs besides its conversions (the binary, the runtime, request bodies).
-pub const BASE_MEMORY: u64 = 96 << 20;
+pub(crate) const BASE_MEMORY: u64 = 96 << 20;
 
 /// Memory one conversion may use at its peak, whatever the file size: the blocks in flight (one
 /// per parse thread plus one, 4 MiB of text each and their Arrow batches), the open row groups of
 /// two partition hours, two 8 MiB parts in flight per upload. Measured peak of a whole `convert`
 /// of 360 MB to 3 GB logs: 171-227 MiB including the process itself (README, Performance).
-pub const CONVERSION_MEMORY: u64 = 192 << 20;
+pub(crate) const CONVERSION_MEMORY: u64 = 192 << 20;
 
 /// How many conversions fit in `memory` bytes: at least one, so a small instance still works
 /// (one at a time), as it did before there was a bound.
-pub fn conversion_slots(memory: u64) -> usize {
+pub(crate) fn conversion_slots(memory: u64) -> usize {
     (memory.saturating_sub(BASE_MEMORY) / CONVERSION_MEMORY).max(1) as usize
 }
 

@@ -193,7 +193,7 @@ pub async fn read_footer(lake: &Lake, key: &Path) -> Result<Option<(ParquetMetaD
     let meta = if len + 8 <= n as u64 {
         tail.slice(n - 8 - len as usize..n - 8)
     } else if len + 8 <= size {
-        lake.get_range(key, size - 8 - len..size - 8).await?
+        lake.read_range(key, size - 8 - len..size - 8).await?
     } else {
         return Err(bad(format!("footer of {len} bytes in a {size}-byte file")));
     };

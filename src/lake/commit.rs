@@ -19,7 +19,7 @@ use crate::error::{Error, Result};
 
 /// An object written in full but not yet visible, and the rows it holds (Parquet files and
 /// JSON Lines; `None` for the raw dump and event documents).
-pub struct Staged {
+pub(crate) struct Staged {
     pub sink: ObjectSink,
     pub rows: Option<u64>,
 }
@@ -33,7 +33,7 @@ impl Staged {
 
 /// Objects staged by one unit of work (a log file, an event), published together.
 #[derive(Default)]
-pub struct Commit {
+pub(crate) struct Commit {
     staged: Vec<Staged>,
 }
 
@@ -46,7 +46,7 @@ impl Commit {
         self.staged.push(s);
     }
 
-    pub fn stage_all(&mut self, s: impl IntoIterator<Item = Staged>) {
+    pub(crate) fn stage_all(&mut self, s: impl IntoIterator<Item = Staged>) {
         self.staged.extend(s);
     }
 
@@ -54,7 +54,7 @@ impl Commit {
     /// returns their manifest entries in staging order. The objects become visible one by one,
     /// as with any set of objects in a store; the manifest written after them is what marks the
     /// whole as done.
-    pub fn publish(self, lake: &Lake) -> Result<Vec<ObjectEntry>> {
+    pub(crate) fn publish(self, lake: &Lake) -> Result<Vec<ObjectEntry>> {
         let keys: Vec<(String, Option<u64>)> = self
             .staged
             .iter()
@@ -74,7 +74,7 @@ impl Commit {
 /// finds it again), then writes the manifest. Only keys `owned` accepts are ever deleted: a
 /// damaged or edited manifest cannot make a run delete another file's objects. Returns the
 /// keys removed.
-pub fn replace_manifest(
+pub(crate) fn replace_manifest(
     lake: &Lake,
     rt: &Handle,
     key: &Path,

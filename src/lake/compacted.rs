@@ -20,13 +20,13 @@ use super::layout::key;
 use super::manifest::ObjectEntry;
 
 /// The folder of compacted days.
-pub const COMPACTED: &str = "_compacted";
+pub(crate) const COMPACTED: &str = "_compacted";
 
 /// The folder of markers under [`COMPACTED`].
-pub const MARKERS: &str = "_markers";
+pub(crate) const MARKERS: &str = "_markers";
 
 /// Marker format version.
-pub const MARKER_VERSION: u32 = 1;
+pub(crate) const MARKER_VERSION: u32 = 1;
 
 /// A manifest covered by a compacted day, as a listing of `_manifests/` shows it: a reader
 /// checks coverage from one listing, without reading the manifests.
@@ -69,7 +69,7 @@ pub struct DayMarker {
 }
 
 /// `_compacted/_markers[/<domain>]`
-pub fn markers_prefix(prefix: &Path, domain: Option<&str>) -> Path {
+pub(crate) fn markers_prefix(prefix: &Path, domain: Option<&str>) -> Path {
     match domain {
         Some(d) => key(prefix, &[COMPACTED, MARKERS, d]),
         None => key(prefix, &[COMPACTED, MARKERS]),
@@ -77,12 +77,12 @@ pub fn markers_prefix(prefix: &Path, domain: Option<&str>) -> Path {
 }
 
 /// `_compacted/_markers/<domain>/<dt>.json`
-pub fn marker_key(prefix: &Path, domain: &str, dt: &str) -> Path {
+pub(crate) fn marker_key(prefix: &Path, domain: &str, dt: &str) -> Path {
     key(prefix, &[COMPACTED, MARKERS, domain, &format!("{dt}.json")])
 }
 
 /// `_compacted/<table>/domain=<d>/dt=<dt>/day.parquet`
-pub fn object_key(prefix: &Path, table: &str, domain: &str, dt: &str) -> Path {
+pub(crate) fn object_key(prefix: &Path, table: &str, domain: &str, dt: &str) -> Path {
     key(
         prefix,
         &[
@@ -96,12 +96,12 @@ pub fn object_key(prefix: &Path, table: &str, domain: &str, dt: &str) -> Path {
 }
 
 /// The `dt=` of a table key (`traffic/domain=d/dt=2024-03-05/hour=08/x.parquet`).
-pub fn key_dt(key: &str) -> Option<&str> {
-    key.split('/').find_map(|p| p.strip_prefix("dt="))
+pub(crate) fn key_dt(key: &str) -> Option<&str> {
+    super::layout::key_partition(key).map(|(dt, _)| dt)
 }
 
 /// The dt a marker's key names (`.../<dt>.json`), to skip markers outside a window unread.
-pub fn marker_dt(key: &str) -> Option<&str> {
+pub(crate) fn marker_dt(key: &str) -> Option<&str> {
     key.rsplit('/').next()?.strip_suffix(".json")
 }
 

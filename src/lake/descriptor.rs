@@ -51,10 +51,10 @@ use crate::error::{Error, Result, StoreOp};
 
 /// Key of the descriptor, relative to the destination. Under `_`, so Spark and Hive skip it,
 /// and outside every table folder that DuckDB globs.
-pub const DESCRIPTOR: &str = "_cdnlake.json";
+pub(crate) const DESCRIPTOR: &str = "_cdnlake.json";
 
 /// The descriptor format this version reads and writes.
-pub const DESCRIPTOR_VERSION: u32 = 1;
+pub(crate) const DESCRIPTOR_VERSION: u32 = 1;
 
 /// The partition granularity of the `access` and `traffic` tables.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -310,14 +310,13 @@ impl Descriptor {
 /// written with unless told otherwise.
 async fn first_manifest_tz(lake: &Lake) -> Result<Option<PartitionTz>> {
     use futures::TryStreamExt;
-    let prefix = lake.prefix.clone().join("_manifests");
-    let mut list = lake.store.list(Some(&prefix));
+    let prefix = lake.prefix.clone().join(crate::tables::registry::MANIFESTS);
+    let mut list = lake.list_stream(&prefix);
     let first = loop {
-        match list.try_next().await {
-            Ok(Some(m)) if m.location.as_ref().ends_with(".json") => break Some(m.location),
-            Ok(Some(_)) => continue,
-            Ok(None) | Err(object_store::Error::NotFound { .. }) => break None,
-            Err(source) => return Err(store_error(StoreOp::List, &prefix, source)),
+        match list.try_next().await? {
+            Some(m) if m.location.as_ref().ends_with(".json") => break Some(m.location),
+            Some(_) => continue,
+            None => break None,
         }
     };
     drop(list);

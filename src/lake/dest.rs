@@ -68,7 +68,7 @@ impl Destination {
 
     /// OSS is opened with each FC request's own (temporary) credentials, so `serve` opens it
     /// per request; every other destination is opened once.
-    pub fn credentials_per_request(&self) -> bool {
+    pub(crate) fn credentials_per_request(&self) -> bool {
         matches!(self, Destination::Oss { .. })
     }
 
@@ -82,7 +82,7 @@ impl Destination {
 
     /// Where DuckDB reads it: a local folder as an absolute path, `oss://` as `s3://` (DuckDB's
     /// httpfs with an OSS endpoint), `s3://` and `memory://` as given.
-    pub fn duckdb_location(&self) -> String {
+    pub(crate) fn duckdb_location(&self) -> String {
         match self {
             Destination::Local { path } => {
                 let abs = if path.is_absolute() {
@@ -104,7 +104,7 @@ impl Destination {
 
     /// The OSS location MaxCompute reads, `oss://<endpoint>/<bucket>/<prefix>`; a placeholder
     /// bucket for a destination that is not in a bucket.
-    pub fn maxcompute_location(&self, endpoint: &str) -> String {
+    pub(crate) fn maxcompute_location(&self, endpoint: &str) -> String {
         match self {
             Destination::S3 { bucket, prefix } | Destination::Oss { bucket, prefix } => {
                 join_url("oss", &format!("{endpoint}/{bucket}"), prefix)

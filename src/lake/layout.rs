@@ -11,10 +11,27 @@ use object_store::path::{Path, PathPart};
 
 use super::descriptor::PartitionBy;
 use crate::access::time::{days_from_civil, days_in_month, PartitionTz, HOUR_MICROS};
+use crate::tables::registry::{
+    self, Folder, Keys, ACCESS_FOLDER, MANIFESTS, RAW, REJECTS, TOP_FOLDER, TRAFFIC_FOLDER,
+    VISITORS_FOLDER,
+};
 
 /// Builds a key under `prefix` from literal parts and outside values, each one path part.
 pub fn key(prefix: &Path, parts: &[&str]) -> Path {
     let mut p = prefix.clone();
+    for part in parts {
+        p = p.join(PathPart::from(*part));
+    }
+    p
+}
+
+/// Builds a key in `folder` (whose path may have several parts, `audit/cache`) from outside
+/// values, each one path part.
+pub(crate) fn folder_key(prefix: &Path, folder: &Folder, parts: &[&str]) -> Path {
+    let mut p = prefix.clone();
+    for part in folder.parts() {
+        p = p.join(PathPart::from(part));
+    }
     for part in parts {
         p = p.join(PathPart::from(*part));
     }
@@ -43,26 +60,26 @@ impl FileLayout {
     /// `access/domain=<d>/dt=<YYYY-MM-DD>/hour=<HH>/<stem>[-<n>].parquet`, or in a day lake
     /// `access/domain=<d>/dt=<YYYY-MM-DD>/<stem>[-<n>].parquet` (`hour` is then not used).
     pub fn access(&self, dt: &str, hour: &str, n: usize) -> Path {
-        self.partitioned("access", dt, hour, n)
+        self.partitioned(&ACCESS_FOLDER, dt, hour, n)
     }
 
     /// `traffic/domain=<d>/dt=<YYYY-MM-DD>/hour=<HH>/<stem>.parquet`, or in a day lake
     /// `traffic/domain=<d>/dt=<YYYY-MM-DD>/<stem>.parquet` (`hour` is then not used).
     pub fn traffic(&self, dt: &str, hour: &str) -> Path {
-        self.partitioned("traffic", dt, hour, 0)
+        self.partitioned(&TRAFFIC_FOLDER, dt, hour, 0)
     }
 
     /// `heavy_hitters/domain=<d>/dt=<YYYY-MM-DD>/hour=<HH>/<stem>.parquet`
     pub fn top(&self, dt: &str, hour: &str) -> Path {
-        self.partitioned("heavy_hitters", dt, hour, 0)
+        self.partitioned(&TOP_FOLDER, dt, hour, 0)
     }
 
     /// `visitors/domain=<d>/dt=<YYYY-MM-DD>/hour=<HH>/<stem>.parquet`
     pub fn visitors(&self, dt: &str, hour: &str) -> Path {
-        self.partitioned("visitors", dt, hour, 0)
+        self.partitioned(&VISITORS_FOLDER, dt, hour, 0)
     }
 
-    fn partitioned(&self, table: &str, dt: &str, hour: &str, n: usize) -> Path {
+    fn partitioned(&self, table: &Folder, dt: &str, hour: &str, n: usize) -> Path {
         let file = if n == 0 {
             format!("{}.parquet", self.stem)
         } else {
@@ -71,11 +88,12 @@ impl FileLayout {
         let domain = format!("domain={}", self.domain);
         let dt = format!("dt={dt}");
         match self.partition_by {
-            PartitionBy::Hour => key(
+            PartitionBy::Hour => folder_key(
                 &self.prefix,
-                &[table, &domain, &dt, &format!("hour={hour}"), &file],
+                table,
+                &[&domain, &dt, &format!("hour={hour}"), &file],
             ),
-            PartitionBy::Day => key(&self.prefix, &[table, &domain, &dt, &file]),
+            PartitionBy::Day => folder_key(&self.prefix, table, &[&domain, &dt, &file]),
         }
     }
 
@@ -89,7 +107,7 @@ impl FileLayout {
         key(
             &self.prefix,
             &[
-                "_manifests",
+                MANIFESTS,
                 &self.domain,
                 &self.date_folder,
                 &format!("{}.json", self.stem),
@@ -101,7 +119,7 @@ impl FileLayout {
 impl FileLayout {
     /// The unit of work of this file's uploads, for [`Lake::for_work`](super::store::Lake::for_work):
     /// its local staging folder is `_staging/<domain>/<YYYY_MM_DD>/<stem>`.
-    pub fn staging_group(&self) -> [&str; 3] {
+    pub(crate) fn staging_group(&self) -> [&str; 3] {
         [&self.domain, &self.date_folder, &self.stem]
     }
 
@@ -109,7 +127,7 @@ impl FileLayout {
     /// that a run of this file writes, in this layout only (a lake never changes its layout). A
     /// re-run deletes only such keys of the previous manifest, so a manifest that was edited or
     /// damaged can never make it delete anything else.
-    pub fn owns(&self, relative: &str) -> bool {
+    pub(crate) fn owns(&self, relative: &str) -> bool {
         let root = Path::default();
         let Ok(k) = Path::parse(relative) else {
             return false;
@@ -132,30 +150,34 @@ impl FileLayout {
                 .and_then(|r| r.strip_suffix(".parquet"))
                 .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
         };
-        let file_ok = file.strip_prefix(stem.as_ref()).is_some_and(|rest| {
-            rest == ".parquet" || (table.as_ref() == "access" && numbered(rest))
-        });
-        matches!(
-            table.as_ref(),
-            "access" | "traffic" | "heavy_hitters" | "visitors"
-        ) && *domain == PathPart::from(format!("domain={}", self.domain).as_str())
+        // Only a per-file table's keys: manifested, partitioned, one path part.
+        let Some(table) = registry::folder(table.as_ref())
+            .filter(|t| t.manifested && t.keys == Keys::Partitioned)
+        else {
+            return false;
+        };
+        let file_ok = file
+            .strip_prefix(stem.as_ref())
+            .is_some_and(|rest| rest == ".parquet" || (table.numbered && numbered(rest)));
+        *domain == PathPart::from(format!("domain={}", self.domain).as_str())
             && dt.as_ref().starts_with("dt=")
             && hour_ok
             && file_ok
     }
 
     fn raw_at(&self, prefix: &Path) -> Path {
-        key(
+        folder_key(
             prefix,
-            &["raw", &self.domain, &self.date_folder, &self.file_name],
+            &RAW,
+            &[&self.domain, &self.date_folder, &self.file_name],
         )
     }
 
     fn rejects_at(&self, prefix: &Path) -> Path {
-        key(
+        folder_key(
             prefix,
+            &REJECTS,
             &[
-                "rejects",
                 &self.domain,
                 &self.date_folder,
                 &format!("{}.jsonl", self.stem),
@@ -187,7 +209,7 @@ pub fn parse_dt(s: &str) -> Option<i64> {
 /// The instants (micros, `[start, end)`) a partition covers on wall clock `tz`: the hour
 /// `hour` of `dt`, or the whole day when `hour` is empty (a day lake's partition). `None` when
 /// the values are not a date and an hour.
-pub fn partition_span(dt: &str, hour: &str, tz: PartitionTz) -> Option<Range<i64>> {
+pub(crate) fn partition_span(dt: &str, hour: &str, tz: PartitionTz) -> Option<Range<i64>> {
     let days = parse_dt(dt)?;
     let (first, hours) = if hour.is_empty() {
         (0, 24)
@@ -200,7 +222,15 @@ pub fn partition_span(dt: &str, hour: &str, tz: PartitionTz) -> Option<Range<i64
 
 /// The span of the partition a table key (`access/domain=d/dt=2024-03-05[/hour=08]/x.parquet`)
 /// lies in, in either layout; `None` when the key names no `dt=`.
-pub fn key_partition_span(key: &str, tz: PartitionTz) -> Option<Range<i64>> {
+pub(crate) fn key_partition_span(key: &str, tz: PartitionTz) -> Option<Range<i64>> {
+    let (dt, hour) = key_partition(key)?;
+    partition_span(dt, hour, tz)
+}
+
+/// The `dt` and `hour` values of a table key (`access/domain=d/dt=2024-03-05/hour=08/x.parquet`),
+/// the hour empty in a day lake's key; `None` when the key names no `dt=`. The one place that
+/// reads partition values back from keys.
+pub(crate) fn key_partition(key: &str) -> Option<(&str, &str)> {
     let (mut dt, mut hour) = (None, "");
     for part in key.split('/') {
         if let Some(v) = part.strip_prefix("dt=") {
@@ -209,7 +239,7 @@ pub fn key_partition_span(key: &str, tz: PartitionTz) -> Option<Range<i64>> {
             hour = v;
         }
     }
-    partition_span(dt?, hour, tz)
+    Some((dt?, hour))
 }
 
 /// The key of a path relative to the destination prefix, as listed in manifests.
@@ -371,6 +401,10 @@ mod tests {
             Some(nine - 9 * h..nine + 15 * h)
         );
         assert_eq!(key_partition_span("access/x.parquet", tz), None);
+        assert_eq!(
+            key_partition("audit/cache/event=E/dt=2024-03-05/t.parquet"),
+            Some(("2024-03-05", ""))
+        );
         assert_eq!(partition_span("2024-02-30", "", tz), None);
         assert_eq!(partition_span("2024-03-05", "24", tz), None);
     }

@@ -16,8 +16,8 @@ use futures::stream::{StreamExt, TryStreamExt};
 use object_store::path::Path;
 use object_store::ObjectMeta;
 
-use super::store::{store_error, Lake};
-use crate::error::{Result, StoreOp};
+use super::store::Lake;
+use crate::error::Result;
 
 /// Requests in flight by default: enough to hide 20 ms of latency behind a few hundred reads
 /// per second, few enough that OSS (which throttles per prefix at thousands per second) and a
@@ -38,7 +38,7 @@ pub fn set_concurrency(n: usize) {
 
 /// Reads whole objects, [`concurrency`] at a time, answers in the order of `keys`; `None` for
 /// an object that does not exist (deleted between a listing and the read).
-pub async fn get_all(lake: &Lake, keys: Vec<Path>) -> Result<Vec<Option<bytes::Bytes>>> {
+pub(crate) async fn get_all(lake: &Lake, keys: Vec<Path>) -> Result<Vec<Option<bytes::Bytes>>> {
     futures::stream::iter(keys)
         .map(|key| async move { lake.get_opt(&key).await })
         .buffered(concurrency())
@@ -48,7 +48,7 @@ pub async fn get_all(lake: &Lake, keys: Vec<Path>) -> Result<Vec<Option<bytes::B
 
 /// [`get_all`] as a stream: answers in the order of `keys`, [`concurrency`] in flight, so a
 /// reader that merges as the answers come holds only those in memory, not every object at once.
-pub fn get_stream(
+pub(crate) fn get_stream(
     lake: &Lake,
     keys: Vec<Path>,
 ) -> impl futures::Stream<Item = Result<Option<bytes::Bytes>>> + '_ {
@@ -59,12 +59,8 @@ pub fn get_stream(
 
 /// Lists every object under `prefix` with its size and ETag (one request per 1,000 keys on S3
 /// and OSS). A prefix that does not exist is empty.
-pub async fn list_meta(lake: &Lake, prefix: &Path) -> Result<Vec<ObjectMeta>> {
-    match lake.store.list(Some(prefix)).try_collect().await {
-        Ok(m) => Ok(m),
-        Err(object_store::Error::NotFound { .. }) => Ok(Vec::new()),
-        Err(source) => Err(store_error(StoreOp::List, prefix, source)),
-    }
+pub(crate) async fn list_meta(lake: &Lake, prefix: &Path) -> Result<Vec<ObjectMeta>> {
+    lake.list(prefix).await
 }
 
 #[cfg(test)]

@@ -25,7 +25,7 @@ use crate::error::{Error, Result, StoreOp};
 
 pub use super::store::PART_SIZE;
 /// Parts in flight per upload before writes wait (bounds memory per open object).
-pub const MAX_PARTS_IN_FLIGHT: usize = 2;
+pub(crate) const MAX_PARTS_IN_FLIGHT: usize = 2;
 
 /// How long an abandoned upload may take to abort before we give up on it (the store's own
 /// retries could otherwise hold a failing run for minutes). An upload left behind is invisible
@@ -78,7 +78,7 @@ impl ObjectSink {
     }
 
     /// The error behind a failed write, with the key and the store's own error.
-    pub fn store_error(&mut self, op: StoreOp) -> Error {
+    pub(crate) fn store_error(&mut self, op: StoreOp) -> Error {
         match self.error.take() {
             Some(source) => store_error(op, &self.key, source),
             None => Error::Internal(format!("upload of {} already finished", self.key)),

@@ -43,7 +43,8 @@ const LOCK_SUFFIX: &str = ".lock";
 
 /// Folders that versions before per-run staging wrote straight into a group's folder (the
 /// tables of a log file; the audit folders of events). A group never holds them any more, so
-/// when found they are what a killed run of such a version left.
+/// when found they are what a killed run of such a version left. A fixed list, not the
+/// registry's folders (`crate::tables::registry`): a table added since was never staged there.
 const LEGACY: &[&str] = &[
     "raw",
     "access",

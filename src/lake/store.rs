@@ -1,20 +1,27 @@
 //! A destination opened: an `object_store` store plus the key prefix every key goes under, and
 //! the few whole-object operations (read, write, delete) the commit and the readers need.
 
+use std::ops::Range;
 use std::sync::Arc;
 
+use futures::stream::{BoxStream, StreamExt, TryStreamExt};
 use object_store::memory::InMemory;
 use object_store::path::Path;
-use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use object_store::{
+    GetResult, MultipartUpload, ObjectMeta, ObjectStore, ObjectStoreExt, PutPayload,
+};
 
 use super::dest::Destination;
 use super::staging::StagingRun;
 use crate::error::{Error, Result, StoreOp};
 
 /// A lake destination: the store, the prefix every key goes under, and the URL it came from.
+///
+/// The store is private to `lake/`: every request goes through a method here, which attaches
+/// the operation and the key to a failure ([`Error::Store`]) in one place.
 #[derive(Clone)]
 pub struct Lake {
-    pub store: Arc<dyn ObjectStore>,
+    pub(super) store: Arc<dyn ObjectStore>,
     pub prefix: Path,
     /// The destination as the user gave it (never contains credentials).
     pub url: String,
@@ -434,8 +441,48 @@ impl Lake {
         }
     }
 
-    /// A byte range of an object (one range GET).
-    pub async fn get_range(&self, key: &Path, range: std::ops::Range<u64>) -> Result<bytes::Bytes> {
+    /// Lists every object under `prefix` (one request per 1,000 keys on S3 and OSS). A prefix
+    /// that does not exist is empty.
+    pub async fn list(&self, prefix: &Path) -> Result<Vec<ObjectMeta>> {
+        match self.store.list(Some(prefix)).try_collect().await {
+            Ok(m) => Ok(m),
+            Err(object_store::Error::NotFound { .. }) => Ok(Vec::new()),
+            Err(source) => Err(store_error(StoreOp::List, prefix, source)),
+        }
+    }
+
+    /// The objects under `prefix` as they come, for a reader that stops early (at the first
+    /// match, or after the first page). A prefix that does not exist ends the stream.
+    pub fn list_stream<'a>(&'a self, prefix: &'a Path) -> BoxStream<'a, Result<ObjectMeta>> {
+        self.store
+            .list(Some(prefix))
+            .take_while(|r| {
+                futures::future::ready(!matches!(r, Err(object_store::Error::NotFound { .. })))
+            })
+            .map_err(move |source| store_error(StoreOp::List, prefix, source))
+            .boxed()
+    }
+
+    /// An object's size and ETag; `None` when it does not exist.
+    pub async fn head_opt(&self, key: &Path) -> Result<Option<ObjectMeta>> {
+        match self.store.head(key).await {
+            Ok(meta) => Ok(Some(meta)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(source) => Err(store_error(StoreOp::Head, key, source)),
+        }
+    }
+
+    /// A (large) object as a stream, with its size; `None` when it does not exist.
+    pub async fn get_opt_stream(&self, key: &Path) -> Result<Option<GetResult>> {
+        match self.store.get(key).await {
+            Ok(r) => Ok(Some(r)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(source) => Err(store_error(StoreOp::Read, key, source)),
+        }
+    }
+
+    /// A byte range of an object (one range GET), with the error context of the lake.
+    pub async fn read_range(&self, key: &Path, range: Range<u64>) -> Result<bytes::Bytes> {
         self.store
             .get_range(key, range)
             .await
@@ -468,6 +515,44 @@ impl Lake {
             p.push(part.as_ref());
         }
         Some(p)
+    }
+
+    /// A byte range of an object, for Parquet readers. The store's own error is returned: the
+    /// Parquet reader carries it (`ParquetError::External`) and the caller tells a missing
+    /// object from a failed request by it.
+    pub async fn get_range(
+        &self,
+        key: &Path,
+        range: Range<u64>,
+    ) -> std::result::Result<bytes::Bytes, object_store::Error> {
+        self.store.get_range(key, range).await
+    }
+
+    /// Several byte ranges of an object, for Parquet readers (see [`Lake::get_range`]).
+    pub async fn get_ranges(
+        &self,
+        key: &Path,
+        ranges: &[Range<u64>],
+    ) -> std::result::Result<Vec<bytes::Bytes>, object_store::Error> {
+        self.store.get_ranges(key, ranges).await
+    }
+
+    /// Starts a multipart upload of `key` as is (not staged): for tests that look at what an
+    /// open upload leaves on a store. Writers go through [`super::sink::ObjectSink`].
+    pub async fn put_multipart(&self, key: &Path) -> Result<Box<dyn MultipartUpload>> {
+        self.store
+            .put_multipart(key)
+            .await
+            .map_err(|source| store_error(StoreOp::Upload, key, source))
+    }
+
+    /// The same destination over another store made from this one (a wrapper that counts
+    /// requests, or injects faults in tests).
+    pub fn map_store(&self, f: impl FnOnce(Arc<dyn ObjectStore>) -> Arc<dyn ObjectStore>) -> Lake {
+        Lake {
+            store: f(self.store.clone()),
+            ..self.clone()
+        }
     }
 
     /// Deletes an object; a missing object is not an error (deletes must be idempotent).

@@ -28,29 +28,19 @@ use std::collections::BTreeSet;
 use futures::TryStreamExt;
 use object_store::path::Path;
 
-use crate::error::{Error, Result, StoreOp};
+use crate::error::Result;
 use crate::lake::descriptor::PartitionBy;
 use crate::lake::dest::Destination;
-use crate::lake::layout::relative;
+use crate::lake::layout::{key_partition, relative};
 use crate::lake::manifest::Manifest;
 use crate::lake::store::Lake;
 use crate::tables::access::ACCESS;
-use crate::tables::audit::{CACHE_AUDIT, DOMAIN_AUDIT};
-use crate::tables::top::TOP;
-use crate::tables::traffic::TRAFFIC;
-use crate::tables::visitors::VISITORS;
+use crate::tables::registry::{self, Keys};
 use crate::tables::Table;
-
-/// SQL dialects we generate.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Dialect {
-    DuckDb,
-    MaxCompute,
-}
 
 /// Tables of the lake that have DDL.
 pub fn tables() -> Vec<&'static Table> {
-    crate::tables::all().to_vec()
+    registry::tables().collect()
 }
 
 fn sql_str(s: &str) -> String {
@@ -59,7 +49,7 @@ fn sql_str(s: &str) -> String {
 
 /// Where DuckDB reads a destination (see [`Destination::duckdb_location`]); a URL that does not
 /// parse is passed through, for the user to see in the SQL.
-pub fn duckdb_location(dest: &str) -> String {
+pub(crate) fn duckdb_location(dest: &str) -> String {
     match Destination::parse(dest) {
         Ok(d) => d.duckdb_location(),
         Err(_) => dest.trim_end_matches('/').to_string(),
@@ -143,7 +133,7 @@ pub fn duckdb_views(dest: &str, by: PartitionBy, has_files: impl Fn(&Table) -> b
 }
 
 /// The OSS location MaxCompute reads: `oss://<endpoint>/<bucket>/<prefix>`.
-pub fn maxcompute_location(dest: &str, oss_endpoint: Option<&str>) -> String {
+pub(crate) fn maxcompute_location(dest: &str, oss_endpoint: Option<&str>) -> String {
     let endpoint = oss_endpoint.unwrap_or("oss-cn-hangzhou-internal.aliyuncs.com");
     match Destination::parse(dest) {
         Ok(d) => d.maxcompute_location(endpoint),
@@ -218,18 +208,14 @@ pub fn maxcompute_partitions<'a>(
 }
 
 /// A partition of one table: the table name and its (key, value) pairs, outermost first.
-pub type PartitionSpec = (&'static str, Vec<(&'static str, String)>);
+pub(crate) type PartitionSpec = (&'static str, Vec<(&'static str, String)>);
 
 /// Whether a table holds at least one Parquet file: lists its folder and stops at the first one.
 /// (I/O: the one call here that reads the lake besides listing audit keys.)
 pub async fn has_files(lake: &Lake, table: &Table) -> Result<bool> {
     let prefix = Path::from_iter(lake.prefix.parts().chain(Path::from(table.folder).parts()));
-    let mut list = lake.store.list(Some(&prefix));
-    while let Some(meta) = list.try_next().await.map_err(|source| Error::Store {
-        op: StoreOp::List,
-        key: prefix.to_string(),
-        source,
-    })? {
+    let mut list = lake.list_stream(&prefix);
+    while let Some(meta) = list.try_next().await? {
         if meta.location.as_ref().ends_with(".parquet") {
             return Ok(true);
         }
@@ -237,23 +223,22 @@ pub async fn has_files(lake: &Lake, table: &Table) -> Result<bool> {
     Ok(false)
 }
 
+/// The tables of events (`event=<name>/dt=` keys, no manifest): the audit tables.
+fn audit_tables() -> impl Iterator<Item = &'static Table> {
+    registry::FOLDERS
+        .into_iter()
+        .filter(|f| f.keys == Keys::ByEvent)
+        .filter_map(|f| f.table)
+}
+
 /// Keys (relative to the destination) of the audit tables' files. Audit files have no manifest
 /// (each event is written whole with one PUT), so listing their folders is how their partitions
 /// are found.
 pub async fn audit_keys(lake: &Lake) -> Result<Vec<String>> {
     let mut out = Vec::new();
-    for t in [&CACHE_AUDIT, &DOMAIN_AUDIT] {
+    for t in audit_tables() {
         let prefix = Path::from_iter(lake.prefix.parts().chain(Path::from(t.folder).parts()));
-        let metas: Vec<object_store::ObjectMeta> = lake
-            .store
-            .list(Some(&prefix))
-            .try_collect()
-            .await
-            .map_err(|source| Error::Store {
-                op: StoreOp::List,
-                key: prefix.to_string(),
-                source,
-            })?;
+        let metas = lake.list(&prefix).await?;
         out.extend(metas.iter().map(|m| relative(&lake.prefix, &m.location)));
     }
     Ok(out)
@@ -267,9 +252,7 @@ pub fn audit_partitions<'a>(keys: impl IntoIterator<Item = &'a str>) -> Vec<Part
         if !key.ends_with(".parquet") {
             continue;
         }
-        let Some(table) = [&CACHE_AUDIT, &DOMAIN_AUDIT]
-            .into_iter()
-            .find(|t| key.starts_with(&format!("{}/", t.folder)))
+        let Some(table) = audit_tables().find(|t| key.starts_with(&format!("{}/", t.folder)))
         else {
             continue;
         };
@@ -316,25 +299,18 @@ pub fn manifest_partitions(manifests: &[Manifest]) -> Vec<PartitionSpec> {
             seen.insert((ACCESS.name, m.domain.clone(), p.dt.clone(), p.hour.clone()));
         }
         for key in m.keys() {
-            let mut parts = key.split('/');
-            // Rollup tables: the partitions their listed files lie in.
-            let Some(table) = parts.next().and_then(|f| {
-                [&TRAFFIC, &TOP, &VISITORS]
-                    .into_iter()
-                    .find(|t| t.folder == f)
-            }) else {
+            // The other per-file tables: the partitions their listed files lie in.
+            let Some(table) = key
+                .split('/')
+                .next()
+                .and_then(registry::folder)
+                .filter(|f| f.keys == Keys::Partitioned && f.path != ACCESS.folder)
+                .and_then(|f| f.table)
+            else {
                 continue;
             };
-            let (mut dt, mut hour) = (None, String::new());
-            for part in parts {
-                if let Some(v) = part.strip_prefix("dt=") {
-                    dt = Some(v);
-                } else if let Some(v) = part.strip_prefix("hour=") {
-                    hour = v.to_string();
-                }
-            }
-            if let Some(dt) = dt {
-                seen.insert((table.name, m.domain.clone(), dt.into(), hour));
+            if let Some((dt, hour)) = key_partition(key) {
+                seen.insert((table.name, m.domain.clone(), dt.into(), hour.into()));
             }
         }
     }

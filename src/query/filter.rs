@@ -12,7 +12,7 @@ pub struct ReportFilter {
 
 impl ReportFilter {
     /// Whether the minute starting at `minute` (micros) is in `[from, to)`.
-    pub fn keeps_minute(&self, minute: i64) -> bool {
+    pub(crate) fn keeps_minute(&self, minute: i64) -> bool {
         self.from_micros.is_none_or(|f| minute >= f) && self.to_micros.is_none_or(|t| minute < t)
     }
 }

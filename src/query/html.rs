@@ -8,12 +8,12 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 
 use crate::access::time::{civil_from_days, PartitionTz, DAY_MICROS, HOUR_MICROS, MINUTE_MICROS};
-use crate::query::report::{quantile, Report};
+use crate::query::report::{quantile, Report, TopSource};
 use crate::query::top::DIMENSIONS;
 use crate::tables::traffic::{idx, merge, MinuteStats, COUNTERS, RT_BUCKETS};
 
 /// Escapes text for HTML element content and quoted attribute values.
-pub fn escape(s: &str) -> String {
+pub(crate) fn escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {
@@ -512,7 +512,7 @@ pub fn render(r: &Report, minutes: &BTreeMap<i64, MinuteStats>, tz: PartitionTz)
         );
     }
     let source = match (r.top_source, r.top_approximate) {
-        ("access", _) => "counted from the access rows (exact)".to_string(),
+        (TopSource::Access, _) => "counted from the access rows (exact)".to_string(),
         (_, true) => {
             "from the rollups, approximate: each count is a lower bound, short by at most +N"
                 .to_string()

@@ -22,8 +22,7 @@ use object_store::path::Path;
 
 use super::filter::ReportFilter;
 use super::rollups::{
-    add_top_file, in_folder, read_error, rows_of, visitors_rows_of, MinuteRow, Sketches,
-    REPORT_CAPACITY,
+    add_top_file, read_error, rows_of, visitors_rows_of, MinuteRow, Sketches, REPORT_CAPACITY,
 };
 use crate::access::time::PartitionTz;
 use crate::error::{Error, Result};
@@ -40,8 +39,7 @@ use crate::tables::top::{DIMENSIONS, TOP};
 use crate::tables::traffic::TRAFFIC;
 use crate::tables::visitors::VISITORS;
 
-/// The folder of manifests.
-const MANIFESTS: &str = "_manifests";
+use crate::tables::registry::{MANIFESTS, TOP_FOLDER, TRAFFIC_FOLDER, VISITORS_FOLDER};
 
 /// A partition day of one domain.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -83,7 +81,12 @@ pub struct Plan {
 
 /// The record of a manifest as a marker keeps it: the listing's size and ETag, the source, and
 /// the days it has rollups in.
-pub fn covered(key: &str, bytes: u64, etag: Option<String>, m: &Manifest) -> CoveredManifest {
+pub(crate) fn covered(
+    key: &str,
+    bytes: u64,
+    etag: Option<String>,
+    m: &Manifest,
+) -> CoveredManifest {
     let days: BTreeSet<&str> = m
         .objects
         .iter()
@@ -101,10 +104,8 @@ pub fn covered(key: &str, bytes: u64, etag: Option<String>, m: &Manifest) -> Cov
 }
 
 /// Whether a key is a per-file rollup (`traffic`, `heavy_hitters`, `visitors`).
-pub fn is_rollup(key: &str) -> bool {
-    [TRAFFIC.folder, TOP.folder, VISITORS.folder]
-        .iter()
-        .any(|f| in_folder(f, key))
+pub(crate) fn is_rollup(key: &str) -> bool {
+    crate::tables::registry::is_rollup(key)
 }
 
 /// Whether a marker covers exactly these manifests: the same keys, sizes and ETags (a manifest
@@ -294,7 +295,7 @@ async fn read_manifests(
 /// Folds a day's heavy-hitter summary into the report's: its errors and totals, then its keys
 /// in key order. The same call for a day read from the per-file rollups and for a compacted
 /// one, so both give the same figures.
-pub fn fold_day(into: &mut [Summary], day: &[DimSummary]) {
+pub(crate) fn fold_day(into: &mut [Summary], day: &[DimSummary]) {
     for (s, (rows, error, total)) in into.iter_mut().zip(day) {
         s.add_bounds(*error, *total);
         for (k, c) in rows {
@@ -304,13 +305,13 @@ pub fn fold_day(into: &mut [Summary], day: &[DimSummary]) {
 }
 
 /// One dimension of a day summary: its rows in key order, its error and its total.
-pub type DimSummary = (Vec<(String, [i64; 2])>, [i64; 2], [i64; 2]);
+pub(crate) type DimSummary = (Vec<(String, [i64; 2])>, [i64; 2], [i64; 2]);
 
 /// A day summary as [`fold_day`] takes it: one [`DimSummary`] per dimension.
-pub type DaySummary = Vec<DimSummary>;
+pub(crate) type DaySummary = Vec<DimSummary>;
 
 /// The day summary of merged per-file summaries.
-pub fn day_summary(dims: &[Summary]) -> DaySummary {
+pub(crate) fn day_summary(dims: &[Summary]) -> DaySummary {
     dims.iter()
         .map(|s| {
             (
@@ -326,7 +327,7 @@ pub fn day_summary(dims: &[Summary]) -> DaySummary {
 }
 
 /// Empty summaries, one per dimension, of the report's capacity.
-pub fn new_dims() -> Vec<Summary> {
+pub(crate) fn new_dims() -> Vec<Summary> {
     DIMENSIONS
         .iter()
         .map(|_| Summary::new(REPORT_CAPACITY))
@@ -419,12 +420,12 @@ fn day_reads(
         let hours: BTreeSet<i64> = m
             .objects
             .iter()
-            .filter(|o| in_folder(TRAFFIC.folder, &o.key))
+            .filter(|o| TRAFFIC_FOLDER.holds(&o.key))
             .filter_map(|o| span_of(&o.key).map(|r| r.start))
             .collect();
         if traffic_from_files {
             for o in &m.objects {
-                if in_folder(TRAFFIC.folder, &o.key) && span_of(&o.key).is_some() {
+                if TRAFFIC_FOLDER.holds(&o.key) && span_of(&o.key).is_some() {
                     reads.push((Part::Traffic, lake.key_of(&o.key)));
                 }
             }
@@ -434,8 +435,8 @@ fn day_reads(
         }
         let (mut with_top, mut with_visitors) = (BTreeSet::new(), BTreeSet::new());
         for o in &m.objects {
-            let is_top = in_folder(TOP.folder, &o.key);
-            if !is_top && !in_folder(VISITORS.folder, &o.key) {
+            let is_top = TOP_FOLDER.holds(&o.key);
+            if !is_top && !VISITORS_FOLDER.holds(&o.key) {
                 continue;
             }
             let Some(h) = span_of(&o.key)
@@ -462,12 +463,12 @@ fn day_reads(
 
 /// A compacted object listed by a valid marker is missing: the day must be read file by file.
 #[derive(Debug)]
-pub struct MissingCompacted(pub Day);
+pub(crate) struct MissingCompacted(pub Day);
 
 /// Reads every day of `plan` that `filter` overlaps: traffic rows and (with `sketches`) the
 /// merged summaries, visitors and hour sets, all objects [`get_all`] at a time, merged in the
 /// plan's order. `Err(MissingCompacted)` when a compacted object is gone.
-pub async fn read_days(
+pub(crate) async fn read_days(
     lake: &Lake,
     plan: &Plan,
     filter: &ReportFilter,
@@ -477,7 +478,7 @@ pub async fn read_days(
 }
 
 /// [`read_days`] of some days of a plan.
-pub async fn read_days_of<'a>(
+pub(crate) async fn read_days_of<'a>(
     lake: &Lake,
     manifests: &BTreeMap<String, Manifest>,
     days: impl IntoIterator<Item = (&'a Day, &'a DayPlan)>,
@@ -566,7 +567,7 @@ pub async fn read_days_of<'a>(
 
 /// Reads a compacted `heavy_hitters` day: per dimension (in [`DIMENSIONS`] order), its rows in
 /// stored order and its error and total (the same on every row of a dimension).
-pub fn read_day_top(key: &Path, bytes: bytes::Bytes) -> Result<DaySummary> {
+pub(crate) fn read_day_top(key: &Path, bytes: bytes::Bytes) -> Result<DaySummary> {
     use arrow_array::cast::AsArray;
     use arrow_array::{Array, Int64Array, RecordBatch};
     use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;

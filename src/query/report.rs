@@ -19,10 +19,11 @@ use crate::sketch::heavy::Summary;
 use crate::tables::traffic::{idx, merge, MinuteStats, COUNTERS, RT_BOUNDS_MS, RT_BUCKETS};
 
 /// Seconds per bandwidth bucket: the CDN bills on 5-minute means.
-pub const BUCKET_SECS: i64 = 300;
+pub(crate) const BUCKET_SECS: i64 = 300;
 
 /// Message for figures an old lake's rollups do not hold.
-pub const NOT_IN_ROLLUPS: &str = "not in the rollups of this lake: re-convert or use --exact";
+pub(crate) const NOT_IN_ROLLUPS: &str =
+    "not in the rollups of this lake: re-convert or use --exact";
 
 /// A response-time quantile estimated from the merged histogram.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -125,11 +126,21 @@ pub struct Report {
     pub top: BTreeMap<&'static str, TopLists>,
     /// `rollups` (the `top` table: approximate, each count with its error bound) or `access`
     /// (`--exact`: counted from the access rows).
-    pub top_source: &'static str,
+    pub top_source: TopSource,
     /// Whether any count in `top` may be short (an entry's `requests_error`/`bytes_error` > 0).
     pub top_approximate: bool,
     /// What the figures cover and what is missing.
     pub notes: Vec<String>,
+}
+
+/// Where a report's top lists come from (serialised `rollups` / `access`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TopSource {
+    /// The `heavy_hitters` table: approximate, each count with its error bound.
+    Rollups,
+    /// `--exact`: counted from the access rows.
+    Access,
 }
 
 /// Estimates quantile `q` from histogram `hist` (counts per [`RT_BOUNDS_MS`] bucket, the last one
@@ -236,7 +247,7 @@ pub fn summarise(rows: &[MinuteRow], filter: &ReportFilter, tz: PartitionTz) -> 
         unique_visitors: None,
         unique_visitors_exact: false,
         top: BTreeMap::new(),
-        top_source: "rollups",
+        top_source: TopSource::Rollups,
         top_approximate: false,
         notes: Vec::new(),
     }
@@ -258,7 +269,7 @@ pub fn rfc3339(micros: i64, tz: PartitionTz) -> String {
 /// Start (micros) of the 5-minute bucket holding `micros`, aligned to `tz`'s wall clock: a
 /// `+05:45` report's buckets start at :00, :05, … of its own clock (the offset is whole minutes,
 /// so a bucket is always 5 whole UTC minutes).
-pub fn bucket_start(micros: i64, tz: PartitionTz) -> i64 {
+pub(crate) fn bucket_start(micros: i64, tz: PartitionTz) -> i64 {
     let off = i64::from(tz.offset_secs) * 1_000_000;
     let b = BUCKET_SECS * 1_000_000;
     (micros + off).div_euclid(b) * b - off
@@ -378,7 +389,7 @@ fn hours_note(what: &str, hours: &std::collections::BTreeSet<i64>, tz: Partition
 /// window has no sketch for (a lake converted before the `top`/`visitors` tables) is left out
 /// (`null`) with a note, never guessed from the hours that have one.
 pub fn apply_sketches(r: &mut Report, sk: &Sketches, filter: &ReportFilter, tz: PartitionTz) {
-    r.top_source = "rollups";
+    r.top_source = TopSource::Rollups;
     let off = i64::from(tz.offset_secs) * 1_000_000;
     let aligned = |t: Option<i64>| t.is_none_or(|t| (t + off).rem_euclid(HOUR_MICROS) == 0);
     let whole_hours = aligned(filter.from_micros) && aligned(filter.to_micros);
@@ -439,7 +450,7 @@ pub fn apply_sketches(r: &mut Report, sk: &Sketches, filter: &ReportFilter, tz: 
 /// Fills the top lists and unique visitors from an exact scan of the access rows (`--exact`).
 pub fn apply_exact(r: &mut Report, c: &TopCounter) {
     r.top = c.lists();
-    r.top_source = "access";
+    r.top_source = TopSource::Access;
     r.top_approximate = false;
     r.unique_visitors = Some(c.ips.len() as i64);
     r.unique_visitors_exact = true;

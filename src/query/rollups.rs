@@ -11,12 +11,8 @@ use object_store::path::Path;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use super::filter::ReportFilter;
-use crate::access::time::{PartitionTz, HOUR_MICROS};
+use crate::access::time::HOUR_MICROS;
 use crate::error::{Error, Result};
-use crate::lake::layout::key_partition_span;
-use crate::lake::manifest::{list_manifests, Manifest};
-use crate::lake::read::get_all;
-use crate::lake::store::Lake;
 use crate::tables::traffic::MinuteStats;
 
 /// One rollup row: a minute of one domain from one file (or one compacted day).
@@ -28,9 +24,8 @@ pub struct MinuteRow {
 }
 use crate::sketch::heavy::{Summary, CAPACITY};
 use crate::sketch::hll::Hll;
-use crate::tables::top::{DIMENSIONS, TOP};
+use crate::tables::top::DIMENSIONS;
 use crate::tables::traffic::{COUNTERS, TRAFFIC};
-use crate::tables::visitors::VISITORS;
 
 pub(crate) fn read_error(key: &Path, reason: impl ToString) -> Error {
     Error::ReadParquet {
@@ -82,45 +77,6 @@ pub(crate) fn rows_of(key: &Path, bytes: bytes::Bytes, domain: &str) -> Result<V
     Ok(out)
 }
 
-/// Reads the rollup rows of every committed traffic file of `domain` (all domains when `None`).
-pub async fn read_rollups(lake: &Lake, filter: &ReportFilter) -> Result<Vec<MinuteRow>> {
-    read_rollups_of(lake, &list_manifests(lake).await?, filter).await
-}
-
-/// [`read_rollups`] of the given manifests: every traffic file they list, read
-/// [`concurrency`](crate::lake::read::concurrency) at a time and merged in the manifests' order.
-pub async fn read_rollups_of(
-    lake: &Lake,
-    manifests: &[Manifest],
-    filter: &ReportFilter,
-) -> Result<Vec<MinuteRow>> {
-    let wanted: Vec<(&str, Path)> = manifests
-        .iter()
-        .filter(|m| filter.domain.as_deref().is_none_or(|d| d == m.domain))
-        .flat_map(|m| {
-            m.objects
-                .iter()
-                .filter(|o| in_folder(TRAFFIC.folder, &o.key))
-                .map(|o| (m.domain.as_str(), lake.key_of(&o.key)))
-        })
-        .collect();
-    let bodies = get_all(lake, wanted.iter().map(|(_, k)| k.clone()).collect()).await?;
-    let mut out = Vec::new();
-    for ((domain, key), bytes) in wanted.iter().zip(bodies) {
-        let Some(bytes) = bytes else {
-            tracing::warn!(%key, "traffic file listed in a manifest is missing");
-            continue;
-        };
-        out.extend(rows_of(key, bytes, domain)?);
-    }
-    Ok(out)
-}
-
-/// Whether `key` lies in `folder` (`traffic/...`).
-pub(crate) fn in_folder(folder: &str, key: &str) -> bool {
-    key.strip_prefix(folder).is_some_and(|r| r.starts_with('/'))
-}
-
 /// The merged heavy-hitter summaries and distinct-IP sketches of the partition hours a report
 /// covers: every hour that overlaps the window (the sketches are per hour, so a window that does
 /// not start or end on the hour is widened to whole hours; the report says so).
@@ -144,11 +100,7 @@ pub struct Sketches {
 
 /// Capacity of the report's merged summaries: larger than a stored one's, so merging many
 /// hours cuts less.
-pub const REPORT_CAPACITY: usize = 4 * CAPACITY;
-
-fn span_overlaps(r: &std::ops::Range<i64>, filter: &ReportFilter) -> bool {
-    filter.from_micros.is_none_or(|f| r.end > f) && filter.to_micros.is_none_or(|t| r.start < t)
-}
+pub(crate) const REPORT_CAPACITY: usize = 4 * CAPACITY;
 
 fn hour_overlaps(start: i64, filter: &ReportFilter) -> bool {
     let end = start + HOUR_MICROS;
@@ -227,19 +179,6 @@ fn hour_starts<'a>(key: &Path, batch: &'a RecordBatch) -> Result<&'a TimestampMi
         .ok_or_else(|| read_error(key, "no TIMESTAMP column hour_start"))
 }
 
-/// The sketches of one `visitors` file, per hour (start, micros), of the hours that overlap
-/// `filter` (one hour in an hour lake, the hours of a day in a day lake).
-pub(crate) fn visitors_of(
-    key: &Path,
-    bytes: bytes::Bytes,
-    filter: &ReportFilter,
-) -> Result<Vec<(i64, Hll)>> {
-    Ok(visitors_rows_of(key, bytes, filter)?
-        .into_iter()
-        .map(|(h, _, hll)| (h, hll))
-        .collect())
-}
-
 /// [`visitors_of`] with each row's requests.
 pub(crate) fn visitors_rows_of(
     key: &Path,
@@ -271,88 +210,6 @@ pub(crate) fn visitors_rows_of(
             };
             out.push((hour.value(i), r, h));
         }
-    }
-    Ok(out)
-}
-
-/// Of one manifest: the partitions it has rows in, and its sketch files (span start, whether
-/// heavy_hitters, key).
-type SketchFiles = (BTreeSet<i64>, Vec<(i64, bool, Path)>);
-
-/// Reads the `heavy_hitters` and `visitors` files of the hours the filter covers, every file
-/// of every manifest [`concurrency`](crate::lake::read::concurrency) at a time, merged in the manifests' order (so the result does
-/// not depend on which answer comes first).
-pub async fn read_sketches(
-    lake: &Lake,
-    manifests: &[Manifest],
-    filter: &ReportFilter,
-) -> Result<Sketches> {
-    let mut out = Sketches {
-        dims: DIMENSIONS
-            .iter()
-            .map(|_| Summary::new(REPORT_CAPACITY))
-            .collect(),
-        ..Sketches::default()
-    };
-    // Per manifest: the partitions (hours, or days in a day lake: start, micros) it has rows
-    // in within the window, and its sketch files of those partitions.
-    let mut plans: Vec<SketchFiles> = Vec::new();
-    for m in manifests {
-        if filter.domain.as_deref().is_some_and(|d| d != m.domain) {
-            continue;
-        }
-        let tz = PartitionTz::parse(&m.partition_tz).unwrap_or_default();
-        let span_of = |k: &str| key_partition_span(k, tz).filter(|r| span_overlaps(r, filter));
-        let hours: BTreeSet<i64> = m
-            .objects
-            .iter()
-            .filter(|o| in_folder(TRAFFIC.folder, &o.key))
-            .filter_map(|o| span_of(&o.key).map(|r| r.start))
-            .collect();
-        let wanted: Vec<(i64, bool, Path)> = m
-            .objects
-            .iter()
-            .filter_map(|o| {
-                let is_top = in_folder(TOP.folder, &o.key);
-                if !is_top && !in_folder(VISITORS.folder, &o.key) {
-                    return None;
-                }
-                let hour = span_of(&o.key)
-                    .map(|r| r.start)
-                    .filter(|h| hours.contains(h))?;
-                Some((hour, is_top, lake.key_of(&o.key)))
-            })
-            .collect();
-        plans.push((hours, wanted));
-    }
-    let keys: Vec<Path> = plans
-        .iter()
-        .flat_map(|(_, w)| w.iter().map(|(_, _, k)| k.clone()))
-        .collect();
-    let mut bodies = get_all(lake, keys).await?.into_iter();
-    for (hours, wanted) in plans {
-        let mut with_top = BTreeSet::new();
-        let mut with_visitors = BTreeSet::new();
-        for (hour, is_top, key) in wanted {
-            let Some(bytes) = bodies.next().flatten() else {
-                tracing::warn!(%key, "rollup file listed in a manifest is missing");
-                continue;
-            };
-            if is_top {
-                add_top_file(&key, bytes, &mut out.dims, filter)?;
-                with_top.insert(hour);
-            } else {
-                for (h_start, h) in visitors_of(&key, bytes, filter)? {
-                    out.visitors.merge(&h);
-                    out.per_hour.entry(h_start).or_default().merge(&h);
-                }
-                with_visitors.insert(hour);
-            }
-        }
-        out.missing_top.extend(hours.difference(&with_top));
-        out.missing_visitors
-            .extend(hours.difference(&with_visitors));
-        out.hours.extend(hours);
     }
     Ok(out)
 }

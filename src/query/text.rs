@@ -4,7 +4,7 @@ use super::report::{Report, NOT_IN_ROLLUPS};
 use super::top::DIMENSIONS;
 
 /// `1.23 Gbit/s`: bandwidth in the unit that reads best.
-pub fn bits(bps: f64) -> String {
+pub(crate) fn bits(bps: f64) -> String {
     let (d, u) = if bps >= 1e9 {
         (1e9, "Gbit/s")
     } else if bps >= 1e6 {

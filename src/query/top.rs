@@ -15,10 +15,9 @@ use std::sync::Arc;
 use arrow_array::cast::AsArray;
 use arrow_array::{Array, Int64Array, RecordBatch, TimestampMicrosecondArray};
 use arrow_schema::DataType;
-use futures::future::{BoxFuture, FutureExt, TryFutureExt};
+use futures::future::{BoxFuture, FutureExt};
 use futures::TryStreamExt;
 use object_store::path::Path;
-use object_store::{ObjectStore, ObjectStoreExt};
 use parquet::arrow::arrow_reader::{ArrowReaderOptions, ParquetRecordBatchReaderBuilder};
 use parquet::arrow::async_reader::{AsyncFileReader, ParquetRecordBatchStreamBuilder};
 use parquet::arrow::ProjectionMask;
@@ -27,15 +26,16 @@ use parquet::file::metadata::{ParquetMetaData, ParquetMetaDataReader};
 use serde::Serialize;
 
 use super::filter::ReportFilter;
-use crate::access::time::{days_from_civil, PartitionTz, HOUR_MICROS, MINUTE_MICROS};
+use crate::access::time::{PartitionTz, HOUR_MICROS, MINUTE_MICROS};
 use crate::error::{Error, Result};
-use crate::lake::manifest::list_manifests;
+use crate::lake::layout::key_partition_span;
+use crate::lake::manifest::{load_manifests, Unreadable};
 use crate::lake::store::Lake;
 use crate::sketch::hll::{self, HashSet64};
 use crate::tables::access::ACCESS;
 
 /// Length of each list.
-pub const TOP_N: usize = 10;
+pub(crate) const TOP_N: usize = 10;
 
 pub use crate::tables::top::DIMENSIONS;
 
@@ -196,30 +196,10 @@ impl TopCounter {
     }
 }
 
-/// Start (micros) of the partition hour a key like `access/domain=d/dt=2024-03-05/hour=08/x.parquet`
-/// lies in, on wall clock `tz`; `None` when the key does not say.
-pub fn partition_hour_start(key: &str, tz: PartitionTz) -> Option<i64> {
-    let (mut dt, mut hour) = (None, None);
-    for part in key.split('/') {
-        if let Some(v) = part.strip_prefix("dt=") {
-            dt = Some(v);
-        } else if let Some(v) = part.strip_prefix("hour=") {
-            hour = Some(v);
-        }
-    }
-    let mut ymd = dt?.splitn(3, '-');
-    let y: i64 = ymd.next()?.parse().ok()?;
-    let m: u32 = ymd.next()?.parse().ok()?;
-    let d: u32 = ymd.next()?.parse().ok()?;
-    let h: i64 = hour?.parse().ok()?;
-    let wall = (days_from_civil(y, m, d) * 24 + h) * 3600;
-    Some((wall - i64::from(tz.offset_secs)) * 1_000_000)
-}
-
 /// Range reads of one lake object for the Parquet reader: the footer, then only the column chunks
 /// of the projected columns. The size comes from the manifest, so no HEAD or suffix request.
 struct StoreReader {
-    store: Arc<dyn ObjectStore>,
+    lake: Lake,
     path: Path,
     size: u64,
 }
@@ -233,10 +213,13 @@ impl AsyncFileReader for StoreReader {
         &mut self,
         range: Range<u64>,
     ) -> BoxFuture<'_, parquet::errors::Result<bytes::Bytes>> {
-        self.store
-            .get_range(&self.path, range)
-            .map_err(store_err)
-            .boxed()
+        async move {
+            self.lake
+                .get_range(&self.path, range)
+                .await
+                .map_err(store_err)
+        }
+        .boxed()
     }
 
     fn get_byte_ranges(
@@ -244,7 +227,7 @@ impl AsyncFileReader for StoreReader {
         ranges: Vec<Range<u64>>,
     ) -> BoxFuture<'_, parquet::errors::Result<Vec<bytes::Bytes>>> {
         async move {
-            self.store
+            self.lake
                 .get_ranges(&self.path, &ranges)
                 .await
                 .map_err(store_err)
@@ -277,14 +260,17 @@ pub async fn read_top(lake: &Lake, filter: &ReportFilter, tz: PartitionTz) -> Re
     let mut counter = TopCounter::new(tz);
     let prefix = format!("{}/", ACCESS.folder);
     let mut wanted = Vec::new();
-    for m in list_manifests(lake).await? {
+    for m in load_manifests(lake, None, Unreadable::Fail)
+        .await?
+        .into_manifests()
+    {
         if filter.domain.as_deref().is_some_and(|d| d != m.domain) {
             continue;
         }
         let tz = PartitionTz::parse(&m.partition_tz).unwrap_or_default();
         for o in m.objects.iter().filter(|o| o.key.starts_with(&prefix)) {
             // An hour or, in a day lake, a day.
-            if let Some(span) = crate::lake::layout::key_partition_span(&o.key, tz) {
+            if let Some(span) = key_partition_span(&o.key, tz) {
                 let (start, end) = (span.start, span.end);
                 if filter.from_micros.is_some_and(|f| end <= f)
                     || filter.to_micros.is_some_and(|t| start >= t)
@@ -328,7 +314,7 @@ pub async fn read_top(lake: &Lake, filter: &ReportFilter, tz: PartitionTz) -> Re
             continue;
         }
         let reader = StoreReader {
-            store: lake.store.clone(),
+            lake: lake.clone(),
             path: key.clone(),
             size: obytes,
         };
@@ -442,7 +428,8 @@ mod tests {
         let tz = PartitionTz::default();
         let k = "access/domain=d/dt=2024-03-05/hour=09/x.parquet";
         // 09:00 +08:00 = 01:00 UTC.
-        assert_eq!(partition_hour_start(k, tz), Some(1_709_600_400_000_000));
-        assert_eq!(partition_hour_start("access/x.parquet", tz), None);
+        let start = |k| key_partition_span(k, tz).map(|r| r.start);
+        assert_eq!(start(k), Some(1_709_600_400_000_000));
+        assert_eq!(start("access/x.parquet"), None);
     }
 }

@@ -40,7 +40,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use futures::future::BoxFuture;
-use futures::stream::{BoxStream, StreamExt, TryStreamExt};
+use futures::stream::{BoxStream, StreamExt};
 use object_store::path::{Path, PathPart};
 use object_store::{
     CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
@@ -49,7 +49,7 @@ use object_store::{
 use serde::Serialize;
 
 use crate::access::time::PartitionTz;
-use crate::error::{Error, Result, StoreOp};
+use crate::error::{Error, Result};
 use crate::lake::layout::{partition_span, relative};
 use crate::lake::manifest::Manifest;
 use crate::lake::store::Lake;
@@ -60,8 +60,8 @@ pub fn concurrency() -> usize {
     crate::lake::read::concurrency()
 }
 
-/// The folder of manifests.
-pub const MANIFESTS: &str = "_manifests";
+/// The folder of manifests ([`crate::tables::registry::MANIFESTS`]).
+pub use crate::tables::registry::MANIFESTS;
 
 #[cfg(test)]
 const HOUR_MICROS: i64 = 3_600_000_000;
@@ -135,26 +135,12 @@ impl Selection {
     }
 
     /// Whether anything narrows the run (a domain or a window).
-    pub fn is_narrowed(&self) -> bool {
+    pub(crate) fn is_narrowed(&self) -> bool {
         self.domain.is_some() || self.from.is_some() || self.to.is_some()
     }
 }
 
-/// A manifest and its key (relative to the destination).
-#[derive(Debug, Clone)]
-pub struct Entry {
-    pub key: String,
-    pub manifest: Manifest,
-}
-
-/// The manifests under a destination (of one domain, when given).
-#[derive(Debug, Default)]
-pub struct Manifests {
-    /// Sorted by key.
-    pub entries: Vec<Entry>,
-    /// Manifests that exist but cannot be read as one: (key, reason), sorted by key.
-    pub unreadable: Vec<(String, String)>,
-}
+pub use crate::lake::manifest::{load_manifests, Entry, Manifests, Unreadable};
 
 /// `<prefix>/<folder>[/<part>]`: a folder of the lake, narrowed to one path part (a domain).
 pub(crate) fn folder(lake: &Lake, folder: &str, part: Option<&str>) -> Path {
@@ -168,53 +154,12 @@ pub(crate) fn folder(lake: &Lake, folder: &str, part: Option<&str>) -> Path {
 /// Lists every object under `prefix`: (key relative to the destination, size). A prefix that
 /// does not exist is empty.
 pub(crate) async fn list(lake: &Lake, prefix: &Path) -> Result<Vec<(String, u64)>> {
-    let metas: Vec<ObjectMeta> = match lake.store.list(Some(prefix)).try_collect().await {
-        Ok(m) => m,
-        Err(object_store::Error::NotFound { .. }) => Vec::new(),
-        Err(source) => {
-            return Err(Error::Store {
-                op: StoreOp::List,
-                key: prefix.to_string(),
-                source,
-            })
-        }
-    };
-    Ok(metas
+    Ok(lake
+        .list(prefix)
+        .await?
         .into_iter()
         .map(|m| (relative(&lake.prefix, &m.location), m.size))
         .collect())
-}
-
-/// Reads every manifest under `_manifests/` (`_manifests/<domain>/` when a domain is given):
-/// one list, then up to [`concurrency`] reads at once.
-pub async fn load_manifests(lake: &Lake, domain: Option<&str>) -> Result<Manifests> {
-    let prefix = folder(lake, MANIFESTS, domain);
-    let keys: Vec<String> = list(lake, &prefix)
-        .await?
-        .into_iter()
-        .map(|(k, _)| k)
-        .filter(|k| k.ends_with(".json"))
-        .collect();
-    let read = futures::stream::iter(keys)
-        .map(|key| async move {
-            let bytes = lake.get_opt(&lake.key_of(&key)).await?;
-            Ok::<_, Error>((key, bytes))
-        })
-        .buffer_unordered(concurrency())
-        .try_collect::<Vec<_>>()
-        .await?;
-    let mut out = Manifests::default();
-    for (key, bytes) in read {
-        // Deleted between the list and the read: it is no longer there to check.
-        let Some(bytes) = bytes else { continue };
-        match serde_json::from_slice::<Manifest>(&bytes) {
-            Ok(manifest) => out.entries.push(Entry { key, manifest }),
-            Err(e) => out.unreadable.push((key, e.to_string())),
-        }
-    }
-    out.entries.sort_by(|a, b| a.key.cmp(&b.key));
-    out.unreadable.sort();
-    Ok(out)
 }
 
 /// Requests made to the store, by kind.
@@ -283,17 +228,13 @@ const LIST_PAGE: u64 = 1000;
 /// The same destination, with every request to its store counted.
 pub fn count_requests(lake: &Lake) -> (Lake, Requests) {
     let requests = Requests::default();
-    let store = CountingStore {
-        inner: lake.store.clone(),
-        requests: requests.clone(),
-    };
-    (
-        Lake {
-            store: Arc::new(store),
-            ..lake.clone()
-        },
-        requests,
-    )
+    let counted = lake.map_store(|inner| {
+        Arc::new(CountingStore {
+            inner,
+            requests: requests.clone(),
+        })
+    });
+    (counted, requests)
 }
 
 /// An [`ObjectStore`] that counts the requests it forwards. (`ObjectStore` is an `async_trait`;
@@ -479,7 +420,6 @@ impl MultipartUpload for CountingUpload {
 mod tests {
     use super::*;
     use crate::lake::manifest::{PartitionEntry, SourceEntry};
-    use object_store::ObjectStoreExt;
 
     pub(crate) fn manifest(domain: &str, tz: &str, hours: &[(&str, &str)]) -> Manifest {
         Manifest {
@@ -598,15 +538,11 @@ mod tests {
                 .unwrap();
         }
         let _ = lake.get_opt(&Path::from("t/0")).await.unwrap();
-        let _ = lake
-            .store
-            .get_range(&Path::from("t/1"), 0..2)
-            .await
-            .unwrap();
-        let _ = lake.store.head(&Path::from("t/2")).await.unwrap();
+        let _ = lake.get_range(&Path::from("t/1"), 0..2).await.unwrap();
+        let _ = lake.head_opt(&Path::from("t/2")).await.unwrap().unwrap();
         lake.delete(&Path::from("t/2")).await.unwrap();
         assert_eq!(list(&lake, &Path::from("t")).await.unwrap().len(), 2);
-        let mut up = lake.store.put_multipart(&Path::from("t/m")).await.unwrap();
+        let mut up = lake.put_multipart(&Path::from("t/m")).await.unwrap();
         up.put_part(vec![0u8; 10].into()).await.unwrap();
         up.complete().await.unwrap();
         let c = requests.snapshot();

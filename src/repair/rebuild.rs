@@ -14,15 +14,14 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use futures::stream::{BoxStream, StreamExt};
-use object_store::ObjectStoreExt;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use tokio::runtime::Handle;
 
-use super::{count_requests, load_manifests, Entry, RequestCounts, Selection};
+use super::{count_requests, load_manifests, Entry, RequestCounts, Selection, Unreadable};
 use crate::access::time::PartitionTz;
 use crate::convert::{convert_reader, file_layout, ConvertOptions, RunReport};
-use crate::error::{Error, ReadFailure, Result, StoreOp};
+use crate::error::{Error, ReadFailure, Result};
 use crate::lake::descriptor::{Descriptor, PartitionBy};
 use crate::lake::layout::relative;
 use crate::lake::store::Lake;
@@ -31,7 +30,7 @@ use crate::lake::store::Lake;
 /// descriptor's: a lake never changes layout, so that is the layout the file was written in).
 /// `sizes` (keys relative to the destination), when given, is a listing already made: a raw
 /// dump absent from it is missing without another request.
-pub fn reconvert(
+pub(crate) fn reconvert(
     lake: &Lake,
     rt: &Handle,
     entry: &Entry,
@@ -102,18 +101,8 @@ pub fn reconvert(
         _ => {}
     }
     let path = lake.key_of(&raw.key);
-    let got = match rt.block_on(lake.store.get(&path)) {
-        Ok(g) => g,
-        Err(object_store::Error::NotFound { .. }) => {
-            return Err(refuse(&raw.key, "the raw dump is missing".into()))
-        }
-        Err(source) => {
-            return Err(Error::Store {
-                op: StoreOp::Read,
-                key: path.to_string(),
-                source,
-            })
-        }
+    let Some(got) = rt.block_on(lake.get_opt_stream(&path))? else {
+        return Err(refuse(&raw.key, "the raw dump is missing".into()));
     };
     if got.meta.size != m.source.bytes {
         return Err(wrong_size(got.meta.size));
@@ -148,9 +137,9 @@ struct RawReader {
 }
 
 impl RawReader {
-    fn fail(&mut self, reason: String, transient: bool) -> std::io::Error {
+    fn fail(&mut self, reason: String, retryable: bool) -> std::io::Error {
         self.failed = Some(reason.clone());
-        std::io::Error::other(ReadFailure { reason, transient })
+        std::io::Error::other(ReadFailure { reason, retryable })
     }
 }
 
@@ -159,7 +148,7 @@ impl Read for RawReader {
         if let Some(reason) = &self.failed {
             return Err(std::io::Error::other(ReadFailure {
                 reason: reason.clone(),
-                transient: false,
+                retryable: false,
             }));
         }
         while self.chunk.is_empty() {
@@ -180,8 +169,8 @@ impl Read for RawReader {
                     self.chunk = b;
                 }
                 Some(Err(e)) => {
-                    let transient = !matches!(e, object_store::Error::NotFound { .. });
-                    return Err(self.fail(format!("reading the raw dump: {e}"), transient));
+                    let retryable = !matches!(e, object_store::Error::NotFound { .. });
+                    return Err(self.fail(format!("reading the raw dump: {e}"), retryable));
                 }
                 None => {
                     let sha = hex::encode(self.hasher.finalize_reset());
@@ -244,7 +233,11 @@ pub fn rebuild(
     let by = rt
         .block_on(Descriptor::load_or_default(&lake))?
         .partition_by;
-    let manifests = rt.block_on(load_manifests(&lake, select.domain.as_deref()))?;
+    let manifests = rt.block_on(load_manifests(
+        &lake,
+        select.domain.as_deref(),
+        Unreadable::Collect,
+    ))?;
     let mut summary = RebuildSummary::default();
     for (key, reason) in &manifests.unreadable {
         summary.files += 1;

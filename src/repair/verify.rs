@@ -17,7 +17,6 @@ use futures::future::BoxFuture;
 use futures::stream::{StreamExt, TryStreamExt};
 use futures::FutureExt;
 use object_store::path::{Path, PathPart};
-use object_store::ObjectStoreExt;
 use parquet::arrow::async_reader::MetadataFetch;
 use parquet::errors::ParquetError;
 use parquet::file::metadata::ParquetMetaDataReader;
@@ -27,35 +26,27 @@ use tokio::runtime::Handle;
 use super::rebuild::reconvert;
 use super::{
     concurrency, count_requests, folder, list, load_manifests, Entry, RequestCounts, Selection,
+    Unreadable,
 };
 use crate::error::{Error, Result, StoreOp};
 use crate::lake::compacted::{DayMarker, COMPACTED, MARKERS};
 use crate::lake::descriptor::{Descriptor, PartitionBy};
-use crate::lake::store::{Lake, STAGING};
+use crate::lake::store::{store_error, Lake, STAGING};
 use crate::tables::access::ACCESS;
-use crate::tables::top::TOP;
-use crate::tables::traffic::TRAFFIC;
-use crate::tables::visitors::VISITORS;
+use crate::tables::registry::{self, RAW, REJECTS};
 
-/// The folders whose objects manifests list. `audit/` (no manifests) and `_manifests/` are not
-/// among them.
-pub const TABLE_FOLDERS: [&str; 6] = [
-    ACCESS.folder,
-    TRAFFIC.folder,
-    TOP.folder,
-    VISITORS.folder,
-    "raw",
-    "rejects",
-];
+/// The folders whose objects manifests list ([`registry::MANIFESTED`]). `audit/` (no
+/// manifests) and `_manifests/` are not among them.
+pub const TABLE_FOLDERS: [&str; registry::MANIFESTED.len()] = registry::MANIFESTED;
 
-/// The table folders partitioned `domain=<d>/dt=/hour=`, whose listing narrows to a domain.
-pub const PARTITIONED_FOLDERS: [&str; 4] =
-    [ACCESS.folder, TRAFFIC.folder, TOP.folder, VISITORS.folder];
+/// The table folders partitioned `domain=<d>/dt=/hour=`, whose listing narrows to a domain
+/// ([`registry::PARTITIONED`]).
+pub(crate) const PARTITIONED_FOLDERS: [&str; registry::PARTITIONED.len()] = registry::PARTITIONED;
 
 /// Bytes read from the end of a Parquet file to get its footer in one request (a footer of the
 /// access table is about 4 KiB per row group). A larger footer takes a second request; the rest
 /// of the file is never read.
-pub const FOOTER_PREFETCH: usize = 64 * 1024;
+pub(crate) const FOOTER_PREFETCH: usize = 64 * 1024;
 
 /// What is wrong.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -156,7 +147,7 @@ pub struct Verification {
 
 /// A Parquet object whose footer is to be read: it exists with the recorded size.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FooterCheck {
+pub(crate) struct FooterCheck {
     /// Index of its manifest in the entries checked.
     pub entry: usize,
     pub key: String,
@@ -166,7 +157,7 @@ pub struct FooterCheck {
 
 /// The checks that need no I/O beyond the listing: existence, sizes, and the counts. Returns
 /// the problems, the footers still to read, and the number of objects checked.
-pub fn check_manifests(
+pub(crate) fn check_manifests(
     entries: &[Entry],
     sizes: &BTreeMap<String, u64>,
 ) -> (Vec<Problem>, Vec<FooterCheck>, u64) {
@@ -234,7 +225,7 @@ pub fn check_manifests(
         let rejects: Vec<_> = m
             .objects
             .iter()
-            .filter(|o| in_folder(&o.key, "rejects"))
+            .filter(|o| in_folder(&o.key, REJECTS.path))
             .collect();
         match rejects.as_slice() {
             [] if m.rejected > 0 => problem(
@@ -260,7 +251,7 @@ pub fn check_manifests(
             ),
         }
         match m.objects.first() {
-            Some(raw) if in_folder(&raw.key, "raw") => {
+            Some(raw) if in_folder(&raw.key, RAW.path) => {
                 if raw.bytes != m.source.bytes {
                     problem(
                         &raw.key,
@@ -309,7 +300,7 @@ pub fn check_manifests(
 
 /// The problem, if any, of a Parquet object whose footer says `footer` (its row count, or why
 /// it cannot be read).
-pub fn check_footer(
+pub(crate) fn check_footer(
     entry: &Entry,
     check: &FooterCheck,
     footer: std::result::Result<i64, String>,
@@ -333,7 +324,7 @@ pub fn check_footer(
 
 /// Whether `key` (relative to the destination) lies in a table folder or under `_staging/`:
 /// the only places where verify looks for orphans, and the only keys repair may delete.
-pub fn in_orphan_folders(key: &str) -> bool {
+pub(crate) fn in_orphan_folders(key: &str) -> bool {
     let Some((top, rest)) = key.split_once('/') else {
         return false;
     };
@@ -394,7 +385,7 @@ impl<'a> Unknown<'a> {
 /// Orphans among `listed` keys: in a table folder and listed by no manifest of `listed_by`, or
 /// under `_staging/`; only in `domains` (encoded as in keys) when given. Nothing that may belong
 /// to a file whose manifest cannot be read (`unreadable`, manifest keys) is an orphan.
-pub fn find_orphans<'a>(
+pub(crate) fn find_orphans<'a>(
     listed: impl IntoIterator<Item = &'a str>,
     listed_by: &BTreeSet<&str>,
     unreadable: &[&str],
@@ -425,11 +416,9 @@ impl MetadataFetch for FooterFetch<'_> {
         &mut self,
         range: std::ops::Range<u64>,
     ) -> BoxFuture<'_, parquet::errors::Result<bytes::Bytes>> {
-        let store = &self.lake.store;
-        let path = &self.path;
+        let (lake, path) = (self.lake, &self.path);
         async move {
-            store
-                .get_range(path, range)
+            lake.get_range(path, range)
                 .await
                 .map_err(|e| ParquetError::External(Box::new(e)))
         }
@@ -459,11 +448,7 @@ async fn footer_rows(
             Ok(e) if matches!(*e, object_store::Error::NotFound { .. }) => {
                 Ok(Err("disappeared while being checked".into()))
             }
-            Ok(e) => Err(Error::Store {
-                op: StoreOp::ReadFooter,
-                key: path.to_string(),
-                source: *e,
-            }),
+            Ok(e) => Err(store_error(StoreOp::ReadFooter, &path, *e)),
             Err(e) => Ok(Err(e.to_string())),
         },
         Err(e) => Ok(Err(e.to_string())),
@@ -474,7 +459,7 @@ async fn footer_rows(
 /// should be a [`count_requests`] one for the figures to count.
 pub async fn verify(lake: &Lake, select: &Selection) -> Result<Verification> {
     let domain = select.domain.as_deref();
-    let manifests = load_manifests(lake, domain).await?;
+    let manifests = load_manifests(lake, domain, Unreadable::Collect).await?;
     let listed_by: BTreeSet<&str> = manifests
         .entries
         .iter()
@@ -512,15 +497,8 @@ pub async fn verify(lake: &Lake, select: &Selection) -> Result<Verification> {
         .collect();
     let heads: Vec<Option<(String, u64)>> = futures::stream::iter(outside)
         .map(|k| async move {
-            match lake.store.head(&lake.key_of(k)).await {
-                Ok(meta) => Ok(Some((k.to_string(), meta.size))),
-                Err(object_store::Error::NotFound { .. }) => Ok(None),
-                Err(source) => Err(Error::Store {
-                    op: StoreOp::Head,
-                    key: k.to_string(),
-                    source,
-                }),
-            }
+            let meta = lake.head_opt(&lake.key_of(k)).await?;
+            Ok::<_, Error>(meta.map(|m| (k.to_string(), m.size)))
         })
         .buffer_unordered(concurrency())
         .try_collect()
@@ -617,7 +595,7 @@ fn held_by_live_run(key: &str, live: &[String]) -> bool {
 
 /// What [`check_compacted`] found.
 #[derive(Debug, Default)]
-pub struct CompactedCheck {
+pub(crate) struct CompactedCheck {
     pub problems: Vec<Problem>,
     pub orphans: Vec<String>,
     pub sizes: BTreeMap<String, u64>,
@@ -629,7 +607,7 @@ pub struct CompactedCheck {
 /// under `_compacted/` that no marker lists is an orphan (a compaction killed before its
 /// marker). Whether a marker still covers its files is not a problem: `report` then reads the
 /// files, and the next `compact` replaces the day.
-pub async fn check_compacted(lake: &Lake, select: &Selection) -> Result<CompactedCheck> {
+pub(crate) async fn check_compacted(lake: &Lake, select: &Selection) -> Result<CompactedCheck> {
     let listed = list(lake, &folder(lake, COMPACTED, None)).await?;
     let sizes: BTreeMap<String, u64> = listed.iter().cloned().collect();
     let marker_prefix = format!("{COMPACTED}/{MARKERS}/");

@@ -28,14 +28,14 @@ use std::collections::HashMap;
 /// Keys longer than this are cut (at a character boundary) and end in `…`: it bounds the memory
 /// of a summary whatever the log, and no report shows more of a value. Two values that share
 /// their first 1 KiB count as one.
-pub const MAX_KEY_BYTES: usize = 1024;
+pub(crate) const MAX_KEY_BYTES: usize = 1024;
 
 /// Keys a stored summary keeps per dimension (per file and partition hour). With this capacity
 /// the error of a summary is at most N/1001 of its total.
-pub const CAPACITY: usize = 1000;
+pub(crate) const CAPACITY: usize = 1000;
 
 /// Requests, bytes.
-pub type Counts = [i64; 2];
+pub(crate) type Counts = [i64; 2];
 
 /// A Misra-Gries summary of two metrics (module doc).
 #[derive(Clone, Debug)]
@@ -55,7 +55,7 @@ impl Default for Summary {
 }
 
 /// `value` cut to [`MAX_KEY_BYTES`] at a character boundary, with `…` when cut.
-pub fn bounded_key(value: &str) -> std::borrow::Cow<'_, str> {
+pub(crate) fn bounded_key(value: &str) -> std::borrow::Cow<'_, str> {
     if value.len() <= MAX_KEY_BYTES {
         return value.into();
     }
@@ -78,7 +78,7 @@ impl Summary {
 
     /// Keys held before a cut is due: cutting only every few thousand new keys keeps the cost
     /// per row one hash lookup.
-    pub fn slack(&self) -> usize {
+    pub(crate) fn slack(&self) -> usize {
         4 * self.capacity
     }
 
@@ -110,7 +110,7 @@ impl Summary {
     /// The summary of exact counts (a block's, counted with borrowed keys): only the keys that
     /// survive the cut to `capacity` are copied, so a block of nearly all-distinct values (client
     /// IPs) allocates next to nothing. Equal to adding every count and cutting.
-    pub fn from_exact<'a>(
+    pub(crate) fn from_exact<'a>(
         counts: impl IntoIterator<Item = (&'a str, Counts)>,
         capacity: usize,
     ) -> Summary {
@@ -141,7 +141,7 @@ impl Summary {
     }
 
     /// Adds a stored row: a key with its counters (already lower bounds of another summary).
-    pub fn add_stored(&mut self, key: &str, counts: Counts) {
+    pub(crate) fn add_stored(&mut self, key: &str, counts: Counts) {
         let key = bounded_key(key);
         if let Some(c) = self.map.get_mut(key.as_ref()) {
             c[0] = c[0].saturating_add(counts[0]);
@@ -185,7 +185,7 @@ impl Summary {
     }
 
     /// Adds the error and total of a stored summary whose rows come through [`Self::add_stored`].
-    pub fn add_bounds(&mut self, error: Counts, total: Counts) {
+    pub(crate) fn add_bounds(&mut self, error: Counts, total: Counts) {
         for m in 0..2 {
             self.error[m] = self.error[m].saturating_add(error[m]);
             self.total[m] = self.total[m].saturating_add(total[m]);

@@ -33,7 +33,7 @@ use std::collections::HashSet;
 use std::hash::{BuildHasherDefault, Hasher};
 
 /// Version byte of the stored format.
-pub const VERSION: u8 = 1;
+pub(crate) const VERSION: u8 = 1;
 /// Register index bits.
 pub const P: u32 = 14;
 /// Number of registers.
@@ -41,7 +41,7 @@ pub const M: usize = 1 << P;
 /// Bits of the hash that give the register value.
 const Q: u32 = 64 - P;
 /// Largest count kept exactly. At 2048 hashes the exact set (16 KiB) is as large as the registers.
-pub const EXACT_MAX: usize = 2048;
+pub(crate) const EXACT_MAX: usize = 2048;
 
 /// The stable hash of a value.
 #[inline]
@@ -68,7 +68,7 @@ impl Hasher for IdentityHasher {
 }
 
 /// A set of hashes, hashed by identity.
-pub type HashSet64 = HashSet<u64, BuildHasherDefault<IdentityHasher>>;
+pub(crate) type HashSet64 = HashSet<u64, BuildHasherDefault<IdentityHasher>>;
 
 /// A distinct counter (see the module doc).
 #[derive(Clone)]
@@ -160,13 +160,13 @@ impl Hll {
     }
 
     /// Whether the count is exact (the set mode).
-    pub fn is_exact(&self) -> bool {
+    pub(crate) fn is_exact(&self) -> bool {
         matches!(self, Hll::Exact(_))
     }
 
     /// The number of distinct values: exact in the set mode, estimated from the registers
     /// otherwise (rounded to the nearest integer).
-    pub fn estimate(&self) -> u64 {
+    pub(crate) fn estimate(&self) -> u64 {
         match self {
             Hll::Exact(set) => set.len() as u64,
             Hll::Dense(regs) => ertl_estimate(regs).round() as u64,

@@ -187,7 +187,7 @@ pub trait Progress: Send + Sync {
 }
 
 /// No progress display.
-pub struct Quiet;
+pub(crate) struct Quiet;
 impl Progress for Quiet {}
 
 /// Whether a listed file is already in the lake.
@@ -235,7 +235,10 @@ fn file_layout_of(
 
 /// Lists every domain's files in the window. A domain whose listing fails is reported and the
 /// others go on.
-pub async fn list_all(cdn: &ApiClient, opts: &SyncOptions) -> (Vec<LogInfo>, Vec<ListingError>) {
+pub(crate) async fn list_all(
+    cdn: &ApiClient,
+    opts: &SyncOptions,
+) -> (Vec<LogInfo>, Vec<ListingError>) {
     let mut logs = Vec::new();
     let mut errors = Vec::new();
     for domain in &opts.domains {

@@ -193,11 +193,11 @@ impl TimerSync {
 /// Days the timer compacts: those that ended more than [`DEFAULT_HOURS`] ago (the window sync
 /// still heals: a later file would make the day stale, read file by file until compacted
 /// again), within the CDN's 30 days of logs. Older days are compacted by `cdnlake compact`.
-pub const COMPACT_DAYS: i64 = 30;
+pub(crate) const COMPACT_DAYS: i64 = 30;
 
 /// Compacts the settled days of `domains` ([`COMPACT_DAYS`]). A failure is logged, not
 /// returned: compaction only makes reports faster, and the next timer tries again.
-pub async fn compact_settled(lake: &Lake, domains: &[String], now: chrono::DateTime<Utc>) {
+pub(crate) async fn compact_settled(lake: &Lake, domains: &[String], now: chrono::DateTime<Utc>) {
     let from = (now - Duration::days(COMPACT_DAYS + 2))
         .format("%Y-%m-%d")
         .to_string();

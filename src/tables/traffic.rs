@@ -13,36 +13,133 @@ pub const RT_BOUNDS_MS: [i64; 10] = [10, 25, 50, 100, 250, 500, 1000, 2500, 5000
 /// Number of histogram buckets (the bounds plus the open-ended last one).
 pub const RT_BUCKETS: usize = RT_BOUNDS_MS.len() + 1;
 
-/// Index of each counter in a [`MinuteStats`] row, in table column order after `minute`.
-pub mod idx {
-    pub const REQUESTS: usize = 0;
-    pub const REQUEST_BYTES: usize = 1;
-    pub const RESPONSE_BYTES: usize = 2;
-    pub const HITS: usize = 3;
-    pub const MISSES: usize = 4;
-    pub const STATUS_2XX: usize = 5;
-    pub const STATUS_3XX: usize = 6;
-    pub const STATUS_4XX: usize = 7;
-    pub const STATUS_5XX: usize = 8;
-    pub const STATUS_OTHER: usize = 9;
-    pub const RT_SUM: usize = 10;
-    pub const RT_MAX: usize = 11;
-    /// First histogram bucket (`rt_le_10`); bucket `i` is at `RT_HIST + i`.
-    pub const RT_HIST: usize = 12;
+/// How rows of the same minute merge, per counter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Merge {
+    Sum,
+    Max,
 }
 
-/// Counters per minute: every table column but `minute`.
-pub const COUNTERS: usize = idx::RT_HIST + RT_BUCKETS;
+/// One counter of a minute: a BIGINT column of the table, after `minute`.
+#[derive(Debug, Clone, Copy)]
+pub struct Counter {
+    pub name: &'static str,
+    pub merge: Merge,
+    pub doc: &'static str,
+}
 
-const fn counter(name: &'static str, doc: &'static str) -> Column {
-    Column {
+const fn sum(name: &'static str, doc: &'static str) -> Counter {
+    Counter {
         name,
-        kind: Kind::Int64,
-        nullable: false,
-        dictionary: false,
+        merge: Merge::Sum,
         doc,
     }
 }
+
+/// Every counter, in table column order (after `minute`): the one list the schema, the
+/// rollup writer, `compact`'s merge and `report`'s reader follow. A new metric is one line here
+/// (a new name: never reuse one), plus what fills it in `writers::traffic::hour_minutes` and
+/// what shows it in `query::report`; it is addressed by name through [`at`] (see [`idx`]),
+/// never by a number written by hand. Files written before it read it as 0.
+#[rustfmt::skip]
+pub const COUNTER_LIST: &[Counter] = &[
+    sum("requests", "accepted log lines"),
+    sum("request_bytes", "sum of request_bytes"),
+    sum("response_bytes", "sum of response_bytes"),
+    sum("hits", "requests with cache_status HIT"),
+    sum("misses", "requests with cache_status MISS"),
+    sum("status_2xx", "requests with status 200-299"),
+    sum("status_3xx", "requests with status 300-399"),
+    sum("status_4xx", "requests with status 400-499"),
+    sum("status_5xx", "requests with status 500-599"),
+    sum("status_other", "requests with any other status"),
+    sum("response_time_ms_sum", "sum of response_time_ms"),
+    Counter { name: "response_time_ms_max", merge: Merge::Max, doc: "max of response_time_ms (merge with MAX, not SUM)" },
+    // The histogram: one bucket per bound of RT_BOUNDS_MS, then the open-ended one.
+    sum("rt_le_10", "requests with response_time_ms <= 10"),
+    sum("rt_le_25", "requests with response_time_ms in (10, 25]"),
+    sum("rt_le_50", "requests with response_time_ms in (25, 50]"),
+    sum("rt_le_100", "requests with response_time_ms in (50, 100]"),
+    sum("rt_le_250", "requests with response_time_ms in (100, 250]"),
+    sum("rt_le_500", "requests with response_time_ms in (250, 500]"),
+    sum("rt_le_1000", "requests with response_time_ms in (500, 1000]"),
+    sum("rt_le_2500", "requests with response_time_ms in (1000, 2500]"),
+    sum("rt_le_5000", "requests with response_time_ms in (2500, 5000]"),
+    sum("rt_le_10000", "requests with response_time_ms in (5000, 10000]"),
+    sum("rt_gt_10000", "requests with response_time_ms > 10000"),
+];
+
+/// Counters per minute: every table column but `minute`.
+pub const COUNTERS: usize = COUNTER_LIST.len();
+
+/// The position of the counter `name` in a [`MinuteStats`] row. Evaluated at compile time for
+/// the [`idx`] constants: a name not in [`COUNTER_LIST`] does not compile.
+pub const fn at(name: &str) -> usize {
+    let mut i = 0;
+    while i < COUNTERS {
+        if str_eq(COUNTER_LIST[i].name, name) {
+            return i;
+        }
+        i += 1;
+    }
+    panic!("no such traffic counter")
+}
+
+const fn str_eq(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
+/// The counters the code reads and fills, by name ([`at`]): positions follow [`COUNTER_LIST`].
+pub mod idx {
+    use super::at;
+
+    pub const REQUESTS: usize = at("requests");
+    pub const REQUEST_BYTES: usize = at("request_bytes");
+    pub const RESPONSE_BYTES: usize = at("response_bytes");
+    pub const HITS: usize = at("hits");
+    pub const MISSES: usize = at("misses");
+    pub const STATUS_2XX: usize = at("status_2xx");
+    pub const STATUS_3XX: usize = at("status_3xx");
+    pub const STATUS_4XX: usize = at("status_4xx");
+    pub const STATUS_5XX: usize = at("status_5xx");
+    pub const STATUS_OTHER: usize = at("status_other");
+    pub const RT_SUM: usize = at("response_time_ms_sum");
+    pub const RT_MAX: usize = at("response_time_ms_max");
+    /// First histogram bucket (`rt_le_10`); bucket `i` is at `RT_HIST + i`.
+    pub const RT_HIST: usize = at("rt_le_10");
+}
+
+// The histogram's buckets follow each other, the open-ended one last.
+const _: () = assert!(at("rt_gt_10000") == idx::RT_HIST + RT_BUCKETS - 1);
+
+/// The table's columns: `minute`, then one BIGINT per counter.
+const COLUMNS: [Column; 1 + COUNTERS] = {
+    let mut out = [Column::new(
+        "minute",
+        Kind::Timestamp,
+        false,
+        false,
+        "start of the minute (UTC instant)",
+    ); 1 + COUNTERS];
+    let mut i = 0;
+    while i < COUNTERS {
+        let c = COUNTER_LIST[i];
+        out[1 + i] = Column::new(c.name, Kind::Int64, false, false, c.doc);
+        i += 1;
+    }
+    out
+};
 
 /// The traffic table: one row per minute present in a log file, per partition hour.
 pub const TRAFFIC: Table = Table {
@@ -51,56 +148,18 @@ pub const TRAFFIC: Table = Table {
     partitions: &["domain", "dt", "hour"],
     doc: "Per-minute traffic rollups of the access table; sum rows of the same minute (max for response_time_ms_max)",
     no_statistics: &[],
-    columns: &[
-        Column {
-            name: "minute",
-            kind: Kind::Timestamp,
-            nullable: false,
-            dictionary: false,
-            doc: "start of the minute (UTC instant)",
-        },
-        counter("requests", "accepted log lines"),
-        counter("request_bytes", "sum of request_bytes"),
-        counter("response_bytes", "sum of response_bytes"),
-        counter("hits", "requests with cache_status HIT"),
-        counter("misses", "requests with cache_status MISS"),
-        counter("status_2xx", "requests with status 200-299"),
-        counter("status_3xx", "requests with status 300-399"),
-        counter("status_4xx", "requests with status 400-499"),
-        counter("status_5xx", "requests with status 500-599"),
-        counter("status_other", "requests with any other status"),
-        counter("response_time_ms_sum", "sum of response_time_ms"),
-        counter(
-            "response_time_ms_max",
-            "max of response_time_ms (merge with MAX, not SUM)",
-        ),
-        counter("rt_le_10", "requests with response_time_ms <= 10"),
-        counter("rt_le_25", "requests with response_time_ms in (10, 25]"),
-        counter("rt_le_50", "requests with response_time_ms in (25, 50]"),
-        counter("rt_le_100", "requests with response_time_ms in (50, 100]"),
-        counter("rt_le_250", "requests with response_time_ms in (100, 250]"),
-        counter("rt_le_500", "requests with response_time_ms in (250, 500]"),
-        counter("rt_le_1000", "requests with response_time_ms in (500, 1000]"),
-        counter("rt_le_2500", "requests with response_time_ms in (1000, 2500]"),
-        counter("rt_le_5000", "requests with response_time_ms in (2500, 5000]"),
-        counter(
-            "rt_le_10000",
-            "requests with response_time_ms in (5000, 10000]",
-        ),
-        counter("rt_gt_10000", "requests with response_time_ms > 10000"),
-    ],
+    columns: &COLUMNS,
 };
 
 /// The counters of one minute, indexed by [`idx`].
 pub type MinuteStats = [i64; COUNTERS];
 
-/// Folds `other` into `into`: sums, except the max column.
+/// Folds `other` into `into`, each counter by its [`Merge`].
 pub fn merge(into: &mut MinuteStats, other: &MinuteStats) {
-    for (i, (a, b)) in into.iter_mut().zip(other).enumerate() {
-        *a = if i == idx::RT_MAX {
-            (*a).max(*b)
-        } else {
-            a.saturating_add(*b)
+    for ((a, b), c) in into.iter_mut().zip(other).zip(COUNTER_LIST) {
+        *a = match c.merge {
+            Merge::Sum => a.saturating_add(*b),
+            Merge::Max => (*a).max(*b),
         };
     }
 }

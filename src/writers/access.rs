@@ -45,7 +45,7 @@ struct PartitionState {
 }
 
 /// The access files of one log file, by partition hour.
-pub struct AccessWriter {
+pub(crate) struct AccessWriter {
     lake: Lake,
     rt: Handle,
     layout: FileLayout,
@@ -58,7 +58,7 @@ pub struct AccessWriter {
 }
 
 /// What the access writer staged: the files, and each partition with its rows.
-pub struct AccessFiles {
+pub(crate) struct AccessFiles {
     pub staged: Vec<Staged>,
     pub partitions: Vec<PartitionEntry>,
     /// Days (`dt`) whose compacted day object holds this file, and its record there.

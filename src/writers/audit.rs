@@ -35,22 +35,22 @@ use crate::tables::Table;
 use crate::writers::parquet::{writer_properties, ParquetOptions};
 
 /// `YYYY-MM-DD` of the event time on `tz`'s wall clock; `undated` without a time.
-pub fn event_dt(ev: &Event, tz: PartitionTz) -> String {
+pub(crate) fn event_dt(ev: &Event, tz: PartitionTz) -> String {
     match ev.time_micros {
         Some(t) => tz.partition_values(tz.hour_bucket(t)).0,
         None => "undated".to_string(),
     }
 }
 
-use crate::lake::layout::key;
+use crate::lake::layout::folder_key;
+use crate::tables::registry::{CACHE_AUDIT_FOLDER, DOMAIN_AUDIT_FOLDER, EVENTS};
 
 /// `audit/events/dt=<dt>/<traceId>.json` (the traceId made unique: [`Event::key_id`])
-pub fn event_key(prefix: &Path, ev: &Event, tz: PartitionTz) -> Path {
-    key(
+pub(crate) fn event_key(prefix: &Path, ev: &Event, tz: PartitionTz) -> Path {
+    folder_key(
         prefix,
+        &EVENTS,
         &[
-            "audit",
-            "events",
             &format!("dt={}", event_dt(ev, tz)),
             &format!("{}.json", ev.key_id),
         ],
@@ -59,15 +59,11 @@ pub fn event_key(prefix: &Path, ev: &Event, tz: PartitionTz) -> Path {
 
 /// `audit/events/dt=undated/<hash>.json` for an element that could not be read: its time and
 /// traceId cannot be trusted, so the key derives from its bytes only (a retry rewrites it).
-pub fn malformed_key(prefix: &Path, m: &Malformed) -> Path {
-    key(
+pub(crate) fn malformed_key(prefix: &Path, m: &Malformed) -> Path {
+    folder_key(
         prefix,
-        &[
-            "audit",
-            "events",
-            "dt=undated",
-            &format!("{}.json", m.key_id()),
-        ],
+        &EVENTS,
+        &["dt=undated", &format!("{}.json", m.key_id())],
     )
 }
 
@@ -76,7 +72,7 @@ const AUDIT_STAGING: &str = "audit";
 
 /// Keeps an element that could not be read, as received (signed query redacted), so that no
 /// event CDN sent is lost. Returns the key written, relative to the destination.
-pub fn record_malformed(lake: &Lake, rt: &Handle, m: &Malformed) -> Result<String> {
+pub(crate) fn record_malformed(lake: &Lake, rt: &Handle, m: &Malformed) -> Result<String> {
     let k = malformed_key(&lake.prefix, m);
     let body = serde_json::to_vec_pretty(&m.redacted()).map_err(|source| Error::Json {
         what: format!("malformed events[{}]", m.index),
@@ -106,17 +102,16 @@ fn staged_bytes(
 
 /// `audit/<cache|domain>/event=<name>/dt=<dt>/<traceId>.parquet` (the traceId made unique:
 /// [`Event::key_id`]), for cache and domain events.
-pub fn table_key(prefix: &Path, ev: &Event, tz: PartitionTz) -> Option<Path> {
-    let table = match ev.payload {
-        Payload::Cache(_) => "cache",
-        Payload::Domain(_) => "domain",
+pub(crate) fn table_key(prefix: &Path, ev: &Event, tz: PartitionTz) -> Option<Path> {
+    let folder = match ev.payload {
+        Payload::Cache(_) => &CACHE_AUDIT_FOLDER,
+        Payload::Domain(_) => &DOMAIN_AUDIT_FOLDER,
         _ => return None,
     };
-    Some(key(
+    Some(folder_key(
         prefix,
+        folder,
         &[
-            "audit",
-            table,
             &format!("event={}", ev.name),
             &format!("dt={}", event_dt(ev, tz)),
             &format!("{}.parquet", ev.key_id),
@@ -149,7 +144,7 @@ fn text<'a>(values: impl IntoIterator<Item = Option<&'a str>>) -> ArrayRef {
 }
 
 /// The audit rows of a cache or domain event as one batch; `None` for other events.
-pub fn audit_batch(ev: &Event) -> Result<Option<(Table, RecordBatch)>> {
+pub(crate) fn audit_batch(ev: &Event) -> Result<Option<(Table, RecordBatch)>> {
     let common = |n: usize| -> Result<Vec<ArrayRef>> {
         let t = micros(ev)?;
         Ok(vec![
@@ -212,7 +207,12 @@ pub fn parquet_bytes(table: &Table, batch: &RecordBatch, key: &str) -> Result<Ve
 /// Stages what the lake keeps of one event: the event itself (redacted) and, for cache and
 /// domain events, its audit rows. On a local destination `lake` must be a run's handle
 /// ([`Lake::for_work`]), as [`record_event`] makes.
-pub fn stage_event(lake: &Lake, rt: &Handle, ev: &Event, tz: PartitionTz) -> Result<Vec<Staged>> {
+pub(crate) fn stage_event(
+    lake: &Lake,
+    rt: &Handle,
+    ev: &Event,
+    tz: PartitionTz,
+) -> Result<Vec<Staged>> {
     let mut out = Vec::new();
     let k = event_key(&lake.prefix, ev, tz);
     let body = serde_json::to_vec_pretty(&ev.redacted()).map_err(|source| Error::Json {
@@ -230,7 +230,12 @@ pub fn stage_event(lake: &Lake, rt: &Handle, ev: &Event, tz: PartitionTz) -> Res
 
 /// Writes what the lake keeps of one event ([`stage_event`]), committed at once. Returns the
 /// keys written, relative to the destination.
-pub fn record_event(lake: &Lake, rt: &Handle, ev: &Event, tz: PartitionTz) -> Result<Vec<String>> {
+pub(crate) fn record_event(
+    lake: &Lake,
+    rt: &Handle,
+    ev: &Event,
+    tz: PartitionTz,
+) -> Result<Vec<String>> {
     let lake = &lake.for_work([AUDIT_STAGING])?;
     let mut commit = Commit::new();
     commit.stage_all(stage_event(lake, rt, ev, tz)?);
@@ -334,9 +339,7 @@ mod tests {
         }
         let mut out = Vec::new();
         for m in rt
-            .block_on(futures::TryStreamExt::try_collect::<Vec<_>>(
-                lake.store.list(None),
-            ))
+            .block_on(lake.list(&object_store::path::Path::default()))
             .unwrap()
         {
             let bytes = rt.block_on(lake.get_opt(&m.location)).unwrap().unwrap();

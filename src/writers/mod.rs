@@ -100,7 +100,7 @@ impl LogWriters {
     /// by [`sketches::sketch_block`] on the parse pool, merged into the hour's summaries and
     /// per-minute traffic counters), its
     /// rejections to the rejects file.
-    pub fn write_block(&mut self, pb: ParsedBlock, mut sketch: BlockSketch) -> Result<()> {
+    pub(crate) fn write_block(&mut self, pb: ParsedBlock, mut sketch: BlockSketch) -> Result<()> {
         for (bucket, minutes) in std::mem::take(&mut sketch.traffic) {
             self.traffic.add_minutes(bucket, &minutes);
         }

@@ -70,7 +70,7 @@ pub fn writer_properties(table: &Table, opts: &ParquetOptions) -> Result<WriterP
 /// Columns are encoded in parallel on the rayon pool (one task per column per batch): encoding
 /// and compression cost more CPU than parsing, and a single encoder thread would leave the other
 /// core idle. The rayon pool is shared with the parsers, so the work balances itself.
-pub struct PartFile {
+pub(crate) struct PartFile {
     file: SerializedFileWriter<ObjectSink>,
     factory: ArrowRowGroupWriterFactory,
     schema: SchemaRef,
@@ -228,7 +228,6 @@ mod tests {
     use crate::access::block::{parse_block, BlockOptions};
     use crate::dev::gen::{generate, GenOptions};
     use crate::tables::access::{ACCESS, NO_STATISTICS};
-    use object_store::ObjectStoreExt;
     use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
     use parquet::basic::Encoding;
     use parquet::file::reader::{FileReader, SerializedFileReader};
@@ -257,8 +256,7 @@ mod tests {
             f.write(&p.batch).unwrap();
         }
         f.finish().unwrap().complete().unwrap();
-        let bytes =
-            rt.block_on(async { lake.store.get(&key).await.unwrap().bytes().await.unwrap() });
+        let bytes = rt.block_on(async { lake.get_opt(&key).await.unwrap().unwrap() });
         // What is read back equals what was written, with the file schema embedded.
         let back: Vec<RecordBatch> = ParquetRecordBatchReaderBuilder::try_new(bytes.clone())
             .unwrap()

@@ -13,7 +13,7 @@ use crate::lake::sink::ObjectSink;
 use crate::lake::store::Lake;
 
 /// Writes reject records; creates the object lazily.
-pub struct RejectWriter {
+pub(crate) struct RejectWriter {
     key: Path,
     sink: Option<ObjectSink>,
     pub count: u64,

@@ -40,7 +40,7 @@ use crate::writers::parquet::{writer_properties, ParquetOptions, PartFile};
 
 /// The summaries of one partition hour.
 #[derive(Debug, Default)]
-pub struct HourSketch {
+pub(crate) struct HourSketch {
     /// One per [`DIMENSIONS`] entry.
     pub dims: [Summary; DIMENSIONS.len()],
     /// Distinct client IPs.
@@ -193,7 +193,7 @@ pub fn sketch_block(pb: &ParsedBlock, tz: PartitionTz) -> Result<BlockSketch> {
 const CLIENT_IP: usize = 1;
 
 /// The summaries of every partition hour a run has written.
-pub struct SketchAccumulator {
+pub(crate) struct SketchAccumulator {
     tz: PartitionTz,
     hours: BTreeMap<i64, HourSketch>,
 }
@@ -295,7 +295,7 @@ pub(crate) fn top_batch<'a>(
 
 /// Encodes the `top` and `visitors` files of every partition hour and hands back the uploads,
 /// not yet completed, with their row counts: the caller commits them with the run's other files.
-pub fn stage_files(
+pub(crate) fn stage_files(
     acc: &mut SketchAccumulator,
     lake: &Lake,
     rt: &Handle,

@@ -39,7 +39,7 @@ struct Hour {
 ///
 /// Partition offsets are whole minutes ([`PartitionTz::parse`] accepts no seconds), so a UTC minute
 /// never straddles two partition hours and each hour holds exactly 60 minute slots.
-pub struct TrafficAccumulator {
+pub(crate) struct TrafficAccumulator {
     tz: PartitionTz,
     hours: BTreeMap<i64, Hour>,
 }
@@ -64,7 +64,7 @@ impl TrafficAccumulator {
 
     /// Merges the per-minute counters of one block's rows of partition hour `bucket` (made by
     /// [`hour_minutes`] on the parse pool): 60 sums per hour, whatever the rows.
-    pub fn add_minutes(&mut self, bucket: i64, minutes: &[MinuteStats; 60]) {
+    pub(crate) fn add_minutes(&mut self, bucket: i64, minutes: &[MinuteStats; 60]) {
         let hour = self.hours.entry(bucket).or_insert_with(|| Hour {
             minutes: Box::new([[0; COUNTERS]; 60]),
         });
@@ -114,7 +114,7 @@ impl TrafficAccumulator {
 /// Pure, and run on the parse pool for each parsed block ([`crate::writers::sketches::sketch_block`]),
 /// so the per-row loop is spread over the cores; the writer thread, which is serial, only adds
 /// 60 rows per hour and block ([`TrafficAccumulator::add_minutes`]).
-pub fn hour_minutes(
+pub(crate) fn hour_minutes(
     tz: PartitionTz,
     bucket: i64,
     batch: &RecordBatch,
@@ -175,7 +175,7 @@ pub fn hour_minutes(
 /// `layout.traffic(dt, hour)` and hands back the
 /// uploads, not yet completed, with their row counts: the caller commits them with the run's
 /// other files, so the rollups appear and disappear together with the access rows.
-pub fn stage_files(
+pub(crate) fn stage_files(
     acc: &TrafficAccumulator,
     lake: &Lake,
     rt: &Handle,

@@ -60,7 +60,7 @@ impl AllowList {
 
     /// Whether `host` (a name or an IP address, without port) is allowed. `*.suffix` matches any
     /// name ending in `.suffix` (not the bare suffix, and never an IP address).
-    pub fn allows(&self, host: &str) -> bool {
+    pub(crate) fn allows(&self, host: &str) -> bool {
         let host = host.trim_end_matches('.').to_ascii_lowercase();
         let is_ip = host.parse::<std::net::IpAddr>().is_ok() || host.starts_with('[');
         self.patterns.iter().any(|p| match p.strip_prefix("*.") {
@@ -69,10 +69,6 @@ impl AllowList {
             }
             None => host == *p,
         })
-    }
-
-    pub fn patterns(&self) -> &[String] {
-        &self.patterns
     }
 }
 

@@ -155,7 +155,7 @@ impl HttpReader {
         Error::Http {
             url: self.shown.clone(),
             reason,
-            transient: false,
+            retryable: false,
         }
     }
 
@@ -164,7 +164,7 @@ impl HttpReader {
         Error::Http {
             url: self.shown.clone(),
             reason,
-            transient: true,
+            retryable: true,
         }
     }
 
@@ -448,7 +448,7 @@ impl HttpReader {
 
     /// Counts retries into `counter`, which the caller keeps: the pipeline consumes the reader,
     /// and the count belongs in the report whether the run succeeds or not.
-    pub fn with_retry_counter(mut self, counter: Arc<AtomicU32>) -> HttpReader {
+    pub(crate) fn with_retry_counter(mut self, counter: Arc<AtomicU32>) -> HttpReader {
         self.retries = counter;
         self
     }
@@ -476,12 +476,12 @@ impl Read for HttpReader {
                 // The pipeline reports this as a read failure of the (redacted) URL, so only the
                 // reason goes here: the URL once per message, not twice.
                 Err(Error::Http {
-                    reason, transient, ..
-                }) => return Err(std::io::Error::other(ReadFailure { reason, transient })),
+                    reason, retryable, ..
+                }) => return Err(std::io::Error::other(ReadFailure { reason, retryable })),
                 Err(e) => {
                     return Err(std::io::Error::other(ReadFailure {
                         reason: e.to_string(),
-                        transient: e.is_retryable(),
+                        retryable: e.is_retryable(),
                     }))
                 }
             }

@@ -1,0 +1,304 @@
+//! `cdnlake verify`: the manifests against the objects, and `--repair`.
+//!
+//! The I/O is one listing per folder (sizes come from the listing, not a HEAD per object), one
+//! read per manifest and one range read per Parquet footer, [`concurrency`] at a time. The
+//! checks themselves are pure: [`check_manifests`] (manifests and a listing in, problems out),
+//! [`check_footer`] and [`find_orphans`].
+//!
+//! Repair deletes orphans and converts each damaged file again from its raw dump
+//! ([`super::rebuild::reconvert`]). It assumes no conversion is running on the same files: a run
+//! between its publish step and its manifest has objects that no manifest lists yet, and they
+//! would be taken for orphans.
+//!
+//! The checks live one per file: `manifests.rs` (a manifest against the listing),
+//! `footers.rs` (reading a Parquet footer's row count), `orphans.rs` (what no manifest lists),
+//! `compacted.rs` (compacted days against their markers); `fix.rs` is `--repair`.
+
+mod compacted;
+mod fix;
+mod footers;
+mod manifests;
+mod orphans;
+
+pub use compacted::{check_compacted, CompactedCheck};
+pub use fix::repair;
+use footers::footer_rows;
+pub use footers::FOOTER_PREFETCH;
+pub use manifests::{check_footer, check_manifests, FooterCheck};
+use orphans::held_by_live_run;
+pub use orphans::{find_orphans, in_orphan_folders};
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Instant;
+
+use futures::stream::{StreamExt, TryStreamExt};
+use object_store::path::{Path, PathPart};
+use object_store::ObjectStoreExt;
+use serde::Serialize;
+use tokio::runtime::Handle;
+
+use super::{
+    concurrency, count_requests, folder, list, load_manifests, Entry, RequestCounts, Selection,
+};
+use crate::error::{Error, Result, StoreOp};
+use crate::lake::store::{Lake, STAGING};
+use crate::tables::access::ACCESS;
+use crate::tables::top::TOP;
+use crate::tables::traffic::TRAFFIC;
+use crate::tables::visitors::VISITORS;
+
+/// The folders whose objects manifests list. `audit/` (no manifests) and `_manifests/` are not
+/// among them.
+pub const TABLE_FOLDERS: [&str; 6] = [
+    ACCESS.folder,
+    TRAFFIC.folder,
+    TOP.folder,
+    VISITORS.folder,
+    "raw",
+    "rejects",
+];
+
+/// The table folders partitioned `domain=<d>/dt=/hour=`, whose listing narrows to a domain.
+pub const PARTITIONED_FOLDERS: [&str; 4] =
+    [ACCESS.folder, TRAFFIC.folder, TOP.folder, VISITORS.folder];
+
+/// What is wrong.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProblemKind {
+    /// The manifest cannot be read, or does not list the raw dump first.
+    Manifest,
+    /// A listed object does not exist.
+    Missing,
+    /// A listed object has another size than recorded.
+    Size,
+    /// A Parquet object's footer cannot be read.
+    Footer,
+    /// A Parquet object holds another number of rows than recorded (or none is recorded).
+    Rows,
+    /// `lines != rows + rejected + empty`.
+    Counts,
+    /// The access files' rows do not add up to `rows`.
+    AccessRows,
+    /// The partitions' rows do not add up to `rows`.
+    PartitionRows,
+    /// The rejects object does not hold `rejected` records.
+    RejectsRows,
+}
+
+impl ProblemKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            ProblemKind::Manifest => "manifest",
+            ProblemKind::Missing => "missing",
+            ProblemKind::Size => "size",
+            ProblemKind::Footer => "footer",
+            ProblemKind::Rows => "rows",
+            ProblemKind::Counts => "counts",
+            ProblemKind::AccessRows => "access_rows",
+            ProblemKind::PartitionRows => "partition_rows",
+            ProblemKind::RejectsRows => "rejects_rows",
+        }
+    }
+}
+
+/// One thing wrong with one log file's part of the lake.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Problem {
+    /// The log file (its name; the manifest key when the manifest cannot be read).
+    pub file: String,
+    /// Its manifest's key.
+    pub manifest: String,
+    /// The object concerned (the manifest's key for a count that does not reconcile).
+    pub key: String,
+    pub kind: ProblemKind,
+    pub detail: String,
+}
+
+/// A file `--repair` could not convert again, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Unrepairable {
+    pub file: String,
+    pub manifest: String,
+    pub reason: String,
+}
+
+/// What `verify` found (and, with `--repair`, did).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Verification {
+    /// Manifests checked.
+    pub manifests: usize,
+    /// Objects checked (every object the manifests list).
+    pub objects: u64,
+    pub problems: Vec<Problem>,
+    /// Keys of objects that no manifest lists, and of leftovers under `_staging/`.
+    pub orphans: Vec<String>,
+    /// Store requests made, in all.
+    pub requests: u64,
+    pub requests_by_kind: RequestCounts,
+    pub seconds: f64,
+    /// No problem and no orphan, or (with `--repair`) every one fixed.
+    pub whole: bool,
+    /// With `--repair`: manifest keys of the files converted again.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub repaired: Option<Vec<String>>,
+    /// With `--repair`: orphans deleted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub removed: Option<Vec<String>>,
+    /// With `--repair`: damaged files that could not be converted again.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unrepairable: Option<Vec<Unrepairable>>,
+    /// The manifests checked, for the repair.
+    #[serde(skip)]
+    pub entries: Vec<Entry>,
+    /// Sizes of every object listed or found, by key (relative to the destination).
+    #[serde(skip)]
+    pub sizes: BTreeMap<String, u64>,
+}
+/// Checks the manifests `select` picks against the objects. Nothing is changed. The lake
+/// should be a [`count_requests`] one for the figures to count.
+pub async fn verify(lake: &Lake, select: &Selection) -> Result<Verification> {
+    let domain = select.domain.as_deref();
+    let manifests = load_manifests(lake, domain).await?;
+    let listed_by: BTreeSet<&str> = manifests
+        .entries
+        .iter()
+        .flat_map(|e| e.manifest.keys())
+        .collect();
+    let entries: Vec<Entry> = manifests
+        .entries
+        .iter()
+        .filter(|e| select.keeps(&e.manifest))
+        .cloned()
+        .collect();
+
+    // One listing per folder (narrowed to the domain when there is one), for sizes and orphans.
+    let folders: Vec<Path> = TABLE_FOLDERS
+        .iter()
+        .chain([&STAGING])
+        .map(|f| match (domain, PARTITIONED_FOLDERS.contains(f)) {
+            (Some(d), true) => folder(lake, f, Some(&format!("domain={d}"))),
+            (d, _) => folder(lake, f, d),
+        })
+        .collect();
+    let listings = futures::future::try_join_all(folders.iter().map(|p| list(lake, p))).await?;
+    let listed: Vec<(String, u64)> = listings.into_iter().flatten().collect();
+    let mut sizes: BTreeMap<String, u64> = listed.iter().cloned().collect();
+
+    // A listed key outside those folders (a hand-edited manifest) gets a HEAD.
+    let covered = |key: &str| {
+        let full = lake.key_of(key);
+        folders.iter().any(|f| full.prefix_match(f).is_some())
+    };
+    let outside: BTreeSet<&str> = entries
+        .iter()
+        .flat_map(|e| e.manifest.keys())
+        .filter(|k| !covered(k))
+        .collect();
+    let heads: Vec<Option<(String, u64)>> = futures::stream::iter(outside)
+        .map(|k| async move {
+            match lake.store.head(&lake.key_of(k)).await {
+                Ok(meta) => Ok(Some((k.to_string(), meta.size))),
+                Err(object_store::Error::NotFound { .. }) => Ok(None),
+                Err(source) => Err(Error::Store {
+                    op: StoreOp::Head,
+                    key: k.to_string(),
+                    source,
+                }),
+            }
+        })
+        .buffer_unordered(concurrency())
+        .try_collect()
+        .await?;
+    sizes.extend(heads.into_iter().flatten());
+
+    let (mut problems, footers, objects) = check_manifests(&entries, &sizes);
+    let footer_problems: Vec<Option<Problem>> = futures::stream::iter(footers)
+        .map(|f| {
+            let entries = &entries;
+            async move {
+                let rows = footer_rows(lake, &f.key, f.bytes).await?;
+                Ok::<_, Error>(check_footer(&entries[f.entry], &f, rows))
+            }
+        })
+        .buffer_unordered(concurrency())
+        .try_collect()
+        .await?;
+    problems.extend(footer_problems.into_iter().flatten());
+    for (key, reason) in &manifests.unreadable {
+        problems.push(Problem {
+            file: key.clone(),
+            manifest: key.clone(),
+            key: key.clone(),
+            kind: ProblemKind::Manifest,
+            detail: format!("cannot be read: {reason}"),
+        });
+    }
+    problems.sort_by(|a, b| (&a.manifest, &a.key, a.kind).cmp(&(&b.manifest, &b.key, b.kind)));
+
+    // Orphans only in the domains the run covers.
+    let domains: Option<BTreeSet<String>> = match (domain, select.is_narrowed()) {
+        (Some(d), _) => Some(BTreeSet::from([PathPart::from(d).as_ref().to_string()])),
+        (None, true) => Some(
+            entries
+                .iter()
+                .map(|e| {
+                    PathPart::from(e.manifest.domain.as_str())
+                        .as_ref()
+                        .to_string()
+                })
+                .collect(),
+        ),
+        (None, false) => None,
+    };
+    let unreadable: Vec<&str> = manifests
+        .unreadable
+        .iter()
+        .map(|(k, _)| k.as_str())
+        .collect();
+    // What a live run is staging is its own, not a leftover (a conversion may be running now).
+    let live = lake.live_staging_runs()?;
+    let mut orphans: Vec<String> = find_orphans(
+        listed.iter().map(|(k, _)| k.as_str()),
+        &listed_by,
+        &unreadable,
+        domains.as_ref(),
+    )
+    .into_iter()
+    .filter(|k| !held_by_live_run(k, &live))
+    .collect();
+
+    // Compacted days: their objects against their markers, and what no marker lists.
+    let compacted = check_compacted(lake, select).await?;
+    problems.extend(compacted.problems);
+    orphans.extend(compacted.orphans);
+    sizes.extend(compacted.sizes);
+
+    Ok(Verification {
+        manifests: entries.len() + manifests.unreadable.len(),
+        objects,
+        whole: problems.is_empty() && orphans.is_empty(),
+        problems,
+        orphans,
+        entries,
+        sizes,
+        ..Verification::default()
+    })
+}
+/// `cdnlake verify [--repair]`: checks what `select` picks, repairs it when asked, and counts
+/// the requests and the time it all took.
+pub fn run(lake: &Lake, rt: &Handle, select: &Selection, repair_it: bool) -> Result<Verification> {
+    let started = Instant::now();
+    let (lake, requests) = count_requests(lake);
+    let mut v = rt.block_on(verify(&lake, select))?;
+    if repair_it {
+        repair(&lake, rt, &mut v)?;
+    }
+    let counts = requests.snapshot();
+    v.requests = counts.total();
+    v.requests_by_kind = counts;
+    v.seconds = started.elapsed().as_secs_f64();
+    Ok(v)
+}
+#[cfg(test)]
+mod tests;

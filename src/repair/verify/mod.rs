@@ -157,6 +157,10 @@ pub struct Verification {
 }
 /// Checks the manifests `select` picks against the objects. Nothing is changed. The lake
 /// should be a [`count_requests`] one for the figures to count.
+///
+/// The steps: list the folders (sizes, orphans), HEAD what a manifest lists outside them, check
+/// each manifest against the listing, read the footers, find the orphans, check the compacted
+/// days.
 pub async fn verify(lake: &Lake, select: &Selection) -> Result<Verification> {
     let domain = select.domain.as_deref();
     let manifests = load_manifests(lake, domain).await?;
@@ -172,90 +176,27 @@ pub async fn verify(lake: &Lake, select: &Selection) -> Result<Verification> {
         .cloned()
         .collect();
 
-    // One listing per folder (narrowed to the domain when there is one), for sizes and orphans.
-    let folders: Vec<Path> = TABLE_FOLDERS
-        .iter()
-        .chain([&STAGING])
-        .map(|f| match (domain, PARTITIONED_FOLDERS.contains(f)) {
-            (Some(d), true) => folder(lake, f, Some(&format!("domain={d}"))),
-            (d, _) => folder(lake, f, d),
-        })
-        .collect();
-    let listings = futures::future::try_join_all(folders.iter().map(|p| list(lake, p))).await?;
-    let listed: Vec<(String, u64)> = listings.into_iter().flatten().collect();
+    let (folders, listed) = list_folders(lake, domain).await?;
     let mut sizes: BTreeMap<String, u64> = listed.iter().cloned().collect();
-
-    // A listed key outside those folders (a hand-edited manifest) gets a HEAD.
-    let covered = |key: &str| {
-        let full = lake.key_of(key);
-        folders.iter().any(|f| full.prefix_match(f).is_some())
-    };
-    let outside: BTreeSet<&str> = entries
-        .iter()
-        .flat_map(|e| e.manifest.keys())
-        .filter(|k| !covered(k))
-        .collect();
-    let heads: Vec<Option<(String, u64)>> = futures::stream::iter(outside)
-        .map(|k| async move {
-            match lake.store.head(&lake.key_of(k)).await {
-                Ok(meta) => Ok(Some((k.to_string(), meta.size))),
-                Err(object_store::Error::NotFound { .. }) => Ok(None),
-                Err(source) => Err(Error::Store {
-                    op: StoreOp::Head,
-                    key: k.to_string(),
-                    source,
-                }),
-            }
-        })
-        .buffer_unordered(concurrency())
-        .try_collect()
-        .await?;
-    sizes.extend(heads.into_iter().flatten());
+    sizes.extend(head_outside(lake, &entries, &folders).await?);
 
     let (mut problems, footers, objects) = check_manifests(&entries, &sizes);
-    let footer_problems: Vec<Option<Problem>> = futures::stream::iter(footers)
-        .map(|f| {
-            let entries = &entries;
-            async move {
-                let rows = footer_rows(lake, &f.key, f.bytes).await?;
-                Ok::<_, Error>(check_footer(&entries[f.entry], &f, rows))
-            }
-        })
-        .buffer_unordered(concurrency())
-        .try_collect()
-        .await?;
-    problems.extend(footer_problems.into_iter().flatten());
-    for (key, reason) in &manifests.unreadable {
-        problems.push(Problem {
-            file: key.clone(),
-            manifest: key.clone(),
-            key: key.clone(),
-            kind: ProblemKind::Manifest,
-            detail: format!("cannot be read: {reason}"),
-        });
-    }
+    problems.extend(read_footers(lake, &entries, footers).await?);
+    problems.extend(manifests.unreadable.iter().map(|(key, reason)| Problem {
+        file: key.clone(),
+        manifest: key.clone(),
+        key: key.clone(),
+        kind: ProblemKind::Manifest,
+        detail: format!("cannot be read: {reason}"),
+    }));
     problems.sort_by(|a, b| (&a.manifest, &a.key, a.kind).cmp(&(&b.manifest, &b.key, b.kind)));
 
-    // Orphans only in the domains the run covers.
-    let domains: Option<BTreeSet<String>> = match (domain, select.is_narrowed()) {
-        (Some(d), _) => Some(BTreeSet::from([PathPart::from(d).as_ref().to_string()])),
-        (None, true) => Some(
-            entries
-                .iter()
-                .map(|e| {
-                    PathPart::from(e.manifest.domain.as_str())
-                        .as_ref()
-                        .to_string()
-                })
-                .collect(),
-        ),
-        (None, false) => None,
-    };
     let unreadable: Vec<&str> = manifests
         .unreadable
         .iter()
         .map(|(k, _)| k.as_str())
         .collect();
+    let domains = orphan_domains(select, &entries);
     // What a live run is staging is its own, not a leftover (a conversion may be running now).
     let live = lake.live_staging_runs()?;
     let mut orphans: Vec<String> = find_orphans(
@@ -285,6 +226,95 @@ pub async fn verify(lake: &Lake, select: &Selection) -> Result<Verification> {
         ..Verification::default()
     })
 }
+
+/// One listing per folder (narrowed to the domain when there is one): the folders listed, and
+/// every key found with its size.
+async fn list_folders(
+    lake: &Lake,
+    domain: Option<&str>,
+) -> Result<(Vec<Path>, Vec<(String, u64)>)> {
+    let folders: Vec<Path> = TABLE_FOLDERS
+        .iter()
+        .chain([&STAGING])
+        .map(|f| match (domain, PARTITIONED_FOLDERS.contains(f)) {
+            (Some(d), true) => folder(lake, f, Some(&format!("domain={d}"))),
+            (d, _) => folder(lake, f, d),
+        })
+        .collect();
+    let listings = futures::future::try_join_all(folders.iter().map(|p| list(lake, p))).await?;
+    Ok((folders, listings.into_iter().flatten().collect()))
+}
+
+/// The sizes of the keys the manifests list outside the `folders` listed (a hand-edited
+/// manifest), one HEAD each; a missing one is left out.
+async fn head_outside(
+    lake: &Lake,
+    entries: &[Entry],
+    folders: &[Path],
+) -> Result<Vec<(String, u64)>> {
+    let covered = |key: &str| {
+        let full = lake.key_of(key);
+        folders.iter().any(|f| full.prefix_match(f).is_some())
+    };
+    let outside: BTreeSet<&str> = entries
+        .iter()
+        .flat_map(|e| e.manifest.keys())
+        .filter(|k| !covered(k))
+        .collect();
+    let heads: Vec<Option<(String, u64)>> = futures::stream::iter(outside)
+        .map(|k| async move {
+            match lake.store.head(&lake.key_of(k)).await {
+                Ok(meta) => Ok(Some((k.to_string(), meta.size))),
+                Err(object_store::Error::NotFound { .. }) => Ok(None),
+                Err(source) => Err(Error::Store {
+                    op: StoreOp::Head,
+                    key: k.to_string(),
+                    source,
+                }),
+            }
+        })
+        .buffer_unordered(concurrency())
+        .try_collect()
+        .await?;
+    Ok(heads.into_iter().flatten().collect())
+}
+
+/// The problems of the Parquet footers to read ([`check_footer`]), [`concurrency`] at a time.
+async fn read_footers(
+    lake: &Lake,
+    entries: &[Entry],
+    footers: Vec<FooterCheck>,
+) -> Result<Vec<Problem>> {
+    let problems: Vec<Option<Problem>> = futures::stream::iter(footers)
+        .map(|f| async move {
+            let rows = footer_rows(lake, &f.key, f.bytes).await?;
+            Ok::<_, Error>(check_footer(&entries[f.entry], &f, rows))
+        })
+        .buffer_unordered(concurrency())
+        .try_collect()
+        .await?;
+    Ok(problems.into_iter().flatten().collect())
+}
+
+/// The domains (encoded as in keys) whose orphans the run covers: the selected domain, the
+/// domains of the manifests picked when the selection is narrowed otherwise, or all (`None`).
+fn orphan_domains(select: &Selection, entries: &[Entry]) -> Option<BTreeSet<String>> {
+    match (select.domain.as_deref(), select.is_narrowed()) {
+        (Some(d), _) => Some(BTreeSet::from([PathPart::from(d).as_ref().to_string()])),
+        (None, true) => Some(
+            entries
+                .iter()
+                .map(|e| {
+                    PathPart::from(e.manifest.domain.as_str())
+                        .as_ref()
+                        .to_string()
+                })
+                .collect(),
+        ),
+        (None, false) => None,
+    }
+}
+
 /// `cdnlake verify [--repair]`: checks what `select` picks, repairs it when asked, and counts
 /// the requests and the time it all took.
 pub fn run(lake: &Lake, rt: &Handle, select: &Selection, repair_it: bool) -> Result<Verification> {

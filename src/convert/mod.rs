@@ -2,7 +2,8 @@
 //!
 //! ```text
 //! source ─ tee ─> raw dump (an upload, not yet committed)            [source.rs]
-//!            └──> gunzip (all members) ─> line-aligned blocks         [source.rs, decoder thread]
+//!            └──> gunzip (all members) ─> line-aligned blocks         [source.rs, decoder thread;
+//!                                                                      framer.rs cuts the lines]
 //!                 ─> parse blocks in parallel                          [stages.rs, rayon]
 //!                 ─> access files by partition hour, traffic rollups,
 //!                    rejects                                           [crate::writers, in line order]
@@ -16,6 +17,7 @@
 //! failure before that aborts them all and leaves the lake exactly as it was. Stale keys go
 //! before the new manifest, so a failed delete is found again by the next run.
 
+pub mod framer;
 pub mod source;
 mod stages;
 

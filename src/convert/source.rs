@@ -1,5 +1,6 @@
 //! Byte streams in: opening a source, teeing its compressed bytes into the raw dump, gunzipping
-//! (every member), and cutting the decompressed text into line-aligned blocks for parallel parsing.
+//! (every member), and pushing the decompressed text through the line framer
+//! ([`super::framer`]), whose blocks go to the parsers.
 //!
 //! All of this is synchronous and runs on one dedicated thread per file: gunzip is inherently
 //! sequential, and keeping it apart from parsing is what lets the other core parse.
@@ -10,17 +11,9 @@ use std::sync::mpsc::{Receiver, SyncSender};
 
 use sha2::{Digest, Sha256};
 
+use super::framer::{Block, LineFramer};
 use crate::error::{Error, Result, StoreOp};
 use crate::lake::sink::ObjectSink;
-
-/// A block of whole lines (the last block of a file may end without `\n`).
-#[derive(Debug)]
-pub(crate) struct Block {
-    pub seq: u64,
-    /// 1-based number of the block's first line in the decompressed file.
-    pub first_line: u64,
-    pub data: Vec<u8>,
-}
 
 /// Default bound on the decompressed size of one log file: far above any real hourly log
 /// (several GB), low enough that a gzip bomb stops instead of running until a timeout.
@@ -158,36 +151,31 @@ impl<R: Read> Read for Tee<R> {
     }
 }
 
-/// Reads up to `want` more bytes into `buf`; returns true at end of input.
-fn fill(r: &mut impl Read, buf: &mut Vec<u8>, want: usize) -> std::io::Result<bool> {
-    let got = r.by_ref().take(want as u64).read_to_end(buf)?;
-    Ok(got < want)
-}
-
-/// Counts the decompressed bytes and enforces the size bound.
-struct Counted<R> {
-    inner: R,
-    n: u64,
-    limit: u64,
-}
-
-impl<R: Read> Read for Counted<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.n += n as u64;
-        if self.n > self.limit {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::FileTooLarge,
-                "decompressed size limit",
-            ));
+impl<R> Tee<R> {
+    fn new(inner: R, file: &str, raw: Option<ObjectSink>, opts: &DecodeOptions) -> Self {
+        Tee {
+            inner,
+            hasher: Sha256::new(),
+            bytes: 0,
+            raw,
+            progress: opts.progress.clone(),
+            cancel: opts.cancel.clone(),
+            failure: None,
+            file: file.to_string(),
         }
-        Ok(n)
     }
 }
 
+/// The gzip magic, the first two bytes of a gzip member.
+const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+
+/// Size of the reads of the decompressed stream, each pushed to the framer: small enough to stay
+/// in the CPU's cache between the decoder writing it and the framer copying it into a block.
+const READ_CHUNK: usize = 128 * 1024;
+
 /// Reads `input` to the end: tees it into `raw`, gunzips it when it starts with the gzip magic
-/// (all members), and sends line-aligned blocks to `tx`. Returns the stats and the raw sink (not
-/// yet completed: the caller commits it with everything else).
+/// (all members), and sends line-aligned blocks ([`LineFramer`]) to `tx`. Returns the stats and
+/// the raw sink (not yet completed: the caller commits it with everything else).
 ///
 /// `file` names the source in errors. A name ending in `.gz` must be gzip.
 ///
@@ -202,19 +190,45 @@ pub(crate) fn decode_and_split(
     tx: &SyncSender<Block>,
     spare: Option<Receiver<Vec<u8>>>,
 ) -> Result<(DecodeStats, Option<ObjectSink>)> {
-    let tee = Tee {
-        inner: input,
-        hasher: Sha256::new(),
-        bytes: 0,
-        raw,
-        progress: opts.progress.clone(),
-        cancel: opts.cancel.clone(),
-        failure: None,
-        file: file.to_string(),
+    let mut tee = Tee::new(input, file, raw, opts);
+    let head = read_head(&mut tee, file)?;
+    let gzip = head.starts_with(&GZIP_MAGIC);
+    if !gzip && file.ends_with(".gz") {
+        return Err(not_gzip(file, &head));
+    }
+    let mut stats = DecodeStats {
+        gzip,
+        ..DecodeStats::default()
     };
-    // Peek the first two bytes (the gzip magic). A source may hand them over one at a time (an
-    // HTTP body cut into tiny chunks), so read until there are two or the input ends.
-    let mut tee = tee;
+    let br = BufReader::with_capacity(256 * 1024, std::io::Cursor::new(head).chain(tee));
+    let spare = spare.as_ref();
+    let (framed, mut tee) = if gzip {
+        let mut r = flate2::bufread::MultiGzDecoder::new(br);
+        let framed = frame(&mut r, opts, tx, spare, &mut stats);
+        (framed, r.into_inner().into_inner().into_inner().1)
+    } else {
+        let mut r = br;
+        let framed = frame(&mut r, opts, tx, spare, &mut stats);
+        (framed, r.into_inner().into_inner().1)
+    };
+    stats.bytes_in = tee.bytes;
+    if let Err(e) = framed {
+        // A failure of the source or the raw dump explains the decoder's.
+        return Err(tee
+            .failure
+            .take()
+            .unwrap_or_else(|| e.into_error(file, &stats, opts.max_decompressed)));
+    }
+    read_rest(&mut tee, file)?;
+    stats.bytes_in = tee.bytes;
+    stats.sha256 = hex::encode(tee.hasher.finalize_reset());
+    Ok((stats, tee.raw.take()))
+}
+
+/// The first two bytes (the gzip magic), fewer only when the input is shorter. A source may
+/// hand them over one at a time (an HTTP body cut into tiny chunks), so this reads until there
+/// are two or the input ends. An empty input is an error.
+fn read_head<R: Read>(tee: &mut Tee<R>, file: &str) -> Result<Vec<u8>> {
     let mut head = Vec::with_capacity(2);
     while head.len() < 2 {
         let mut b = [0u8; 2];
@@ -234,56 +248,54 @@ pub(crate) fn decode_and_split(
     if head.is_empty() {
         return Err(Error::EmptyFile { file: file.into() });
     }
-    let gzip = head.starts_with(&[0x1f, 0x8b]);
-    let br = BufReader::with_capacity(256 * 1024, std::io::Cursor::new(head.clone()).chain(tee));
-    if !gzip && file.ends_with(".gz") {
-        let magic = head
-            .iter()
-            .take(4)
-            .map(|b| format!("{b:02x}"))
-            .collect::<Vec<_>>()
-            .join(" ");
-        return Err(Error::NotGzip {
-            file: file.into(),
-            magic,
-        });
+    Ok(head)
+}
+
+/// A `.gz` name over bytes that are not gzip, with the first bytes in hex.
+fn not_gzip(file: &str, head: &[u8]) -> Error {
+    let magic = head
+        .iter()
+        .take(4)
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(" ");
+    Error::NotGzip {
+        file: file.into(),
+        magic,
     }
-    let limit = opts.max_decompressed;
-    let mut stats = DecodeStats {
-        gzip,
-        ..DecodeStats::default()
-    };
-    let result = if gzip {
-        let mut r = Counted {
-            inner: flate2::bufread::MultiGzDecoder::new(br),
-            n: 0,
-            limit,
-        };
-        let res = split_blocks(&mut r, opts, tx, spare.as_ref(), &mut stats);
-        stats.bytes_decompressed = r.n;
-        (res, r.inner.into_inner().into_inner().into_inner().1)
-    } else {
-        let mut r = Counted {
-            inner: br,
-            n: 0,
-            limit,
-        };
-        let res = split_blocks(&mut r, opts, tx, spare.as_ref(), &mut stats);
-        stats.bytes_decompressed = r.n;
-        (res, r.inner.into_inner().into_inner().1)
-    };
-    let (res, mut tee) = result;
-    stats.bytes_in = tee.bytes;
-    if let Err(e) = res {
-        if let Some(f) = tee.failure.take() {
-            return Err(f);
-        }
-        return Err(match e {
-            SplitError::Io(e) if e.kind() == std::io::ErrorKind::FileTooLarge => Error::TooLarge {
+}
+
+/// Reads anything after the last member the decoder did not need (there is none for a valid
+/// file, but the raw dump and checksum must cover every byte).
+fn read_rest<R: Read>(tee: &mut Tee<R>, file: &str) -> Result<()> {
+    let mut rest = Vec::new();
+    match tee.read_to_end(&mut rest) {
+        Ok(_) => Ok(()),
+        Err(source) => Err(tee.failure.take().unwrap_or(Error::Read {
+            file: file.into(),
+            bytes: tee.bytes,
+            source,
+        })),
+    }
+}
+
+/// Why framing stopped early.
+enum SplitError {
+    Io(std::io::Error),
+    /// Past [`DecodeOptions::max_decompressed`].
+    TooLarge,
+    /// The receiver of the blocks went away (the writer stopped).
+    Closed,
+}
+
+impl SplitError {
+    fn into_error(self, file: &str, stats: &DecodeStats, limit: u64) -> Error {
+        match self {
+            SplitError::TooLarge => Error::TooLarge {
                 file: file.into(),
                 limit,
             },
-            SplitError::Io(source) if gzip => Error::Gzip {
+            SplitError::Io(source) if stats.gzip => Error::Gzip {
                 file: file.into(),
                 compressed_bytes: stats.bytes_in,
                 decompressed_bytes: stats.bytes_decompressed,
@@ -295,115 +307,48 @@ pub(crate) fn decode_and_split(
                 source,
             },
             SplitError::Closed => Error::Cancelled { file: file.into() },
-        });
-    }
-    // Drain anything after the last member the decoder did not need (there is none for a valid
-    // file, but the raw dump and checksum must cover every byte).
-    let mut rest = Vec::new();
-    if let Err(source) = tee.read_to_end(&mut rest) {
-        return Err(tee.failure.take().unwrap_or(Error::Read {
-            file: file.into(),
-            bytes: tee.bytes,
-            source,
-        }));
-    }
-    stats.bytes_in = tee.bytes;
-    stats.sha256 = hex::encode(tee.hasher.finalize_reset());
-    Ok((stats, tee.raw.take()))
-}
-
-enum SplitError {
-    Io(std::io::Error),
-    Closed,
-}
-
-impl From<std::io::Error> for SplitError {
-    fn from(e: std::io::Error) -> Self {
-        SplitError::Io(e)
+        }
     }
 }
 
-/// Cuts a decompressed stream into blocks of whole lines. A line longer than the block is cut
-/// to `max_line + 1` bytes (so the parser rejects it as too long) and the rest of it is skipped:
-/// memory stays bounded whatever the input.
-fn split_blocks(
+/// Reads the decompressed stream `r` to its end through a [`LineFramer`] and sends its blocks
+/// to `tx`, counting the decompressed bytes (bounded by `max_decompressed`) and the blocks.
+fn frame(
     r: &mut impl Read,
     opts: &DecodeOptions,
     tx: &SyncSender<Block>,
     spare: Option<&Receiver<Vec<u8>>>,
     stats: &mut DecodeStats,
 ) -> std::result::Result<(), SplitError> {
-    let block_size = opts.block_size.max(2 * opts.max_line + 2);
-    let mut carry: Vec<u8> = Vec::new();
-    let mut next_line: u64 = 1;
-    let mut seq = 0;
-    let mut send =
-        |data: Vec<u8>, last: bool, next_line: &mut u64| -> std::result::Result<(), SplitError> {
-            // memchr's SIMD count (AVX2 where the CPU has it): this runs on the decoder thread,
-            // the one stage that cannot be parallel. The plain `filter(..).count()` loop it
-            // replaces compiled to 4 bytes a step and took 4.5% of a whole run's CPU (perf).
-            let mut lines = memchr::memchr_iter(b'\n', &data).count() as u64;
-            if last && !data.ends_with(b"\n") {
-                lines += 1;
-            }
-            let b = Block {
-                seq,
-                first_line: *next_line,
-                data,
-            };
-            seq += 1;
-            stats.blocks += 1;
-            *next_line += lines;
-            tx.send(b).map_err(|_| SplitError::Closed)
-        };
+    let mut framer = LineFramer::new(opts.block_size, opts.max_line);
+    let mut chunk = vec![0u8; READ_CHUNK];
+    let send = |b: Block| tx.send(b).map_err(|_| SplitError::Closed);
     loop {
-        let mut buf = match spare.and_then(|s| s.try_recv().ok()) {
-            Some(mut b) => {
-                b.clear();
-                b.reserve(block_size + 64);
-                b
-            }
-            None => Vec::with_capacity(block_size + 64),
+        let n = match r.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(SplitError::Io(e)),
         };
-        buf.append(&mut carry);
-        let want = block_size.saturating_sub(buf.len());
-        let eof = fill(r, &mut buf, want)?;
-        if eof {
-            if !buf.is_empty() {
-                send(buf, true, &mut next_line)?;
-            }
-            return Ok(());
+        stats.bytes_decompressed += n as u64;
+        if stats.bytes_decompressed > opts.max_decompressed {
+            return Err(SplitError::TooLarge);
         }
-        match memchr::memrchr(b'\n', &buf) {
-            Some(i) => {
-                carry.extend_from_slice(&buf[i + 1..]);
-                buf.truncate(i + 1);
-                send(buf, false, &mut next_line)?;
+        if framer.wants_buffer() {
+            if let Some(b) = spare.and_then(|s| s.try_recv().ok()) {
+                framer.recycle(b);
             }
-            None => {
-                // One line fills the whole block: keep a prefix, skip to its end.
-                buf.truncate(opts.max_line + 1);
-                buf.push(b'\n');
-                let mut chunk = vec![0u8; 64 * 1024];
-                let mut at_eof = true;
-                loop {
-                    let n = r.read(&mut chunk)?;
-                    if n == 0 {
-                        break;
-                    }
-                    if let Some(i) = memchr::memchr(b'\n', &chunk[..n]) {
-                        carry.extend_from_slice(&chunk[i + 1..n]);
-                        at_eof = false;
-                        break;
-                    }
-                }
-                send(buf, false, &mut next_line)?;
-                if at_eof {
-                    return Ok(());
-                }
-            }
+        }
+        for b in framer.push(&chunk[..n]) {
+            stats.blocks += 1;
+            send(b)?;
         }
     }
+    for b in framer.finish() {
+        stats.blocks += 1;
+        send(b)?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -13,7 +13,8 @@ use crate::lake::sink::ObjectSink;
 use crate::tables::access::ACCESS;
 use crate::writers::sketches::{sketch_block, BlockSketch};
 
-use super::source::{decode_and_split, Block, DecodeStats};
+use super::framer::Block;
+use super::source::{decode_and_split, DecodeStats};
 use super::ConvertOptions;
 
 /// Reads `input` to the end: its bytes are teed into `raw`, its lines parsed in parallel and

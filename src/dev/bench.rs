@@ -162,7 +162,7 @@ pub fn run(path: &Path, rt: &Handle, sample_limit: usize) -> Result<BenchReport>
     let decode_opts = DecodeOptions::default();
     let mut blocks: Vec<(u64, Vec<u8>)> = Vec::new();
     let decode = stage("decode (read, SHA-256, gunzip)", total, r.lines, || {
-        let (tx, rx) = sync_channel::<crate::convert::source::Block>(4);
+        let (tx, rx) = sync_channel::<crate::convert::framer::Block>(4);
         let file = open_local(path)?;
         let name = path.display().to_string();
         std::thread::scope(|s| {

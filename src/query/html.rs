@@ -8,8 +8,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 
 use crate::access::time::{civil_from_days, PartitionTz, DAY_MICROS, HOUR_MICROS, MINUTE_MICROS};
-use crate::query::report::{quantile, Report, TopSource};
-use crate::query::top::DIMENSIONS;
+use crate::query::report::{quantile, Bandwidth, Report, TopSource};
 use crate::tables::traffic::{idx, merge, MinuteStats, COUNTERS, RT_BUCKETS};
 
 /// Escapes text for HTML element content and quoted attribute values.
@@ -87,8 +86,6 @@ const R: f64 = 20.0;
 const T: f64 = 30.0;
 const B: f64 = 36.0;
 
-/// An SVG chart over time: lines, or stacked areas when `stacked` (the series must then share
-/// their x values). `y_max` fixes the axis (a ratio in percent), otherwise it fits the data.
 /// Every chart shares the x range `(x0, x1)` (micros), so they line up one under another.
 struct Frame {
     x0: i64,
@@ -96,6 +93,29 @@ struct Frame {
     tz: PartitionTz,
 }
 
+/// A chart's scales: data (micros, value) to SVG coordinates.
+struct Scale {
+    x0: i64,
+    x1: i64,
+    ymax: f64,
+}
+
+impl Scale {
+    fn x(&self, x: i64) -> f64 {
+        L + (x - self.x0) as f64 / (self.x1 - self.x0) as f64 * (W - L - R)
+    }
+
+    fn y(&self, y: f64) -> f64 {
+        T + (1.0 - (y / self.ymax).clamp(0.0, 1.0)) * (H - T - B)
+    }
+}
+
+/// A series' points as (x, bottom, top): stacked, each series sits on the sum of the ones
+/// before it (they must then share their x values); otherwise on 0.
+type Layer = Vec<(i64, f64, f64)>;
+
+/// An SVG chart over time: lines, or stacked areas when `stacked`. `y_max` fixes the axis (a
+/// ratio in percent), otherwise it fits the data and `hline`, a labelled reference line.
 fn chart(
     title: &str,
     unit: &str,
@@ -106,12 +126,43 @@ fn chart(
     hline: Option<(&str, f64)>,
 ) -> String {
     let mut s = String::new();
-    let (x0, x1, tz) = (frame.x0, frame.x1.max(frame.x0 + MINUTE_MICROS), frame.tz);
-    // Stacked: each series is drawn on top of the sum of the ones before it.
+    let layers = layers(series, stacked);
+    let data_max = layers
+        .iter()
+        .flatten()
+        .map(|p| p.2)
+        .chain(hline.map(|h| h.1))
+        .fold(0.0f64, f64::max);
+    let scale = Scale {
+        x0: frame.x0,
+        x1: frame.x1.max(frame.x0 + MINUTE_MICROS),
+        ymax: y_max.unwrap_or_else(|| nice_max(data_max)),
+    };
+    let _ = write!(
+        s,
+        r#"<svg class="chart" viewBox="0 0 {W} {H}" role="img" aria-label="{t}"><title>{t}</title><text x="{L}" y="18" class="ct">{t} <tspan class="unit">({u})</tspan></text>"#,
+        t = escape(title),
+        u = escape(unit)
+    );
+    y_grid(&mut s, &scale);
+    x_ticks(&mut s, &scale, frame.tz);
+    for (se, layer) in series.iter().zip(&layers).rev() {
+        draw_layer(&mut s, &scale, se, layer, stacked);
+    }
+    if let Some((label, v)) = hline {
+        reference_line(&mut s, &scale, label, v);
+    }
+    legend(&mut s, series);
+    s.push_str("</svg>\n");
+    s
+}
+
+/// Each series' points, stacked on the ones before it when `stacked`.
+fn layers(series: &[Series], stacked: bool) -> Vec<Layer> {
     let mut base: BTreeMap<i64, f64> = BTreeMap::new();
-    let mut layers: Vec<Vec<(i64, f64, f64)>> = Vec::new();
+    let mut layers: Vec<Layer> = Vec::new();
     for se in series {
-        let layer: Vec<(i64, f64, f64)> = se
+        let layer: Layer = se
             .points
             .iter()
             .map(|&(x, y)| {
@@ -130,24 +181,14 @@ fn chart(
         }
         layers.push(layer);
     }
-    let data_max = layers
-        .iter()
-        .flatten()
-        .map(|p| p.2)
-        .chain(hline.map(|h| h.1))
-        .fold(0.0f64, f64::max);
-    let ymax = y_max.unwrap_or_else(|| nice_max(data_max));
-    let px = |x: i64| L + (x - x0) as f64 / (x1 - x0) as f64 * (W - L - R);
-    let py = |y: f64| T + (1.0 - (y / ymax).clamp(0.0, 1.0)) * (H - T - B);
-    let _ = write!(
-        s,
-        r#"<svg class="chart" viewBox="0 0 {W} {H}" role="img" aria-label="{t}"><title>{t}</title><text x="{L}" y="18" class="ct">{t} <tspan class="unit">({u})</tspan></text>"#,
-        t = escape(title),
-        u = escape(unit)
-    );
+    layers
+}
+
+/// Five horizontal grid lines, 0 to the axis maximum, labelled.
+fn y_grid(s: &mut String, scale: &Scale) {
     for i in 0..=4 {
-        let v = ymax * f64::from(i) / 4.0;
-        let y = py(v);
+        let v = scale.ymax * f64::from(i) / 4.0;
+        let y = scale.y(v);
         let _ = write!(
             s,
             r#"<line x1="{L}" x2="{x2}" y1="{y:.1}" y2="{y:.1}" class="grid"/><text x="{lx}" y="{ty:.1}" class="yl">{v}</text>"#,
@@ -157,8 +198,13 @@ fn chart(
             v = short(v)
         );
     }
+}
+
+/// Time labels on round wall-clock minutes, at most about ten of them (with the date when the
+/// chart spans more than a day).
+fn x_ticks(s: &mut String, scale: &Scale, tz: PartitionTz) {
+    let (x0, x1) = (scale.x0, scale.x1);
     let multi_day = x1 - x0 > DAY_MICROS;
-    // Ticks on round wall-clock minutes, at most about ten of them.
     let step = [
         1, 2, 5, 10, 15, 30, 60, 120, 180, 360, 720, 1440, 2880, 10080,
     ]
@@ -172,64 +218,71 @@ fn chart(
         let _ = write!(
             s,
             r#"<text x="{:.1}" y="{}" class="xl">{}</text>"#,
-            px(x),
+            scale.x(x),
             H - B + 18.0,
             wall_label(x, tz, multi_day)
         );
     }
-    for (se, layer) in series.iter().zip(&layers).rev() {
-        if layer.is_empty() {
-            continue;
-        }
-        let top: Vec<String> = layer
-            .iter()
-            .map(|&(x, _, hi)| format!("{:.1},{:.1}", px(x), py(hi)))
-            .collect();
-        if stacked {
-            let bottom: Vec<String> = layer
-                .iter()
-                .rev()
-                .map(|&(x, lo, _)| format!("{:.1},{:.1}", px(x), py(lo)))
-                .collect();
-            let _ = write!(
-                s,
-                r#"<polygon points="{} {}" fill="{c}" fill-opacity="0.75" stroke="{c}" stroke-width="0.5"/>"#,
-                top.join(" "),
-                bottom.join(" "),
-                c = se.color
-            );
-        } else {
-            let _ = write!(
-                s,
-                r#"<polyline points="{}" fill="none" stroke="{}" stroke-width="1.6"/>"#,
-                top.join(" "),
-                se.color
-            );
-            // Few points: mark them, a lone point draws no line.
-            if layer.len() <= 48 {
-                for &(x, _, hi) in layer {
-                    let _ = write!(
-                        s,
-                        r#"<circle cx="{:.1}" cy="{:.1}" r="3" fill="{}"/>"#,
-                        px(x),
-                        py(hi),
-                        se.color
-                    );
-                }
-            }
-        }
+}
+
+/// One series: a filled area between its bottom and top when stacked, else a line (its points
+/// marked when there are few: a lone point draws no line).
+fn draw_layer(s: &mut String, scale: &Scale, se: &Series, layer: &Layer, stacked: bool) {
+    if layer.is_empty() {
+        return;
     }
-    // A horizontal reference line (the 95th percentile), dashed, labelled at its right end.
-    if let Some((label, v)) = hline {
-        let y = py(v);
+    let top: Vec<String> = layer
+        .iter()
+        .map(|&(x, _, hi)| format!("{:.1},{:.1}", scale.x(x), scale.y(hi)))
+        .collect();
+    if stacked {
+        let bottom: Vec<String> = layer
+            .iter()
+            .rev()
+            .map(|&(x, lo, _)| format!("{:.1},{:.1}", scale.x(x), scale.y(lo)))
+            .collect();
         let _ = write!(
             s,
-            r##"<line x1="{L}" x2="{x2}" y1="{y:.1}" y2="{y:.1}" stroke="#d62728" stroke-width="1.4" stroke-dasharray="6 4" class="hline"/><text x="{x2}" y="{ty:.1}" class="yl" fill="#d62728">{t}</text>"##,
-            x2 = W - R,
-            ty = y - 4.0,
-            t = escape(label)
+            r#"<polygon points="{} {}" fill="{c}" fill-opacity="0.75" stroke="{c}" stroke-width="0.5"/>"#,
+            top.join(" "),
+            bottom.join(" "),
+            c = se.color
         );
+        return;
     }
+    let _ = write!(
+        s,
+        r#"<polyline points="{}" fill="none" stroke="{}" stroke-width="1.6"/>"#,
+        top.join(" "),
+        se.color
+    );
+    if layer.len() <= 48 {
+        for &(x, _, hi) in layer {
+            let _ = write!(
+                s,
+                r#"<circle cx="{:.1}" cy="{:.1}" r="3" fill="{}"/>"#,
+                scale.x(x),
+                scale.y(hi),
+                se.color
+            );
+        }
+    }
+}
+
+/// A horizontal reference line (the 95th percentile), dashed, labelled at its right end.
+fn reference_line(s: &mut String, scale: &Scale, label: &str, v: f64) {
+    let y = scale.y(v);
+    let _ = write!(
+        s,
+        r##"<line x1="{L}" x2="{x2}" y1="{y:.1}" y2="{y:.1}" stroke="#d62728" stroke-width="1.4" stroke-dasharray="6 4" class="hline"/><text x="{x2}" y="{ty:.1}" class="yl" fill="#d62728">{t}</text>"##,
+        x2 = W - R,
+        ty = y - 4.0,
+        t = escape(label)
+    );
+}
+
+/// The series' names and colours, right-aligned along the top.
+fn legend(s: &mut String, series: &[Series]) {
     let mut lx = W - R;
     for se in series.iter().rev() {
         lx -= 14.0 + 8.0 * se.name.len() as f64;
@@ -241,8 +294,6 @@ fn chart(
             escape(se.name)
         );
     }
-    s.push_str("</svg>\n");
-    s
 }
 
 const STYLE: &str = "body{font:14px/1.4 system-ui,-apple-system,'Segoe UI',sans-serif;margin:24px;color:#222;background:#fafafa}\
@@ -265,7 +316,9 @@ fn card(s: &mut String, value: &str, label: &str) {
     );
 }
 
-/// The page. `minutes` are the merged rollups the report covers (minute start -> stats).
+/// The page. `minutes` are the merged rollups the report covers (minute start -> stats): the
+/// heading, the figures as cards, the traffic charts, the response-time chart, the per-hour
+/// table and the top lists, in that order.
 pub fn render(r: &Report, minutes: &BTreeMap<i64, MinuteStats>, tz: PartitionTz) -> String {
     let mut s = String::new();
     let frame = Frame {
@@ -276,6 +329,18 @@ pub fn render(r: &Report, minutes: &BTreeMap<i64, MinuteStats>, tz: PartitionTz)
             .map_or(MINUTE_MICROS, |m| m + MINUTE_MICROS),
         tz,
     };
+    heading(&mut s, r, minutes, tz);
+    cards(&mut s, r);
+    traffic_charts(&mut s, r, minutes, &frame);
+    response_time_chart(&mut s, minutes, &frame);
+    per_hour_table(&mut s, r);
+    top_lists(&mut s, r);
+    s.push_str("</body></html>\n");
+    s
+}
+
+/// The document's head and the page's title: the domains and the span of the minutes.
+fn heading(s: &mut String, r: &Report, minutes: &BTreeMap<i64, MinuteStats>, tz: PartitionTz) {
     let _ = write!(
         s,
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>cdnlake report</title><style>{STYLE}</style></head><body>\n"
@@ -289,9 +354,9 @@ pub fn render(r: &Report, minutes: &BTreeMap<i64, MinuteStats>, tz: PartitionTz)
         ),
         _ => "no data".into(),
     };
-    let _ = write!(
+    let _ = writeln!(
         s,
-        "<h1>cdnlake report</h1><div class=\"sub\">{} &middot; {}</div>\n<div class=\"cards\">",
+        "<h1>cdnlake report</h1><div class=\"sub\">{} &middot; {}</div>",
         escape(&if r.domains.is_empty() {
             "(no domain)".to_string()
         } else {
@@ -299,25 +364,31 @@ pub fn render(r: &Report, minutes: &BTreeMap<i64, MinuteStats>, tz: PartitionTz)
         }),
         escape(&span)
     );
-    card(&mut s, &r.requests.to_string(), "requests");
+}
+
+/// The report's figures, one card each: totals, hit ratio, visitors, bandwidth, status classes,
+/// response times.
+fn cards(s: &mut String, r: &Report) {
+    s.push_str("<div class=\"cards\">");
+    card(s, &r.requests.to_string(), "requests");
     card(
-        &mut s,
+        s,
         &format!("{:.3} GB", r.response_bytes as f64 / 1e9),
         "bytes out",
     );
     card(
-        &mut s,
+        s,
         &format!("{:.3} GB", r.request_bytes as f64 / 1e9),
         "bytes in",
     );
     card(
-        &mut s,
+        s,
         &r.hit_ratio
             .map_or("n/a".into(), |h| format!("{:.2}%", h * 100.0)),
         "hit ratio",
     );
     card(
-        &mut s,
+        s,
         &match r.unique_visitors {
             Some(n) if r.unique_visitors_exact => n.to_string(),
             Some(n) => format!("~{n}"),
@@ -331,26 +402,26 @@ pub fn render(r: &Report, minutes: &BTreeMap<i64, MinuteStats>, tz: PartitionTz)
     );
     if let (Some(peak), Some(p95)) = (r.bandwidth.peak_bps, r.bandwidth.p95_bps) {
         card(
-            &mut s,
+            s,
             &format!("{:.2} Mbit/s", peak / 1e6),
             "peak bandwidth (5 min)",
         );
         card(
-            &mut s,
+            s,
             &format!("{:.2} Mbit/s", p95 / 1e6),
             "95th percentile bandwidth",
         );
     }
     for (k, v) in &r.status {
-        card(&mut s, &v.to_string(), &format!("status {k}"));
+        card(s, &v.to_string(), &format!("status {k}"));
     }
     if let (Some(mean), Some(max)) = (r.response_time_ms_mean, r.response_time_ms_max) {
-        card(&mut s, &format!("{mean:.1} ms"), "mean response time");
-        card(&mut s, &format!("{max} ms"), "max response time");
+        card(s, &format!("{mean:.1} ms"), "mean response time");
+        card(s, &format!("{max} ms"), "max response time");
     }
     for q in &r.quantiles {
         card(
-            &mut s,
+            s,
             &format!("~{:.0} ms", q.estimate_ms),
             &format!(
                 "p{} in ({}, {}] ms",
@@ -360,8 +431,13 @@ pub fn render(r: &Report, minutes: &BTreeMap<i64, MinuteStats>, tz: PartitionTz)
             ),
         );
     }
-    s.push_str("</div>\n<h2>Traffic</h2>\n");
+    s.push_str("</div>\n");
+}
 
+/// The per-minute charts (requests, bandwidth, hit ratio, status classes) and the billed
+/// bandwidth.
+fn traffic_charts(s: &mut String, r: &Report, minutes: &BTreeMap<i64, MinuteStats>, frame: &Frame) {
+    s.push_str("<h2>Traffic</h2>\n");
     let series = |name, color, f: &dyn Fn(&MinuteStats) -> Option<f64>| Series {
         name,
         color,
@@ -378,7 +454,7 @@ pub fn render(r: &Report, minutes: &BTreeMap<i64, MinuteStats>, tz: PartitionTz)
         })],
         false,
         None,
-        &frame,
+        frame,
         None,
     ));
     s.push_str(&chart(
@@ -394,11 +470,41 @@ pub fn render(r: &Report, minutes: &BTreeMap<i64, MinuteStats>, tz: PartitionTz)
         ],
         false,
         None,
-        &frame,
+        frame,
         None,
     ));
-    // Bandwidth as billed: 5-minute means, and the window's 95th percentile.
-    let bw = &r.bandwidth;
+    billed_bandwidth(s, &r.bandwidth, frame);
+    s.push_str(&chart(
+        "Hit ratio per minute",
+        "% of HIT + MISS",
+        &[series("hit ratio", "#ff7f0e", &|st| {
+            let n = st[idx::HITS] + st[idx::MISSES];
+            (n > 0).then(|| 100.0 * st[idx::HITS] as f64 / n as f64)
+        })],
+        false,
+        Some(100.0),
+        frame,
+        None,
+    ));
+    s.push_str(&chart(
+        "Status classes per minute",
+        "requests, stacked",
+        &[
+            series("2xx", "#2ca02c", &|st| Some(st[idx::STATUS_2XX] as f64)),
+            series("3xx", "#1f77b4", &|st| Some(st[idx::STATUS_3XX] as f64)),
+            series("4xx", "#ff7f0e", &|st| Some(st[idx::STATUS_4XX] as f64)),
+            series("5xx", "#d62728", &|st| Some(st[idx::STATUS_5XX] as f64)),
+            series("other", "#7f7f7f", &|st| Some(st[idx::STATUS_OTHER] as f64)),
+        ],
+        true,
+        None,
+        frame,
+        None,
+    ));
+}
+
+/// Bandwidth as billed: 5-minute means, and the window's 95th percentile, with the peaks.
+fn billed_bandwidth(s: &mut String, bw: &Bandwidth, frame: &Frame) {
     let p95_label = bw
         .p95_bps
         .map(|p| format!("95th percentile {:.2} Mbit/s", p / 1e6));
@@ -416,7 +522,7 @@ pub fn render(r: &Report, minutes: &BTreeMap<i64, MinuteStats>, tz: PartitionTz)
         }],
         false,
         None,
-        &frame,
+        frame,
         p95_label.as_deref().zip(bw.p95_bps.map(|p| p / 1e6)),
     ));
     if let (Some(peak), Some(at)) = (bw.peak_bps, &bw.peak_at) {
@@ -433,36 +539,11 @@ pub fn render(r: &Report, minutes: &BTreeMap<i64, MinuteStats>, tz: PartitionTz)
                 .collect::<String>()
         );
     }
-    s.push_str(&chart(
-        "Hit ratio per minute",
-        "% of HIT + MISS",
-        &[series("hit ratio", "#ff7f0e", &|st| {
-            let n = st[idx::HITS] + st[idx::MISSES];
-            (n > 0).then(|| 100.0 * st[idx::HITS] as f64 / n as f64)
-        })],
-        false,
-        Some(100.0),
-        &frame,
-        None,
-    ));
-    s.push_str(&chart(
-        "Status classes per minute",
-        "requests, stacked",
-        &[
-            series("2xx", "#2ca02c", &|st| Some(st[idx::STATUS_2XX] as f64)),
-            series("3xx", "#1f77b4", &|st| Some(st[idx::STATUS_3XX] as f64)),
-            series("4xx", "#ff7f0e", &|st| Some(st[idx::STATUS_4XX] as f64)),
-            series("5xx", "#d62728", &|st| Some(st[idx::STATUS_5XX] as f64)),
-            series("other", "#7f7f7f", &|st| Some(st[idx::STATUS_OTHER] as f64)),
-        ],
-        true,
-        None,
-        &frame,
-        None,
-    ));
+}
 
-    // Quantiles per hour of the report's wall clock, from the merged histograms.
-    let tz_micros = i64::from(tz.offset_secs) * 1_000_000;
+/// Response-time quantiles per hour of the report's wall clock, from the merged histograms.
+fn response_time_chart(s: &mut String, minutes: &BTreeMap<i64, MinuteStats>, frame: &Frame) {
+    let tz_micros = i64::from(frame.tz.offset_secs) * 1_000_000;
     let mut hours: BTreeMap<i64, MinuteStats> = BTreeMap::new();
     for (m, st) in minutes {
         let h = (m + tz_micros).div_euclid(HOUR_MICROS) * HOUR_MICROS - tz_micros;
@@ -492,10 +573,13 @@ pub fn render(r: &Report, minutes: &BTreeMap<i64, MinuteStats>, tz: PartitionTz)
         ],
         false,
         None,
-        &frame,
+        frame,
         None,
     ));
+}
 
+/// Requests and bytes per hour of the report's wall clock.
+fn per_hour_table(s: &mut String, r: &Report) {
     let _ = write!(
         s,
         "<h2>Per hour ({})</h2><table><tr><th>hour</th><th class=\"n\">requests</th><th class=\"n\">response bytes</th><th class=\"n\">request bytes</th></tr>",
@@ -511,6 +595,11 @@ pub fn render(r: &Report, minutes: &BTreeMap<i64, MinuteStats>, tz: PartitionTz)
             h.request_bytes
         );
     }
+    s.push_str("</table>\n");
+}
+
+/// The top lists, each a table, with where their counts come from and the report's notes.
+fn top_lists(s: &mut String, r: &Report) {
     let source = match (r.top_source, r.top_approximate) {
         (TopSource::Access, _) => "counted from the access rows (exact)".to_string(),
         (_, true) => {
@@ -521,47 +610,36 @@ pub fn render(r: &Report, minutes: &BTreeMap<i64, MinuteStats>, tz: PartitionTz)
     };
     let _ = write!(
         s,
-        "</table>\n<h2>Top 10</h2><div class=\"sub\">{}</div>",
+        "<h2>Top 10</h2><div class=\"sub\">{}</div>",
         escape(&source)
     );
     for n in &r.notes {
         let _ = write!(s, "<div class=\"sub\">{}</div>", escape(n));
     }
     s.push_str("<div class=\"tops\">\n");
-    for name in DIMENSIONS {
-        let Some(t) = r.top.get(name) else { continue };
-        for (by, list) in [("requests", &t.by_requests), ("bytes", &t.by_bytes)] {
+    for (name, by, list) in r.top_lists() {
+        let _ = write!(
+            s,
+            "<div><h3>{} by {by}</h3><table><tr><th>{}</th><th class=\"n\">requests</th><th class=\"n\">bytes</th></tr>",
+            escape(name),
+            escape(name)
+        );
+        for e in list {
             let _ = write!(
                 s,
-                "<div><h3>{} by {by}</h3><table><tr><th>{}</th><th class=\"n\">requests</th><th class=\"n\">bytes</th></tr>",
-                escape(name),
-                escape(name)
-            );
-            let bound = |v: i64, e: i64| {
-                if e > 0 {
-                    format!("{v} +{e}")
+                "<tr><td class=\"v\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td></tr>",
+                if e.value.is_empty() {
+                    "<i>(empty)</i>".to_string()
                 } else {
-                    v.to_string()
-                }
-            };
-            for e in list {
-                let _ = write!(
-                    s,
-                    "<tr><td class=\"v\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td></tr>",
-                    if e.value.is_empty() {
-                        "<i>(empty)</i>".to_string()
-                    } else {
-                        escape(&e.value)
-                    },
-                    bound(e.requests, e.requests_error),
-                    bound(e.bytes, e.bytes_error)
-                );
-            }
-            s.push_str("</table></div>\n");
+                    escape(&e.value)
+                },
+                e.requests_shown(),
+                e.bytes_shown()
+            );
         }
+        s.push_str("</table></div>\n");
     }
-    s.push_str("</div>\n</body></html>\n");
-    s
+    s.push_str("</div>\n");
 }
 
 #[cfg(test)]

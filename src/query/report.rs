@@ -143,6 +143,20 @@ pub enum TopSource {
     Access,
 }
 
+impl Report {
+    /// The top lists in the order reports show them: each column of [`DIMENSIONS`] the report
+    /// holds, by requests then by bytes, as (column, `requests` or `bytes`, list).
+    pub fn top_lists(&self) -> impl Iterator<Item = (&'static str, &'static str, &[TopEntry])> {
+        DIMENSIONS
+            .iter()
+            .filter_map(|name| self.top.get(name).map(|t| (*name, t)))
+            .flat_map(|(name, t)| {
+                [("requests", &t.by_requests), ("bytes", &t.by_bytes)]
+                    .map(|(by, list)| (name, by, list.as_slice()))
+            })
+    }
+}
+
 /// Estimates quantile `q` from histogram `hist` (counts per [`RT_BOUNDS_MS`] bucket, the last one
 /// open-ended) and the observed max. `None` when the histogram is empty.
 pub fn quantile(hist: &[i64; RT_BUCKETS], max_ms: i64, q: f64) -> Option<Quantile> {

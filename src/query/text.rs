@@ -1,7 +1,8 @@
 //! The report as text for a terminal.
 
-use super::report::{Report, NOT_IN_ROLLUPS};
-use super::top::DIMENSIONS;
+use std::fmt::Write;
+
+use super::report::{Bandwidth, Report, NOT_IN_ROLLUPS};
 
 /// `1.23 Gbit/s`: bandwidth in the unit that reads best.
 pub(crate) fn bits(bps: f64) -> String {
@@ -17,10 +18,22 @@ pub(crate) fn bits(bps: f64) -> String {
     format!("{:.2} {u}", bps / d)
 }
 
-/// The terminal summary.
+/// The terminal summary: the totals, response times, bandwidth and visitors, then the per-hour
+/// table, the top lists and the notes.
 pub fn render_text(r: &Report) -> String {
-    use std::fmt::Write;
     let mut s = String::new();
+    totals(&mut s, r);
+    response_times(&mut s, r);
+    bandwidth(&mut s, &r.bandwidth);
+    visitors(&mut s, r);
+    per_hour(&mut s, r);
+    top_lists(&mut s, r);
+    notes(&mut s, r);
+    s
+}
+
+/// Domains, minutes, requests, bytes, hit ratio and the status mix.
+fn totals(s: &mut String, r: &Report) {
     let pct = |n: i64| {
         if r.requests > 0 {
             100.0 * n as f64 / r.requests as f64
@@ -59,6 +72,10 @@ pub fn render_text(r: &Report) -> String {
         .map(|(k, v)| format!("{k} {v} ({:.2}%)", pct(*v)))
         .collect();
     let _ = writeln!(s, "status:         {}", mix.join(", "));
+}
+
+/// Mean and max response time, and the quantiles with their histogram buckets.
+fn response_times(s: &mut String, r: &Report) {
     if let (Some(mean), Some(max)) = (r.response_time_ms_mean, r.response_time_ms_max) {
         let _ = writeln!(s, "response time:  mean {mean:.1} ms, max {max} ms");
     }
@@ -72,7 +89,10 @@ pub fn render_text(r: &Report) -> String {
             q.upper_ms
         );
     }
-    let bw = &r.bandwidth;
+}
+
+/// The peak and 95th percentile of the 5-minute bandwidth, and each day's peak.
+fn bandwidth(s: &mut String, bw: &Bandwidth) {
     match (bw.peak_bps, &bw.peak_at, bw.p95_bps) {
         (Some(peak), Some(at), Some(p95)) => {
             let _ = writeln!(
@@ -98,6 +118,10 @@ pub fn render_text(r: &Report) -> String {
             let _ = writeln!(s, "bandwidth:      (no traffic)");
         }
     }
+}
+
+/// Distinct client IPs, counted or estimated.
+fn visitors(s: &mut String, r: &Report) {
     let _ = writeln!(
         s,
         "unique visitors: {}",
@@ -109,6 +133,10 @@ pub fn render_text(r: &Report) -> String {
             None => NOT_IN_ROLLUPS.to_string(),
         }
     );
+}
+
+/// Requests, bytes and visitors per hour of the report's wall clock.
+fn per_hour(s: &mut String, r: &Report) {
     let _ = writeln!(s, "\nper hour ({}):", r.tz);
     let _ = writeln!(
         s,
@@ -127,6 +155,11 @@ pub fn render_text(r: &Report) -> String {
                 .map_or("n/a".to_string(), |n| n.to_string())
         );
     }
+}
+
+/// Each top list, values made safe for the terminal; first whether the lists are approximate
+/// or missing.
+fn top_lists(s: &mut String, r: &Report) {
     if r.top.is_empty() && !r.per_hour.is_empty() {
         let _ = writeln!(s, "\ntop lists: {NOT_IN_ROLLUPS}");
     } else if r.top_approximate {
@@ -135,39 +168,32 @@ pub fn render_text(r: &Report) -> String {
             "\ntop lists from the rollups, approximate: each count is a lower bound, short by at most +N"
         );
     }
-    for name in DIMENSIONS {
-        let Some(t) = r.top.get(name) else { continue };
-        for (by, list) in [("requests", &t.by_requests), ("bytes", &t.by_bytes)] {
-            let _ = writeln!(s, "\ntop {name} by {by}:");
-            let _ = writeln!(s, "  {:>20} {:>28}  value", "requests", "bytes");
-            if list.is_empty() {
-                let _ = writeln!(s, "  (none)");
-            }
-            let bound = |v: i64, e: i64| {
-                if e > 0 {
-                    format!("{v} +{e}")
-                } else {
-                    v.to_string()
-                }
-            };
-            for e in list {
-                let _ = writeln!(
-                    s,
-                    "  {:>20} {:>28}  {}",
-                    bound(e.requests, e.requests_error),
-                    bound(e.bytes, e.bytes_error),
-                    terminal_safe(&e.value, 100)
-                );
-            }
+    for (name, by, list) in r.top_lists() {
+        let _ = writeln!(s, "\ntop {name} by {by}:");
+        let _ = writeln!(s, "  {:>20} {:>28}  value", "requests", "bytes");
+        if list.is_empty() {
+            let _ = writeln!(s, "  (none)");
+        }
+        for e in list {
+            let _ = writeln!(
+                s,
+                "  {:>20} {:>28}  {}",
+                e.requests_shown(),
+                e.bytes_shown(),
+                terminal_safe(&e.value, 100)
+            );
         }
     }
+}
+
+/// What the figures cover and what is missing.
+fn notes(s: &mut String, r: &Report) {
     if !r.notes.is_empty() {
         let _ = writeln!(s, "\nnotes:");
         for n in &r.notes {
             let _ = writeln!(s, "  - {n}");
         }
     }
-    s
 }
 
 /// Log values are untrusted: control characters (an escape sequence in a user agent) are shown

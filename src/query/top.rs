@@ -52,6 +52,26 @@ pub struct TopEntry {
     pub bytes_error: i64,
 }
 
+impl TopEntry {
+    /// The requests as reports show them: `n`, or `n +e` when the count may be short by `e`.
+    pub fn requests_shown(&self) -> String {
+        with_bound(self.requests, self.requests_error)
+    }
+
+    /// The bytes as reports show them: `n`, or `n +e` when the sum may be short by `e`.
+    pub fn bytes_shown(&self) -> String {
+        with_bound(self.bytes, self.bytes_error)
+    }
+}
+
+fn with_bound(v: i64, e: i64) -> String {
+    if e > 0 {
+        format!("{v} +{e}")
+    } else {
+        v.to_string()
+    }
+}
+
 /// The two rankings of one column. Ties break on the value, ascending, so the lists are the same
 /// on every run and equal `ORDER BY n DESC, value ASC` in SQL.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]

@@ -1,5 +1,5 @@
 //! `verify` of compacted access days (`compact --access`, [`crate::compact::access`]): kept
-//! apart from `verify.rs`, which calls [`check`] once and [`repair`] once.
+//! apart from `verify/` (`mod.rs` calls [`check`] once, `fix.rs` calls [`repair`] once).
 //!
 //! A day object must be readable, hold in its footer the index its marker records (size, rows,
 //! files), and no per-file object of a file it holds may be left in the folder (folder readers

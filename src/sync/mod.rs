@@ -146,6 +146,30 @@ pub struct FileOutcome {
     pub error: Option<String>,
 }
 
+impl FileOutcome {
+    /// What happened to `log`: `action`, and why it was (or would be) converted.
+    fn new(log: &LogInfo, action: Action, reason: Option<String>) -> Self {
+        FileOutcome {
+            domain: log.domain.clone(),
+            name: log.name.clone(),
+            size: log.size,
+            action,
+            reason,
+            rows: None,
+            error: None,
+        }
+    }
+
+    /// The same outcome, failed with `error`.
+    fn failed(self, error: impl std::fmt::Display) -> Self {
+        FileOutcome {
+            action: Action::Failed,
+            error: Some(error.to_string()),
+            ..self
+        }
+    }
+}
+
 /// A domain whose files could not be listed.
 #[derive(Debug, Clone, Serialize)]
 pub struct ListingError {
@@ -276,8 +300,23 @@ pub async fn sync(
     let started = Instant::now();
     let (logs, listing_errors) = list_all(cdn, opts).await;
     let listed = logs.len();
+    let (mut files, todo) = check_all(lake, logs, opts).await;
+    let bytes: u64 = todo.iter().map(|(l, _)| l.size).sum();
+    progress.planned(todo.len(), bytes);
+    files.extend(work(lake, todo, opts, progress).await);
+    finish(opts, started, listed, bytes, listing_errors, files)
+}
 
-    // Check every file against the lake.
+/// A listed file to convert or invoke, and why (`missing`, `size changed ...`).
+type Todo = (LogInfo, String);
+
+/// Checks every listed file against the lake: the outcomes of the files done (or whose check
+/// failed), and the files still to do.
+async fn check_all(
+    lake: &Lake,
+    logs: Vec<LogInfo>,
+    opts: &SyncOptions,
+) -> (Vec<FileOutcome>, Vec<Todo>) {
     let checks: Vec<(LogInfo, Result<Status>)> = futures::stream::iter(logs)
         .map(|log| async move {
             let s = status(lake, &log, &opts.handler).await;
@@ -286,103 +325,105 @@ pub async fn sync(
         .buffered(checks_in_flight())
         .collect()
         .await;
-
-    let mut files: Vec<FileOutcome> = Vec::with_capacity(listed);
-    let mut todo: Vec<(LogInfo, String)> = Vec::new();
+    let mut files: Vec<FileOutcome> = Vec::with_capacity(checks.len());
+    let mut todo: Vec<Todo> = Vec::new();
     for (log, s) in checks {
-        let outcome = |action, reason: Option<String>, error: Option<String>| FileOutcome {
-            domain: log.domain.clone(),
-            name: log.name.clone(),
-            size: log.size,
-            action,
-            reason,
-            rows: None,
-            error,
-        };
         match s {
-            Ok(Status::Done) => files.push(outcome(Action::Done, None, None)),
+            Ok(Status::Done) => files.push(FileOutcome::new(&log, Action::Done, None)),
             Ok(Status::Missing) => todo.push((log, "missing".into())),
             Ok(Status::SizeChanged { recorded }) => {
                 let why = format!("size changed (lake {recorded}, CDN {})", log.size);
                 todo.push((log, why));
             }
-            Err(e) => files.push(outcome(Action::Failed, None, Some(e.to_string()))),
+            Err(e) => files.push(FileOutcome::new(&log, Action::Failed, None).failed(e)),
         }
     }
-    let bytes: u64 = todo.iter().map(|(l, _)| l.size).sum();
-    progress.planned(todo.len(), bytes);
+    (files, todo)
+}
 
-    let day = Utc::now();
-    let results: Vec<FileOutcome> = if opts.dry_run {
+/// Does the files to do: names them in a dry run, else invokes the function for each (with an
+/// [`InvokeTarget`]) or converts them here.
+async fn work(
+    lake: &Lake,
+    todo: Vec<Todo>,
+    opts: &SyncOptions,
+    progress: &dyn Progress,
+) -> Vec<FileOutcome> {
+    if opts.dry_run {
         let action = if opts.invoke.is_some() {
             Action::WouldInvoke
         } else {
             Action::WouldConvert
         };
-        todo.into_iter()
-            .map(|(log, why)| FileOutcome {
-                domain: log.domain,
-                name: log.name,
-                size: log.size,
-                action,
-                reason: Some(why),
-                rows: None,
-                error: None,
-            })
-            .collect()
-    } else if let Some(target) = &opts.invoke {
-        futures::stream::iter(todo)
-            .map(|(log, why)| async move {
-                let out = invoke_one(target, &log, why, day).await;
+        return todo
+            .into_iter()
+            .map(|(log, why)| FileOutcome::new(&log, action, Some(why)))
+            .collect();
+    }
+    match &opts.invoke {
+        Some(target) => invoke_all(target, todo, progress).await,
+        None => convert_all(lake, todo, opts, progress).await,
+    }
+}
+
+/// Hands each file to Function Compute, [`checks_in_flight`] at a time.
+async fn invoke_all(
+    target: &InvokeTarget,
+    todo: Vec<Todo>,
+    progress: &dyn Progress,
+) -> Vec<FileOutcome> {
+    let day = Utc::now();
+    futures::stream::iter(todo)
+        .map(|(log, why)| async move {
+            let out = invoke_one(target, &log, why, day).await;
+            progress.finished(&out);
+            out
+        })
+        .buffer_unordered(checks_in_flight())
+        .collect()
+        .await
+}
+
+/// Converts each file here, `jobs` at a time. Every file fails when the lake's descriptor
+/// cannot be read or written.
+async fn convert_all(
+    lake: &Lake,
+    todo: Vec<Todo>,
+    opts: &SyncOptions,
+    progress: &dyn Progress,
+) -> Vec<FileOutcome> {
+    // The lake's layout and clock, recorded by its first run (or by this one, for a new
+    // lake): read once, before the first conversion, as `convert` and `serve` do.
+    let handler = match ensure_descriptor(lake, &opts.handler, todo.is_empty()).await {
+        Ok(h) => h,
+        Err(e) => {
+            let error = e.to_string();
+            let failed: Vec<FileOutcome> = todo
+                .into_iter()
+                .map(|(log, why)| {
+                    FileOutcome::new(&log, Action::Converted, Some(why)).failed(&error)
+                })
+                .collect();
+            for f in &failed {
+                progress.finished(f);
+            }
+            return failed;
+        }
+    };
+    let handler = &handler;
+    let rt = Handle::current();
+    futures::stream::iter(todo)
+        .map(|(log, why)| {
+            let rt = rt.clone();
+            async move {
+                let out = convert_one(lake, rt, &log, why, handler).await;
                 progress.finished(&out);
                 out
-            })
-            .buffer_unordered(checks_in_flight())
-            .collect()
-            .await
-    } else {
-        // The lake's layout and clock, recorded by its first run (or by this one, for a new
-        // lake): read once, before the first conversion, as `convert` and `serve` do.
-        let handler = match ensure_descriptor(lake, &opts.handler, todo.is_empty()).await {
-            Ok(h) => h,
-            Err(e) => {
-                let error = e.to_string();
-                let failed: Vec<FileOutcome> = todo
-                    .into_iter()
-                    .map(|(log, why)| FileOutcome {
-                        domain: log.domain,
-                        name: log.name,
-                        size: log.size,
-                        action: Action::Failed,
-                        reason: Some(why),
-                        rows: None,
-                        error: Some(error.clone()),
-                    })
-                    .collect();
-                for f in &failed {
-                    progress.finished(f);
-                }
-                files.extend(failed);
-                return finish(opts, started, listed, bytes, listing_errors, files);
             }
-        };
-        let handler = &handler;
-        let rt = Handle::current();
-        futures::stream::iter(todo)
-            .map(|(log, why)| {
-                let rt = rt.clone();
-                async move {
-                    let out = convert_one(lake, rt, &log, why, handler).await;
-                    progress.finished(&out);
-                    out
-                }
-            })
-            .buffer_unordered(opts.jobs.max(1))
-            .collect()
-            .await
-    };
-    files.extend(results);
-    finish(opts, started, listed, bytes, listing_errors, files)
+        })
+        .buffer_unordered(opts.jobs.max(1))
+        .collect()
+        .await
 }
 
 /// The handler settings with the lake's descriptor applied (none read when nothing is to be
@@ -453,24 +494,17 @@ async fn convert_one(
     })
     .await
     .unwrap_or_else(|e| Err(Error::Internal(format!("conversion task failed: {e}"))));
-    let mut out = FileOutcome {
-        domain: log.domain.clone(),
-        name: log.name.clone(),
-        size: log.size,
-        action: Action::Converted,
-        reason: Some(why),
-        rows: None,
-        error: None,
-    };
+    let out = FileOutcome::new(log, Action::Converted, Some(why));
     match result {
-        Ok(run) => out.rows = Some(run.rows),
+        Ok(run) => FileOutcome {
+            rows: Some(run.rows),
+            ..out
+        },
         Err(e) => {
             tracing::debug!(name = %log.name, error = %e, "conversion failed");
-            out.action = Action::Failed;
-            out.error = Some(e.to_string());
+            out.failed(e)
         }
     }
-    out
 }
 
 async fn invoke_one(
@@ -479,22 +513,10 @@ async fn invoke_one(
     why: String,
     day: DateTime<Utc>,
 ) -> FileOutcome {
-    let mut out = FileOutcome {
-        domain: log.domain.clone(),
-        name: log.name.clone(),
-        size: log.size,
-        action: Action::Invoked,
-        reason: Some(why),
-        rows: None,
-        error: None,
-    };
+    let out = FileOutcome::new(log, Action::Invoked, Some(why));
     let body = match serde_json::to_vec(&log_file_event(log, day, &target.region)) {
         Ok(b) => b,
-        Err(e) => {
-            out.action = Action::Failed;
-            out.error = Some(e.to_string());
-            return out;
-        }
+        Err(e) => return out.failed(e),
     };
     let task = async_task_id(&log.name, log.size, day);
     match invoke_async(
@@ -508,15 +530,17 @@ async fn invoke_one(
     {
         Ok(Submitted::Queued { request_id }) => {
             tracing::info!(name = %log.name, task = %task, request_id = ?request_id, "invoked");
+            out
         }
-        Ok(Submitted::AlreadySubmitted) => out.action = Action::AlreadyInvoked,
+        Ok(Submitted::AlreadySubmitted) => FileOutcome {
+            action: Action::AlreadyInvoked,
+            ..out
+        },
         Err(e) => {
             tracing::debug!(name = %log.name, error = %e, "invocation failed");
-            out.action = Action::Failed;
-            out.error = Some(e.to_string());
+            out.failed(e)
         }
     }
-    out
 }
 
 /// The conversions `requested` may run at once within `memory` bytes (the same budget as

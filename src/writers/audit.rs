@@ -145,7 +145,8 @@ fn text<'a>(values: impl IntoIterator<Item = Option<&'a str>>) -> ArrayRef {
 
 /// The audit rows of a cache or domain event as one batch; `None` for other events.
 pub(crate) fn audit_batch(ev: &Event) -> Result<Option<(Table, RecordBatch)>> {
-    let common = |n: usize| -> Result<Vec<ArrayRef>> {
+    // The columns both tables start with (`tables::audit::ENVELOPE`), `n` rows of the event's values.
+    let envelope = |n: usize, domain: &str| -> Result<Vec<ArrayRef>> {
         let t = micros(ev)?;
         Ok(vec![
             text(std::iter::repeat_n(Some(ev.name.as_str()), n)),
@@ -153,13 +154,13 @@ pub(crate) fn audit_batch(ev: &Event) -> Result<Option<(Table, RecordBatch)>> {
             text(std::iter::repeat_n(Some(ev.trace_id.as_str()), n)),
             text(std::iter::repeat_n(ev.region.as_deref(), n)),
             text(std::iter::repeat_n(ev.ali_uid.as_deref(), n)),
+            text(std::iter::repeat_n(Some(domain), n)),
         ])
     };
     let (table, columns) = match &ev.payload {
         Payload::Cache(c) => {
             let n = c.object_paths.len();
-            let mut cols = common(n)?;
-            cols.push(text(std::iter::repeat_n(Some(c.domain.as_str()), n)));
+            let mut cols = envelope(n, &c.domain)?;
             cols.push(text(std::iter::repeat_n(c.task_id.as_deref(), n)));
             cols.push(text(std::iter::repeat_n(c.object_type.as_deref(), n)));
             cols.push(text(c.object_paths.iter().map(|p| Some(p.as_str()))));
@@ -168,8 +169,7 @@ pub(crate) fn audit_batch(ev: &Event) -> Result<Option<(Table, RecordBatch)>> {
             (CACHE_AUDIT, cols)
         }
         Payload::Domain(d) => {
-            let mut cols = common(1)?;
-            cols.push(text([Some(d.domain.as_str())]));
+            let mut cols = envelope(1, &d.domain)?;
             cols.push(text([d.status.as_deref()]));
             (DOMAIN_AUDIT, cols)
         }

@@ -13,6 +13,7 @@ use rayon::prelude::*;
 use tokio::runtime::Handle;
 
 use crate::error::{Error, Result};
+use crate::lake::commit::Staged;
 use crate::lake::sink::ObjectSink;
 use crate::lake::store::Lake;
 use crate::tables::Table;
@@ -219,6 +220,63 @@ impl PartFile {
         self.file
             .into_inner()
             .map_err(|source| Error::Parquet { key, source })
+    }
+
+    /// [`finish`](Self::finish), staged with the file's row count.
+    pub fn staged(self) -> Result<Staged> {
+        let rows = self.rows;
+        Ok(Staged {
+            sink: self.finish()?,
+            rows: Some(rows),
+        })
+    }
+}
+
+/// Batches that arrive in key order, one file per run of equal keys: a batch with the open
+/// file's key goes on into it; another key stages that file and opens the next. The rollup
+/// writers go through their hours in order, so in a day lake the hours of one day, which share
+/// a key, go into one file.
+pub(crate) struct FilePerKey<'a> {
+    lake: &'a Lake,
+    rt: &'a Handle,
+    props: &'a WriterProperties,
+    open: Option<PartFile>,
+}
+
+impl<'a> FilePerKey<'a> {
+    pub fn new(lake: &'a Lake, rt: &'a Handle, props: &'a WriterProperties) -> Self {
+        FilePerKey {
+            lake,
+            rt,
+            props,
+            open: None,
+        }
+    }
+
+    /// Writes `batch` to the file of `key`; a file closed on the way is staged into `out`.
+    pub fn write(&mut self, key: Path, batch: &RecordBatch, out: &mut Vec<Staged>) -> Result<()> {
+        if let Some(f) = self.open.take_if(|f| f.key != key) {
+            out.push(f.staged()?);
+        }
+        let f = match &mut self.open {
+            Some(f) => f,
+            None => self.open.insert(PartFile::create(
+                self.lake,
+                key,
+                batch.schema(),
+                self.props.clone(),
+                self.rt,
+            )?),
+        };
+        f.write(batch)
+    }
+
+    /// Stages the open file, if any, into `out`.
+    pub fn finish(self, out: &mut Vec<Staged>) -> Result<()> {
+        if let Some(f) = self.open {
+            out.push(f.staged()?);
+        }
+        Ok(())
     }
 }
 

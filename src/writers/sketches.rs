@@ -36,7 +36,7 @@ use crate::tables::top::{DIMENSIONS, TOP};
 use crate::tables::traffic::MinuteStats;
 use crate::tables::visitors::VISITORS;
 use crate::writers::access_column as column;
-use crate::writers::parquet::{writer_properties, ParquetOptions, PartFile};
+use crate::writers::parquet::{writer_properties, FilePerKey, ParquetOptions};
 
 /// The summaries of one partition hour.
 #[derive(Debug, Default)]
@@ -306,39 +306,17 @@ pub(crate) fn stage_files(
     let vis_props = writer_properties(&VISITORS, opts)?;
     let tz = acc.tz;
     let mut out = Vec::new();
-    // Hours in order. In a day lake the hours of one day share a key, so they go into one file
+    // Hours in order: in a day lake the hours of one day share a key, so they go into one file
     // (each row keeps its `hour_start`), as the traffic rollups do.
-    let mut open: [Option<(object_store::path::Path, PartFile)>; 2] = [None, None];
-    let finish = |f: PartFile, out: &mut Vec<Staged>| -> Result<()> {
-        let rows = f.rows;
-        out.push(Staged {
-            sink: f.finish()?,
-            rows: Some(rows),
-        });
-        Ok(())
-    };
+    let mut tops = FilePerKey::new(lake, rt, &top_props);
+    let mut visitor_files = FilePerKey::new(lake, rt, &vis_props);
     for (bucket, top, visitors) in acc.batches() {
         let (dt, hour) = tz.partition_values(bucket);
-        for (slot, key, batch, props) in [
-            (0, layout.top(&dt, &hour), top, &top_props),
-            (1, layout.visitors(&dt, &hour), visitors, &vis_props),
-        ] {
-            let f = match open[slot].take() {
-                Some((k, f)) if k == key => open[slot].insert((k, f)),
-                other => {
-                    if let Some((_, f)) = other {
-                        finish(f, &mut out)?;
-                    }
-                    let f = PartFile::create(lake, key.clone(), batch.schema(), props.clone(), rt)?;
-                    open[slot].insert((key, f))
-                }
-            };
-            f.1.write(&batch)?;
-        }
+        tops.write(layout.top(&dt, &hour), &top, &mut out)?;
+        visitor_files.write(layout.visitors(&dt, &hour), &visitors, &mut out)?;
     }
-    for (_, f) in open.into_iter().flatten() {
-        finish(f, &mut out)?;
-    }
+    tops.finish(&mut out)?;
+    visitor_files.finish(&mut out)?;
     Ok(out)
 }
 

@@ -28,7 +28,7 @@ use crate::lake::layout::FileLayout;
 use crate::lake::store::Lake;
 use crate::tables::traffic::{idx, merge, rt_bucket, MinuteStats, COUNTERS, TRAFFIC};
 use crate::writers::access_column as column;
-use crate::writers::parquet::{writer_properties, ParquetOptions, PartFile};
+use crate::writers::parquet::{writer_properties, FilePerKey, ParquetOptions};
 
 /// The 60 minutes of one partition hour.
 struct Hour {
@@ -183,36 +183,13 @@ pub(crate) fn stage_files(
     opts: &ParquetOptions,
 ) -> Result<Vec<Staged>> {
     let props = writer_properties(&TRAFFIC, opts)?;
-    let schema = TRAFFIC.arrow_schema();
     let mut out = Vec::new();
-    // Hours in order; in a day lake consecutive hours of one day share its key, and one file.
-    let mut open: Option<(object_store::path::Path, PartFile)> = None;
-    let finish = |f: PartFile, out: &mut Vec<Staged>| -> Result<()> {
-        let rows = f.rows;
-        out.push(Staged {
-            sink: f.finish()?,
-            rows: Some(rows),
-        });
-        Ok(())
-    };
+    let mut files = FilePerKey::new(lake, rt, &props);
     for (bucket, batch) in acc.batches() {
         let (dt, hour) = acc.tz.partition_values(bucket);
-        let key = layout.traffic(&dt, &hour);
-        let f = match open.take() {
-            Some((k, f)) if k == key => open.insert((k, f)),
-            other => {
-                if let Some((_, f)) = other {
-                    finish(f, &mut out)?;
-                }
-                let f = PartFile::create(lake, key.clone(), schema.clone(), props.clone(), rt)?;
-                open.insert((key, f))
-            }
-        };
-        f.1.write(&batch)?;
+        files.write(layout.traffic(&dt, &hour), &batch, &mut out)?;
     }
-    if let Some((_, f)) = open {
-        finish(f, &mut out)?;
-    }
+    files.finish(&mut out)?;
     Ok(out)
 }
 

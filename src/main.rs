@@ -62,9 +62,20 @@ fn main() -> ExitCode {
         .init();
     match cli::run(cli::Cli::parse()) {
         Ok(code) => code,
+        // The reader of standard output went away (`cdnlake report | head`): what it took was
+        // written, so end quietly, with the status a shell gives a process ended by SIGPIPE.
+        Err(e) if broken_pipe(&e) => ExitCode::from(141),
         Err(e) => {
             eprintln!("cdnlake: error: {}", cli::one_line(e.as_ref()));
             ExitCode::FAILURE
         }
     }
+}
+
+/// Whether `e` is, or was caused by, a write to a closed pipe.
+fn broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }

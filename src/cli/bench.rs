@@ -57,37 +57,45 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
     let _ = std::fs::remove_dir_all(&tmp);
     let r = res?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&r)?);
+        outln!("{}", serde_json::to_string_pretty(&r)?)?;
     } else {
-        println!(
+        outln!(
             "{}: {:.1} MB compressed, {:.1} MB of log text; {} parse threads",
             r.file,
             r.bytes_compressed as f64 / 1e6,
             r.bytes_decompressed as f64 / 1e6,
             r.threads
-        );
-        println!(
+        )?;
+        outln!(
             "{:<32} {:>10} {:>14} {:>8} {:>10}",
-            "stage", "MB/s", "lines/s", "cores", "MB/cpu-s"
-        );
+            "stage",
+            "MB/s",
+            "lines/s",
+            "cores",
+            "MB/cpu-s"
+        )?;
         for s in &r.stages {
-            println!(
+            outln!(
                 "{:<32} {:>10.1} {:>14.0} {:>8.2} {:>10.1}",
-                s.name, s.mb_per_s, s.lines_per_s, s.cores_used, s.mb_per_cpu_s
-            );
+                s.name,
+                s.mb_per_s,
+                s.lines_per_s,
+                s.cores_used,
+                s.mb_per_cpu_s
+            )?;
         }
-        println!(
+        outln!(
             "CPU-s per GB of text: stages {:.2} (decode + parse 1 core + rollups + write), end to end {:.2}: {:.0}% of end to end in no stage",
             r.stages_cpu_s_per_gb,
             r.end_to_end_cpu_s_per_gb,
             r.gap * 100.0
-        );
-        println!(
+        )?;
+        outln!(
             "peak memory (end to end): {:.0} MiB; Parquet written: {:.1} MB ({:.2}x the .gz)",
             r.end_to_end_peak_rss_mib,
             r.parquet_bytes as f64 / 1e6,
             r.parquet_bytes as f64 / r.bytes_compressed.max(1) as f64
-        );
+        )?;
     }
     Ok(ExitCode::SUCCESS)
 }

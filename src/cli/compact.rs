@@ -69,7 +69,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
         v["requests"] = n.total().into();
         v["requests_by_kind"] = serde_json::to_value(n)?;
-        println!("{}", serde_json::to_string(&v)?);
+        outln!("{}", serde_json::to_string(&v)?)?;
     } else {
         for o in &report.outcomes {
             if o.action != cdnlake::compact::DayAction::UpToDate {

@@ -67,7 +67,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
         match res {
             Ok(r) => {
                 if json {
-                    println!("{}", serde_json::to_string(&r)?);
+                    outln!("{}", serde_json::to_string(&r)?)?;
                 } else {
                     say(summary(&r));
                 }

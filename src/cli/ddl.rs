@@ -55,10 +55,10 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
         let audit = rt.block_on(ddl::audit_keys(&lake))?;
         let mut parts = ddl::manifest_partitions(&manifests);
         parts.extend(ddl::audit_partitions(audit.iter().map(String::as_str)));
-        print!(
+        out!(
             "{}",
             ddl::maxcompute_partitions(ddl::since(parts, since_dt.as_deref()))
-        );
+        )?;
         return Ok(ExitCode::SUCCESS);
     }
     let by = lake_partitioning(&dest, partition_by.map(Into::into))?;
@@ -92,11 +92,9 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
                     ddl::duckdb(&dest, by)
                 }
             };
-            print!("{sql}");
+            out!("{sql}")?;
         }
-        DialectArg::Maxcompute => {
-            print!("{}", ddl::maxcompute(&dest, by, oss_endpoint.as_deref()))
-        }
+        DialectArg::Maxcompute => out!("{}", ddl::maxcompute(&dest, by, oss_endpoint.as_deref()))?,
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -96,6 +96,6 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
         s.empty,
         s.bytes as f64 / 1e6
     );
-    println!("{}", path.display());
+    outln!("{}", path.display())?;
     Ok(ExitCode::SUCCESS)
 }

@@ -52,7 +52,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     let (report, result) = handle_parsed(&lake, rt.handle(), &parsed, &handler);
     if json {
-        println!("{}", serde_json::to_string(&report)?);
+        outln!("{}", serde_json::to_string(&report)?)?;
     } else {
         print_invocation(&report);
     }

@@ -1,6 +1,23 @@
 //! The `cdnlake` command line: one module per command, each with its arguments and a `run`
 //! that calls into the library and renders the result. Shared pieces are in [`common`].
 
+/// `print!` to standard output, returning its `io::Result` instead of panicking when the
+/// reader went away (`cdnlake report | head`): `main` ends quietly on a broken pipe.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        write!(std::io::stdout().lock(), $($arg)*)
+    }};
+}
+
+/// `println!` to standard output, returning its `io::Result` (see [`out!`]).
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout().lock(), $($arg)*)
+    }};
+}
+
 mod bench;
 mod common;
 mod compact;

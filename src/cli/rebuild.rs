@@ -25,8 +25,8 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
         Ok(report) if args.json => {
             if printed.is_ok() {
                 printed = serde_json::to_string(report)
-                    .map(|line| println!("{line}"))
-                    .map_err(Into::into);
+                    .map_err(anyhow::Error::from)
+                    .and_then(|line| Ok(outln!("{line}")?));
             }
         }
         Ok(report) => eprintln!("{}", summary(report)),

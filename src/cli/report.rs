@@ -78,9 +78,9 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("{}: cannot write", path.display()))?;
     }
     if json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        outln!("{}", serde_json::to_string_pretty(&report)?)?;
     } else {
-        print!("{}", cdnlake::query::text::render_text(&report));
+        out!("{}", cdnlake::query::text::render_text(&report))?;
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -148,9 +148,9 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
     let report = rt.block_on(cdnlake::sync::sync(&lake, &cdn, &opts, &bar));
     bar.finish();
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        outln!("{}", serde_json::to_string_pretty(&report)?)?;
     } else {
-        print_text(&report);
+        print_text(&report)?;
     }
     Ok(if report.ok() {
         ExitCode::SUCCESS
@@ -167,7 +167,7 @@ fn instant(b: Bound, tz: cdnlake::access::time::PartitionTz) -> DateTime<Utc> {
     DateTime::from_timestamp_micros(b.micros(tz)).unwrap_or_default()
 }
 
-fn print_text(r: &SyncReport) {
+fn print_text(r: &SyncReport) -> std::io::Result<()> {
     for e in &r.listing_errors {
         eprintln!("cdnlake: error: listing {}: {}", e.domain, e.error);
     }
@@ -178,13 +178,13 @@ fn print_text(r: &SyncReport) {
                 f.name,
                 f.error.as_deref().unwrap_or("failed")
             ),
-            Action::WouldConvert | Action::WouldInvoke => println!(
+            Action::WouldConvert | Action::WouldInvoke => outln!(
                 "{} {} ({} bytes, {})",
                 f.action,
                 f.name,
                 f.size,
                 f.reason.as_deref().unwrap_or("missing")
-            ),
+            )?,
             _ => {}
         }
     }
@@ -222,6 +222,7 @@ fn print_text(r: &SyncReport) {
         ));
     }
     eprintln!("{line}");
+    Ok(())
 }
 
 /// A progress bar over the bytes to convert, on a terminal only.

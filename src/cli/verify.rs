@@ -62,7 +62,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
     let rt = runtime()?;
     let v = verify(&lake, rt.handle(), &selection, args.repair)?;
     if args.json {
-        println!("{}", serde_json::to_string(&v)?);
+        outln!("{}", serde_json::to_string(&v)?)?;
     } else {
         eprint!("{}", render(&v, args.select.dest()));
     }

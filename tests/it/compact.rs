@@ -6,18 +6,14 @@
 //! completed by the next run, and a lake without compaction reports as a local lake of the same
 //! logs does.
 
-mod common;
-#[path = "common/weed.rs"]
-mod weed;
-
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use crate::support::weed::Weed;
+use crate::support::{self, cdnlake, gen_gz, stderr, stdout};
 use cdnlake::dev::gen::GenOptions;
-use common::{cdnlake, gen_gz, stderr, stdout};
 use futures::TryStreamExt;
 use object_store::{ObjectStore, ObjectStoreExt};
-use weed::Weed;
 
 /// 2024-03-05T00:00:00+08:00
 const DAY0: i64 = 1_709_568_000_000_000;
@@ -293,11 +289,11 @@ fn kill_9_during_compact_never_changes_the_report() {
         &cdnlake(dir, &["report", "--dest", "lake", "--json"]),
         "report",
     );
-    let visible = common::reader_visible_files(&dir.join("lake"));
+    let visible = support::reader_visible_files(&dir.join("lake"));
     for delay_ms in [5u64, 30, 80, 150, 250, 400] {
         // Start from an uncompacted lake each time, so the kill lands in the writing.
         let _ = std::fs::remove_dir_all(dir.join("lake/_compacted"));
-        let mut child = std::process::Command::new(common::bin())
+        let mut child = std::process::Command::new(support::bin())
             .args(["compact", "--dest", "lake"])
             .current_dir(dir)
             .stdin(std::process::Stdio::null())
@@ -314,7 +310,7 @@ fn kill_9_during_compact_never_changes_the_report() {
             "report",
         );
         assert_eq!(after, reference, "report after a kill at {delay_ms} ms");
-        assert_eq!(common::reader_visible_files(&dir.join("lake")), visible);
+        assert_eq!(support::reader_visible_files(&dir.join("lake")), visible);
         ok(
             &cdnlake(dir, &["compact", "--dest", "lake"]),
             "compact after kill",

@@ -9,17 +9,12 @@
 //! auto-creation is off, so a path-style request (bucket `pre`) would fail. DNS is replaced inside
 //! the HTTP client only: `lake.oss.test` resolves to 127.0.0.1.
 
-mod common;
-#[path = "common/weed.rs"]
-#[allow(dead_code)]
-mod weed;
-
-use common::{gzip, log_text};
+use crate::support::weed::{Weed, AK, BUCKET, SK};
+use crate::support::{gzip, log_text};
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use weed::{Weed, AK, BUCKET, SK};
 
 use cdnlake::ingest::fetch::{AllowList, HttpOptions};
 use cdnlake::ingest::handler::HandlerOptions;

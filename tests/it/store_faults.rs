@@ -28,8 +28,6 @@
 //! (source_file, line_number), no object outside what the manifest lists, and no multipart
 //! upload left in s3s-fs.
 
-mod common;
-
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -436,7 +434,7 @@ fn make_log(dir: &Path, seed: u64) -> Log {
 
 /// Files under `dir`, relative, sorted.
 fn files(dir: &Path) -> Vec<String> {
-    common::files_under(dir)
+    crate::support::files_under(dir)
 }
 
 /// What is wrong with the lake at `prefix` as a complete conversion of `log` (empty: exact).

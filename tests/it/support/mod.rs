@@ -1,5 +1,7 @@
 //! Helpers shared by the black-box tests: run the real binary, make logs, look at a lake.
-#![allow(dead_code)]
+
+pub mod cloud;
+pub mod weed;
 
 use std::collections::BTreeMap;
 use std::io::Write;

@@ -152,7 +152,7 @@ impl Weed {
 
     /// Runs `cdnlake ARGS` with the `AWS_*` settings of this server.
     pub fn cdnlake(&self, cwd: &Path, args: &[&str]) -> Output {
-        Command::new(super::common::bin())
+        Command::new(super::bin())
             .args(args)
             .current_dir(cwd)
             .env_remove("CDNLAKE_DEST")

@@ -4,19 +4,15 @@
 //! that verifies and records asynchronous invocations whose events then go through `serve`.
 //! The lake is read with real DuckDB at the end of each story.
 
-#[path = "common/cloud.rs"]
-mod cloud;
-mod common;
-
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
+use crate::support::cloud::*;
+use crate::support::*;
 use chrono::{DateTime, FixedOffset, NaiveDate, TimeZone, Utc};
-use cloud::*;
-use common::*;
 
 use cdnlake::dev::gen::{cdn_file_name, generate, GenOptions};
 

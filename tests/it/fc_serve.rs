@@ -10,9 +10,7 @@
 //! host, region, credentials from the FC headers); only DNS is replaced, inside the HTTP client,
 //! so that `<bucket>.oss.test` reaches 127.0.0.1.
 
-mod common;
-
-use common::{gzip, log_text};
+use crate::support::{gzip, log_text};
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -1374,7 +1372,7 @@ async fn eight_identical_invocations_at_once_all_succeed_exactly() {
         }
         app.shutdown().await;
 
-        let v = common::duckdb_script(&dir, lake, "duckdb_check.py", &[]);
+        let v = crate::support::duckdb_script(&dir, lake, "duckdb_check.py", &[]);
         assert_eq!(v["rows"].as_u64(), Some(lines - rejected), "{dest}: {v}");
         assert_eq!(v["distinct_lines"], v["rows"], "{dest}: duplicates {v}");
         let root = dir.join(lake);
@@ -1390,9 +1388,9 @@ async fn eight_identical_invocations_at_once_all_succeed_exactly() {
                 "{dest}: {f:?}"
             );
         }
-        let left = common::files_under(&root.join("_staging"));
+        let left = crate::support::files_under(&root.join("_staging"));
         assert!(left.is_empty(), "{dest}: left in _staging/: {left:?}");
-        let partial: Vec<String> = common::files_under(&root)
+        let partial: Vec<String> = crate::support::files_under(&root)
             .into_iter()
             .filter(|f| f.contains('#'))
             .collect();

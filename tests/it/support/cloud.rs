@@ -7,7 +7,6 @@
 //!   means https), with a test CA the client is told of through `SSL_CERT_FILE`;
 //! - [`FcApi`]: FC 3.0 `InvokeFunction`, verifying the signature, recording asynchronous
 //!   invocations, refusing a task id it has seen with 409.
-#![allow(dead_code)]
 
 use std::collections::{HashMap, HashSet};
 use std::convert::Infallible;

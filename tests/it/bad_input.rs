@@ -1,10 +1,8 @@
 //! Bad input: one clear error line naming the file, a non-zero exit, no manifest, and nothing
 //! already in the lake changed.
 
-mod common;
-
+use crate::support::*;
 use cdnlake::dev::gen::GenOptions;
-use common::*;
 
 /// A lake holding one good conversion, and the log that made it.
 fn lake_with_one_file() -> (tempfile::TempDir, std::path::PathBuf) {

@@ -3,8 +3,6 @@
 //! the CRC-64 of the bytes received (across a resume, too) is the one announced. A wrong one
 //! fails the event without a manifest, like a size mismatch.
 
-mod common;
-
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -12,11 +10,11 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::support::{gzip, log_text};
 use cdnlake::event::parse_strict;
 use cdnlake::ingest::fetch::{AllowList, HttpOptions};
 use cdnlake::ingest::handler::{handle_events, HandlerOptions, InvocationReport};
 use cdnlake::lake::store::Lake;
-use common::{gzip, log_text};
 
 const NAME: &str = "www.example.com_2015_06_09_0100_0300.gz";
 const LINES: usize = 500;

@@ -1,10 +1,11 @@
-//! `cdnlake serve` end to end against real servers on loopback, started here:
+//! `cdnlake serve` end to end against real servers on loopback, started here (from
+//! `support`):
 //!
-//! - an S3-compatible server (s3s-fs, in process, over HTTP) that verifies SigV4; a wrapper in
-//!   front of it also checks that every request is virtual-hosted (bucket in the Host header)
-//!   and carries the session token among the signed headers;
-//! - a hand-written HTTP/1.1 log server that can drop the connection mid-body, answer 503 first,
-//!   serve a truncated gzip, lie in `Content-Length`, or redirect to another host.
+//! - an S3-compatible server (s3s-fs, in process, over HTTP, [`S3`]) that verifies SigV4; a
+//!   wrapper in front of it also checks that every request is virtual-hosted (bucket in the Host
+//!   header) and carries the session token among the signed headers;
+//! - a hand-written HTTP/1.1 log server ([`LogServer`]) that can drop the connection mid-body,
+//!   answer 503 first, serve a truncated gzip, lie in `Content-Length`, or redirect to another host.
 //!
 //! The OSS destination is configured exactly as in production (`oss://bucket/prefix`, endpoint
 //! host, region, credentials from the FC headers); only DNS is replaced, inside the HTTP client,
@@ -41,6 +42,9 @@ const AUTH: Auth = Auth {
 
 // ---------------------------------------------------------------- captured logs
 
+/// Every log line written in this process from the first call on. The subscriber is
+/// process-wide: in the one test binary it also captures the in-process runs of other suites
+/// (each with keys of its own), which only widens the check that no secret is logged.
 fn logs() -> &'static Arc<Mutex<Vec<u8>>> {
     static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
     LOGS.get_or_init(|| {
@@ -92,6 +96,11 @@ impl Cdnlake {
     }
 }
 
+/// How long the servers wait for a request head: production's, since a busy machine can hold a
+/// prompt client's head back past a short one (1 s cut eight concurrent invocations off); only
+/// `a_stalled_request_head_is_cut_off` sets a short one, to see it work.
+const HEAD_TIMEOUT: Duration = cdnlake::ingest::server::HEADER_READ_TIMEOUT;
+
 async fn start_cdnlake(s3_port: u16) -> Cdnlake {
     start_cdnlake_with(
         s3_port,
@@ -111,7 +120,14 @@ async fn start_cdnlake_with(s3_port: u16, http: HttpOptions) -> Cdnlake {
 
 /// The server, given the lake settings `lake` (`--partition-by`, `--partition-tz`).
 async fn start_cdnlake_for(s3_port: u16, http: HttpOptions, lake: Wanted) -> Cdnlake {
-    start_cdnlake_into(s3_port, http, lake, format!("oss://{BUCKET}/pre")).await
+    start_cdnlake_into(
+        s3_port,
+        http,
+        lake,
+        format!("oss://{BUCKET}/pre"),
+        HEAD_TIMEOUT,
+    )
+    .await
 }
 
 /// The server, writing to `dest` (the OSS bucket, or a local folder).
@@ -120,6 +136,7 @@ async fn start_cdnlake_into(
     http: HttpOptions,
     lake: Wanted,
     dest: String,
+    header_read_timeout: Duration,
 ) -> Cdnlake {
     logs();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -140,7 +157,7 @@ async fn start_cdnlake_into(
             client: Some(client),
         },
         max_body: MAX_BODY,
-        header_read_timeout: Duration::from_secs(1),
+        header_read_timeout,
         max_memory: cdnlake::ingest::server::DEFAULT_MAX_MEMORY,
         timer: None,
     };
@@ -926,7 +943,14 @@ async fn large_objects_use_multipart_uploads_through_the_oss_configuration() {
 async fn a_stalled_request_head_is_cut_off() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let s3 = S3::start(AUTH).await;
-    let cdn = start_cdnlake(s3.port()).await;
+    let cdn = start_cdnlake_into(
+        s3.port(),
+        HttpOptions::default(),
+        Wanted::default(),
+        format!("oss://{BUCKET}/pre"),
+        Duration::from_secs(1),
+    )
+    .await;
     let mut sock = tokio::net::TcpStream::connect(cdn.addr).await.unwrap();
     sock.write_all(b"POST /invoke HTTP/1.1\r\nHost: x\r\n")
         .await
@@ -1034,6 +1058,7 @@ async fn eight_identical_invocations_at_once_all_succeed_exactly() {
             HttpOptions::default(),
             Wanted::default(),
             dest.clone(),
+            HEAD_TIMEOUT,
         )
         .await;
         let body = envelope(&[log_event(

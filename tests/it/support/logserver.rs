@@ -1,17 +1,17 @@
-//! The log server of the tests: serves CDN log files over HTTP/1.1 on loopback, as OSS serves
-//! them to `cdnlake handle`/`serve`, with the faults a download must survive or refuse chosen by
-//! the URL path ([`LogServer`]).
+//! The log server of the tests: serves CDN log files over HTTP/1.1 on loopback, plain (as the
+//! signed OSS URLs of events are fetched by `cdnlake handle`/`serve`) or over TLS with a test CA
+//! (as `cdnlake sync` fetches the CDN API's `LogPath`), with the faults a download must survive
+//! or refuse chosen by the URL path ([`LogServer`]).
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
-
-use std::path::{Path, PathBuf};
-use std::process::Command;
 
 /// Pieces `/slow/F` sends its body in, [`SLOW_PAUSE`] apart.
 pub const SLOW_PIECES: usize = 12;
@@ -23,7 +23,8 @@ pub const SLOW_PAUSE: Duration = Duration::from_millis(150);
 pub type Seen = (String, Option<String>);
 
 /// A minimal HTTP/1.1 log server (one request per connection, every request recorded) with
-/// fault injection by path `/<mode>/F`, F a name in its files:
+/// fault injection by path `/<mode>/F`, F a name in its files (a path whose first component is
+/// no mode is served whole, as `ok`):
 /// `/ok/F`, `/drop/F` (first response cut after half the body), `/flaky/F` (503 twice),
 /// `/lie/F` (Content-Length 100 bytes too large, then close), `/redirect/F` (302 to
 /// `localhost`, another host name for the same server), `/slow/F` (the body trickled in

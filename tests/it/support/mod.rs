@@ -1,4 +1,7 @@
-//! Helpers shared by the black-box tests: run the real binary, make logs, look at a lake.
+//! Everything the suites share, each written once: here, running the real binary, making logs
+//! and running the DuckDB checkers; in the submodules, the fake DNS resolver ([`resolver`]), the
+//! in-process S3 server ([`s3`]), the log server ([`logserver`]), the folder walker ([`walk`]),
+//! SeaweedFS ([`weed`]) and the cloud APIs `sync` calls ([`cloud`]).
 
 pub mod cloud;
 pub mod logserver;

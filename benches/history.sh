@@ -38,7 +38,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# --- SeaweedFS on loopback, as tests/seaweedfs.rs starts it.
+# --- SeaweedFS on loopback, as tests/it/seaweedfs.rs starts it.
 export AWS_ACCESS_KEY_ID=AKIDBENCH AWS_SECRET_ACCESS_KEY=bench-secret AWS_REGION=us-east-1 AWS_ALLOW_HTTP=true
 mkdir -p "$WORK/weed/data"
 cat > "$WORK/weed/s3.json" <<EOF

@@ -1,5 +1,5 @@
 """A minimal loopback CDN API + log server for benches/sync_month.sh (no signature check: the
-signature is tested in tests/sync.rs; this only measures how sync scales with the number of
+signature is tested in tests/it/sync.rs; this only measures how sync scales with the number of
 files). Serves DescribeCdnDomainLogs pages over HOURS hourly files of one domain, each a tiny
 gzip log, and the files themselves.
 

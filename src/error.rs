@@ -301,7 +301,7 @@ impl std::error::Error for ReadFailure {}
 /// A message on one line. object_store puts the server's error document in its message, and S3
 /// and OSS send that document over several lines (S3 breaks the line after the XML declaration,
 /// OSS indents each element on a line of its own); a failed upload then printed as several lines
-/// on `cdnlake: error:` and in logs (found by tests/store_faults.rs). Text already on one line
+/// on `cdnlake: error:` and in logs (found by tests/it/store_faults.rs). Text already on one line
 /// is returned as it is.
 pub fn one_line(text: &str) -> String {
     if text.contains(['\n', '\r']) {

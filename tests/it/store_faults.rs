@@ -28,15 +28,16 @@
 //! (source_file, line_number), no object outside what the manifest lists, and no multipart
 //! upload left in s3s-fs.
 
-mod common;
-
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::support::files_under;
+use crate::support::resolver::Loopback;
+use crate::support::s3::{Auth, BUCKET, S3};
 use cdnlake::convert::{convert_path, ConvertOptions};
 use cdnlake::dev::gen::{cdn_file_name, generate, GenOptions, Rng};
 use cdnlake::lake::manifest::Manifest;
@@ -45,7 +46,6 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
-use object_store::client::{DnsFuture, DnsResolver};
 use object_store::MultipartUpload;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use std::io::Write;
@@ -53,11 +53,12 @@ use tokio::net::{TcpListener, TcpStream};
 
 const AK: &str = "AKIDFAULTS";
 const SK: &str = "fault-secret";
-const BUCKET: &str = "lake";
 
-/// The client's request timeout under faults; a stall holds a request longer than this.
-const CLIENT_TIMEOUT: Duration = Duration::from_millis(1500);
-const STALL: Duration = Duration::from_millis(2000);
+/// The client's request timeout under faults; a stall holds a request longer than this. Long
+/// enough for a 5 MiB part through a debug s3s while other suites of the test binary (and other
+/// builds) load the machine: 1.5 s timed a part out three times over on a busy machine.
+const CLIENT_TIMEOUT: Duration = Duration::from_secs(5);
+const STALL: Duration = Duration::from_secs(6);
 /// The client's request timeout of the run without faults: a debug build of s3s takes most of a
 /// second over a 5 MiB part (SHA-256 and MD5 of the body), longer on a busy machine.
 const PATIENT_TIMEOUT: Duration = Duration::from_secs(60);
@@ -69,15 +70,6 @@ const MEMBERS: usize = 90;
 const PADDING: usize = 65_000;
 
 // ---------------------------------------------------------------- s3s-fs and the proxy
-
-#[derive(Debug)]
-struct Loopback;
-
-impl DnsResolver for Loopback {
-    fn resolve(&self, _host: &str) -> DnsFuture {
-        Box::pin(async { Ok(vec![IpAddr::V4(Ipv4Addr::LOCALHOST)]) })
-    }
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Op {
@@ -271,48 +263,21 @@ async fn handle(
 struct Servers {
     /// The proxy's port: the one in the endpoint (and the Host header s3s checks).
     port: u16,
-    root: tempfile::TempDir,
+    s3: S3,
     state: Arc<ProxyState>,
-}
-
-impl Servers {
-    fn bucket_dir(&self) -> PathBuf {
-        self.root.path().join(BUCKET)
-    }
 }
 
 /// s3s-fs (SigV4 checked, virtual-hosted `<bucket>.oss.test:<proxy port>`) behind the proxy.
 async fn start_servers() -> Servers {
-    let root = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(root.path().join(BUCKET)).unwrap();
     let proxy_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = proxy_listener.local_addr().unwrap().port();
-    let s3_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let s3_addr = s3_listener.local_addr().unwrap();
-
-    let fs = s3s_fs::FileSystem::new(root.path()).unwrap();
-    let mut b = s3s::service::S3ServiceBuilder::new(fs);
-    b.set_auth(s3s::auth::SimpleAuth::from_single(AK, SK));
-    // Requests keep the Host they were sent with: the proxy's port.
-    b.set_host(s3s::host::SingleDomain::new(&format!("oss.test:{port}")).unwrap());
-    let service = b.build();
-    tokio::spawn(async move {
-        loop {
-            let Ok((sock, _)) = s3_listener.accept().await else {
-                continue;
-            };
-            let service = service.clone();
-            let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
-                let (service, req) = (service.clone(), req.map(s3s::Body::from));
-                async move { service.call(req).await }
-            });
-            tokio::spawn(async move {
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(sock), svc)
-                    .await;
-            });
-        }
-    });
+    let auth = Auth {
+        key_id: AK,
+        secret: SK,
+        token: None,
+    };
+    let s3 = S3::start_behind(auth, port).await;
+    let s3_addr = s3.addr;
 
     let state = Arc::new(ProxyState::default());
     let st = state.clone();
@@ -330,7 +295,7 @@ async fn start_servers() -> Servers {
             });
         }
     });
-    Servers { port, root, state }
+    Servers { port, s3, state }
 }
 
 /// The lake at `oss://lake/<prefix>` through the proxy, configured as `Lake::open_with` does
@@ -372,7 +337,8 @@ fn open_lake(port: u16, prefix: &str, max_retries: usize, timeout: Duration) -> 
                 base: 2.0,
             },
             max_retries,
-            retry_timeout: Duration::from_secs(10),
+            // Room for the attempts `max_retries` allows, even when each one times out.
+            retry_timeout: Duration::from_secs(30),
         })
         .build()
         .unwrap();
@@ -433,16 +399,11 @@ fn make_log(dir: &Path, seed: u64) -> Log {
 
 // ---------------------------------------------------------------- checks
 
-/// Files under `dir`, relative, sorted.
-fn files(dir: &Path) -> Vec<String> {
-    common::files_under(dir)
-}
-
 /// What is wrong with the lake at `prefix` as a complete conversion of `log` (empty: exact).
 fn inexact(servers: &Servers, prefix: &str, log: &Log) -> Vec<String> {
-    let base = servers.bucket_dir().join(prefix);
+    let base = servers.s3.bucket_dir().join(prefix);
     let mut wrong = Vec::new();
-    let manifests: Vec<String> = files(&base)
+    let manifests: Vec<String> = files_under(&base)
         .into_iter()
         .filter(|f| f.starts_with("_manifests/"))
         .collect();
@@ -538,8 +499,8 @@ fn inexact(servers: &Servers, prefix: &str, log: &Log) -> Vec<String> {
 
 /// Objects under `prefix` that its manifest does not list (and that are not the manifest).
 fn orphans(servers: &Servers, prefix: &str) -> Vec<String> {
-    let base = servers.bucket_dir().join(prefix);
-    let all = files(&base);
+    let base = servers.s3.bucket_dir().join(prefix);
+    let all = files_under(&base);
     let listed: HashSet<String> = all
         .iter()
         .filter(|f| f.starts_with("_manifests/"))
@@ -554,7 +515,7 @@ fn orphans(servers: &Servers, prefix: &str) -> Vec<String> {
 /// Multipart uploads s3s-fs still holds: its bookkeeping in the root folder (`.upload-<id>.json`
 /// per upload, `.upload_id-<id>.part-<n>` per part, `….upload-<id>.metadata.json`).
 fn open_uploads(servers: &Servers) -> Vec<String> {
-    std::fs::read_dir(servers.root.path())
+    std::fs::read_dir(servers.s3.root.path())
         .unwrap()
         .flatten()
         .map(|e| e.file_name().to_string_lossy().into_owned())
@@ -698,7 +659,7 @@ fn campaign(name: &str, plans: &[RunPlan], max_retries: usize) -> Tally {
             t.open_uploads += u.len();
             // Count each once: remove them, as the bucket's lifecycle rule would.
             for f in u {
-                let _ = std::fs::remove_file(servers.root.path().join(f));
+                let _ = std::fs::remove_file(servers.s3.root.path().join(f));
             }
         }
         std::fs::remove_file(&log.path).unwrap();

@@ -1,13 +1,22 @@
-//! Helpers shared by the black-box tests: run the real binary, make logs, look at a lake.
-#![allow(dead_code)]
+//! Everything the suites share, each written once: here, running the real binary, making logs
+//! and running the DuckDB checkers; in the submodules, the fake DNS resolver ([`resolver`]), the
+//! in-process S3 server ([`s3`]), the log server ([`logserver`]), the folder walker ([`walk`]),
+//! SeaweedFS ([`weed`]) and the cloud APIs `sync` calls ([`cloud`]).
 
-use std::collections::BTreeMap;
+pub mod cloud;
+pub mod logserver;
+pub mod resolver;
+pub mod s3;
+pub mod walk;
+pub mod weed;
+
+pub use walk::{files_under, reader_visible_files, snapshot};
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use cdnlake::dev::gen::{cdn_file_name, generate, GenOptions, GenSummary};
-use sha2::{Digest, Sha256};
 
 pub fn bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_cdnlake"))
@@ -45,27 +54,6 @@ pub fn gzip(data: &[u8]) -> Vec<u8> {
     let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     e.write_all(data).unwrap();
     e.finish().unwrap()
-}
-
-/// Every file under `root` (relative path -> sha256), to compare a lake before and after.
-pub fn snapshot(root: &Path) -> BTreeMap<String, String> {
-    let mut out = BTreeMap::new();
-    fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, String>) {
-        let Ok(rd) = std::fs::read_dir(dir) else {
-            return;
-        };
-        for e in rd.flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                walk(root, &p, out);
-            } else {
-                let rel = p.strip_prefix(root).unwrap().to_string_lossy().into_owned();
-                out.insert(rel, hex::encode(Sha256::digest(std::fs::read(&p).unwrap())));
-            }
-        }
-    }
-    walk(root, root, &mut out);
-    out
 }
 
 /// Parses the `--json` report lines of a convert.
@@ -133,54 +121,4 @@ pub fn gen_gz_stored(dir: &Path, opts: &GenOptions) -> (PathBuf, GenSummary) {
     gz.write_all(&text).unwrap();
     std::fs::write(&path, gz.finish().unwrap()).unwrap();
     (path, s)
-}
-
-/// Every file a Hive-style reader (Spark, Hive, MaxCompute, a DuckDB glob) takes from the table
-/// folders (`access/`, `traffic/`, `heavy_hitters/`, `visitors/`, `raw/`, `rejects/`) of a local lake: those whose path
-/// (relative to the lake) has no component starting with `_` or `.`. Relative paths, sorted.
-pub fn reader_visible_files(lake: &Path) -> Vec<String> {
-    let mut out = Vec::new();
-    for table in cdnlake::repair::verify::TABLE_FOLDERS {
-        let mut stack = vec![lake.join(table)];
-        while let Some(d) = stack.pop() {
-            let Ok(rd) = std::fs::read_dir(&d) else {
-                continue;
-            };
-            for e in rd.flatten() {
-                let name = e.file_name().to_string_lossy().into_owned();
-                if name.starts_with('_') || name.starts_with('.') {
-                    continue;
-                }
-                let p = e.path();
-                if p.is_dir() {
-                    stack.push(p);
-                } else {
-                    out.push(p.strip_prefix(lake).unwrap().to_string_lossy().into_owned());
-                }
-            }
-        }
-    }
-    out.sort();
-    out
-}
-
-/// Files (not folders) under `dir`, relative to it, sorted; empty when it does not exist.
-pub fn files_under(dir: &Path) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let Ok(rd) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for e in rd.flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                out.push(p.strip_prefix(dir).unwrap().to_string_lossy().into_owned());
-            }
-        }
-    }
-    out.sort();
-    out
 }

@@ -9,27 +9,22 @@
 //! auto-creation is off, so a path-style request (bucket `pre`) would fail. DNS is replaced inside
 //! the HTTP client only: `lake.oss.test` resolves to 127.0.0.1.
 
-mod common;
-#[path = "common/weed.rs"]
-#[allow(dead_code)]
-mod weed;
-
-use common::{gzip, log_text};
+use crate::support::logserver::LogServer;
+use crate::support::resolver::Loopback;
+use crate::support::weed::{Weed, AK, BUCKET, SK};
+use crate::support::{gzip, log_text};
 use std::collections::{BTreeMap, HashMap};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use weed::{Weed, AK, BUCKET, SK};
 
 use cdnlake::ingest::fetch::{AllowList, HttpOptions};
 use cdnlake::ingest::handler::HandlerOptions;
 use cdnlake::ingest::server::{serve, ServerOptions, MAX_BODY};
 use cdnlake::lake::store::OssOptions;
 use futures::TryStreamExt;
-use object_store::client::{DnsFuture, DnsResolver};
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
 const NAME: &str = "www.example.com_2015_06_09_0100_0300.gz";
@@ -55,15 +50,6 @@ async fn wait_ready(weed: &mut Weed, store: &dyn ObjectStore) {
             ),
             Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
         }
-    }
-}
-
-#[derive(Debug)]
-struct Loopback;
-
-impl DnsResolver for Loopback {
-    fn resolve(&self, _host: &str) -> DnsFuture {
-        Box::pin(async { Ok(vec![IpAddr::V4(Ipv4Addr::LOCALHOST)]) })
     }
 }
 
@@ -94,54 +80,6 @@ async fn objects(store: &dyn ObjectStore) -> BTreeMap<String, Vec<u8>> {
         out.insert(m.location.to_string(), bytes.to_vec());
     }
     out
-}
-
-// ---------------------------------------------------------------- log server
-
-/// Serves `files` by name with `Content-Length` and an ETag, one request per connection.
-async fn start_log_server(files: HashMap<String, Vec<u8>>) -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let files = Arc::new(files);
-    tokio::spawn(async move {
-        loop {
-            let Ok((mut sock, _)) = listener.accept().await else {
-                continue;
-            };
-            let files = files.clone();
-            tokio::spawn(async move {
-                let mut head = Vec::new();
-                let mut b = [0u8; 1];
-                while !head.ends_with(b"\r\n\r\n") {
-                    if sock.read(&mut b).await.unwrap_or(0) == 0 {
-                        return;
-                    }
-                    head.push(b[0]);
-                }
-                let head = String::from_utf8_lossy(&head).to_string();
-                let target = head.split_whitespace().nth(1).unwrap_or("/");
-                let name = target
-                    .split('?')
-                    .next()
-                    .unwrap_or("")
-                    .trim_start_matches('/');
-                let reply = match files.get(name) {
-                    Some(data) => {
-                        let mut r = format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\netag: \"v1\"\r\nconnection: close\r\n\r\n", data.len()).into_bytes();
-                        r.extend_from_slice(data);
-                        r
-                    }
-                    None => {
-                        b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
-                            .to_vec()
-                    }
-                };
-                let _ = sock.write_all(&reply).await;
-                let _ = sock.flush().await;
-            });
-        }
-    });
-    addr
 }
 
 // ---------------------------------------------------------------- the test
@@ -179,7 +117,7 @@ async fn log_file_created_into_seaweedfs_through_oss_virtual_hosted() {
     let mut data = gzip(&text[..text.len() / 2]);
     data.extend(gzip(&text[text.len() / 2..])); // two gzip members
     let size = data.len();
-    let logs = start_log_server(HashMap::from([(NAME.to_string(), data.clone())])).await;
+    let logs = LogServer::start(HashMap::from([(NAME.to_string(), data.clone())])).await;
 
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -213,7 +151,7 @@ async fn log_file_created_into_seaweedfs_through_oss_virtual_hosted() {
         .unwrap();
     });
 
-    let body = log_event(&format!("http://{logs}/{NAME}"), size);
+    let body = log_event(&format!("http://{}/ok/{NAME}", logs.addr), size);
     let (status, reply) = invoke(addr, &body).await;
     assert_eq!(status, 200, "{reply}\n{}", weed.log_tail());
     let report: serde_json::Value = serde_json::from_str(&reply).unwrap();

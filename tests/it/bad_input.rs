@@ -1,10 +1,8 @@
 //! Bad input: one clear error line naming the file, a non-zero exit, no manifest, and nothing
 //! already in the lake changed.
 
-mod common;
-
+use crate::support::*;
 use cdnlake::dev::gen::GenOptions;
-use common::*;
 
 /// A lake holding one good conversion, and the log that made it.
 fn lake_with_one_file() -> (tempfile::TempDir, std::path::PathBuf) {
@@ -126,4 +124,32 @@ fn bad_flags_are_clear() {
     let o = cdnlake(tmp.path(), &["convert", "x.gz", "--dest", "ftp://x/y"]);
     assert!(!o.status.success());
     assert!(stderr(&o).contains("ftp://x/y"), "{}", stderr(&o));
+}
+
+/// A reader that stops reading (`cdnlake report | head`) is not a crash: the report of a real
+/// lake written into a pipe whose reading end is already closed ends with the status a shell
+/// gives a process ended by SIGPIPE (141) and says nothing on stderr (before: a panic,
+/// "failed printing to stdout: Broken pipe").
+#[test]
+fn a_closed_standard_output_ends_quietly() {
+    let (tmp, _) = lake_with_one_file();
+    for args in [
+        &["report", "--json"][..],
+        &["report"][..],
+        &["verify", "--json"][..],
+        &["ddl", "--dialect", "duckdb"][..],
+    ] {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let o = std::process::Command::new(bin())
+            .args(args)
+            .current_dir(tmp.path())
+            .env_remove("CDNLAKE_DEST")
+            .stdout(writer)
+            .stderr(std::process::Stdio::piped())
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(141), "{args:?}: {o:?}");
+        assert_eq!(stderr(&o), "", "{args:?}");
+    }
 }

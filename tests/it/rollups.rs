@@ -6,14 +6,12 @@
 //!
 //! Needs `python3 -c 'import duckdb'`; `.ci/run` installs the package when it is missing.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 
+use crate::support::*;
 use cdnlake::access::time::PartitionTz;
 use cdnlake::dev::gen::{format_line, GenOptions, OwnedLine, Rng};
 use cdnlake::query::report::rfc3339;
-use common::*;
 use serde_json::Value;
 
 /// 2024-03-05T08:00:00+08:00.

@@ -1,9 +1,7 @@
 //! The lake's layout, manifest and re-run behaviour, through the real binary on a local folder.
 
-mod common;
-
+use crate::support::*;
 use cdnlake::dev::gen::GenOptions;
-use common::*;
 
 #[test]
 fn convert_writes_the_design_layout_and_manifest() {

@@ -25,8 +25,6 @@
 //! A last run then converts the file to completion: exact rows, no duplicate
 //! (source_file, line_number) in Rust and in DuckDB, and no file left under `_staging/`.
 
-mod common;
-
 use std::collections::{BTreeMap, HashSet};
 use std::fs::File;
 use std::os::unix::process::ExitStatusExt;
@@ -35,9 +33,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+use crate::support::{bin, duckdb_script, files_under, gen_gz_stored, reader_visible_files};
 use cdnlake::dev::gen::{GenOptions, GenSummary};
 use cdnlake::lake::manifest::Manifest;
-use common::{bin, duckdb_script, files_under, gen_gz_stored, reader_visible_files};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::file::reader::{FileReader, SerializedFileReader};
 

@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 
 pub const AK: &str = "AKIDWEEDTEST";
 pub const SK: &str = "weed-secret-do-not-leak";
-pub const BUCKET: &str = "lake";
+/// The bucket of both S3 servers of the tests.
+pub use super::s3::BUCKET;
 
 /// A `weed mini` process in its own temp dir, killed on drop.
 pub struct Weed {
@@ -157,7 +158,7 @@ impl Weed {
 
     /// `cdnlake ARGS` with the `AWS_*` settings of this server, not started (stdin closed).
     pub fn command(&self, cwd: &Path, args: &[&str]) -> Command {
-        let mut c = Command::new(super::common::bin());
+        let mut c = Command::new(super::bin());
         c.args(args)
             .current_dir(cwd)
             .env_remove("CDNLAKE_DEST")

@@ -4,19 +4,16 @@
 //! that verifies and records asynchronous invocations whose events then go through `serve`.
 //! The lake is read with real DuckDB at the end of each story.
 
-#[path = "common/cloud.rs"]
-mod cloud;
-mod common;
-
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
+use crate::support::cloud::*;
+use crate::support::logserver::{make_ca, LogServer, TestCa};
+use crate::support::*;
 use chrono::{DateTime, FixedOffset, NaiveDate, TimeZone, Utc};
-use cloud::*;
-use common::*;
 
 use cdnlake::dev::gen::{cdn_file_name, generate, GenOptions};
 
@@ -61,7 +58,7 @@ async fn world() -> World {
     let dir = tempfile::tempdir().unwrap();
     let ca = make_ca(dir.path());
     let cdn = start_cdn_api().await;
-    let logs = start_log_server(&ca).await;
+    let logs = LogServer::start_tls(&ca).await;
     let today = Utc::now().with_timezone(&beijing()).date_naive();
     let d0 = today - chrono::Days::new(5);
     let at = |day: NaiveDate, hour: u32| -> DateTime<Utc> {
@@ -113,7 +110,7 @@ async fn world() -> World {
             .files
             .lock()
             .unwrap()
-            .insert(url_path.clone(), gz.clone());
+            .insert(url_path[1..].to_string(), gz.clone());
         cdn.state.files.lock().unwrap().push(Listed {
             domain: DOMAIN.into(),
             name: name.clone(),
@@ -202,20 +199,11 @@ impl World {
     }
 
     fn manifests(&self) -> Vec<PathBuf> {
-        let mut out = Vec::new();
-        fn walk(d: &Path, out: &mut Vec<PathBuf>) {
-            for e in std::fs::read_dir(d).into_iter().flatten().flatten() {
-                let p = e.path();
-                if p.is_dir() {
-                    walk(&p, out);
-                } else if p.extension().is_some_and(|x| x == "json") {
-                    out.push(p);
-                }
-            }
-        }
-        walk(&self.lake().join("_manifests"), &mut out);
-        out.sort();
-        out
+        crate::support::walk::files(&self.lake().join("_manifests"))
+            .into_iter()
+            .map(|(_, p)| p)
+            .filter(|p| p.extension().is_some_and(|x| x == "json"))
+            .collect()
     }
 
     /// Asserts the lake holds every row of the window once, read by real DuckDB.
@@ -340,7 +328,7 @@ async fn sync_fills_the_window_and_a_rerun_does_nothing() {
     w.assert_complete();
 
     // Again: everything is done, nothing is fetched.
-    let gets = w.logs.state.gets.load(std::sync::atomic::Ordering::SeqCst);
+    let gets = w.logs.state.seen.lock().unwrap().len();
     let (o, v) = w.run(w.sync_args(&[])).await;
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(
@@ -352,10 +340,7 @@ async fn sync_fills_the_window_and_a_rerun_does_nothing() {
         (Some(10), Some(10), Some(0)),
         "{v}"
     );
-    assert_eq!(
-        w.logs.state.gets.load(std::sync::atomic::Ordering::SeqCst),
-        gets
-    );
+    assert_eq!(w.logs.state.seen.lock().unwrap().len(), gets);
 
     // A lost manifest: the dry run names that file only, and changes nothing.
     let part2 = &w.specs[6];
@@ -398,7 +383,7 @@ async fn a_failed_or_killed_sync_is_finished_by_the_next_one() {
         .broken
         .lock()
         .unwrap()
-        .insert(broken.url_path.clone());
+        .insert(broken.url_path[1..].to_string());
     // A new lake partitioned by day; later runs follow its descriptor without being told.
     let (o, v) = w.run(w.sync_args(&["--partition-by", "day"])).await;
     assert!(!o.status.success());

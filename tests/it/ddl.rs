@@ -1,5 +1,5 @@
 //! DDL snapshots: the generated SQL is reviewed in `tests/snapshots/`. After an intended change,
-//! regenerate with `UPDATE_SNAPSHOTS=1 cargo test --test ddl` and review the diff.
+//! regenerate with `UPDATE_SNAPSHOTS=1 cargo test --test it ddl::` and review the diff.
 
 use cdnlake::lake::descriptor::PartitionBy;
 use cdnlake::query::ddl;
@@ -14,7 +14,7 @@ fn check(name: &str, got: &str) {
     let want = std::fs::read_to_string(&path).unwrap_or_default();
     assert_eq!(
         got, want,
-        "{name} changed; run UPDATE_SNAPSHOTS=1 cargo test --test ddl and review"
+        "{name} changed; run UPDATE_SNAPSHOTS=1 cargo test --test it ddl:: and review"
     );
 }
 

@@ -1,10 +1,8 @@
 //! `report --html`: a self-contained page (nothing fetched from the network), one SVG per chart,
 //! and every value from the logs escaped, here a `<script>` planted in a user agent and a path.
 
-mod common;
-
+use crate::support::*;
 use cdnlake::dev::gen::GenOptions;
-use common::*;
 
 #[test]
 fn html_report_is_self_contained_and_escaped() {

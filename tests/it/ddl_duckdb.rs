@@ -4,13 +4,11 @@
 //!
 //! Needs `python3 -c 'import duckdb'`.
 
-mod common;
-
 use std::path::Path;
 use std::process::Command;
 
+use crate::support::*;
 use cdnlake::dev::gen::GenOptions;
-use common::*;
 use serde_json::Value;
 
 const TABLES: [(&str, &str); 6] = [

@@ -3,20 +3,18 @@
 //! - [`CdnApi`]: `DescribeCdnDomainLogs`, verifying every request's ACS3-HMAC-SHA256 signature
 //!   with the library's verifier (a wrong one gets Alibaba's error document), refusing stale
 //!   dates and replayed nonces as the service does, paging, and throttling on demand;
-//! - [`LogServer`]: the CDN's log bucket over **TLS** (the API's `LogPath` has no scheme, which
-//!   means https), with a test CA the client is told of through `SSL_CERT_FILE`;
 //! - [`FcApi`]: FC 3.0 `InvokeFunction`, verifying the signature, recording asynchronous
 //!   invocations, refusing a task id it has seen with 409.
-#![allow(dead_code)]
+//!
+//! The CDN's log bucket is the tests' one log server, over TLS
+//! ([`LogServer::start_tls`](super::logserver::LogServer::start_tls)).
 
 use std::collections::{HashMap, HashSet};
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
@@ -470,192 +468,4 @@ async fn fc_answer(st: &FcState, req: Request<hyper::body::Incoming>) -> Respons
         ],
         Bytes::new(),
     )
-}
-
-/// A test CA and a certificate for 127.0.0.1 it signs, made with the `openssl` command.
-pub struct TestCa {
-    pub ca_pem: PathBuf,
-    pub cert_pem: PathBuf,
-    pub key_pem: PathBuf,
-}
-
-pub fn make_ca(dir: &Path) -> TestCa {
-    let run = |args: &[&str]| {
-        let o = Command::new("openssl")
-            .args(args)
-            .current_dir(dir)
-            .output()
-            .expect("openssl must be installed");
-        assert!(
-            o.status.success(),
-            "openssl {args:?}: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
-    };
-    let ec = [
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-nodes",
-    ];
-    run(&[
-        &["req", "-x509"][..],
-        &ec,
-        &[
-            "-keyout",
-            "ca.key",
-            "-out",
-            "ca.pem",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=cdnlake test CA",
-        ],
-    ]
-    .concat());
-    run(&[
-        &["req"][..],
-        &ec,
-        &[
-            "-keyout",
-            "leaf.key",
-            "-out",
-            "leaf.csr",
-            "-subj",
-            "/CN=127.0.0.1",
-        ],
-    ]
-    .concat());
-    std::fs::write(
-        dir.join("leaf.ext"),
-        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n",
-    )
-    .unwrap();
-    run(&[
-        "x509",
-        "-req",
-        "-in",
-        "leaf.csr",
-        "-CA",
-        "ca.pem",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-out",
-        "leaf.pem",
-        "-days",
-        "2",
-        "-extfile",
-        "leaf.ext",
-    ]);
-    TestCa {
-        ca_pem: dir.join("ca.pem"),
-        cert_pem: dir.join("leaf.pem"),
-        key_pem: dir.join("leaf.key"),
-    }
-}
-
-#[derive(Default)]
-pub struct LogState {
-    /// URL path -> body.
-    pub files: Mutex<HashMap<String, Vec<u8>>>,
-    /// Paths answered 404 for now.
-    pub broken: Mutex<HashSet<String>>,
-    /// Wait before each answer (to catch a run in the middle).
-    pub delay: Mutex<Duration>,
-    pub gets: AtomicUsize,
-}
-
-pub struct LogServer {
-    pub addr: SocketAddr,
-    pub state: Arc<LogState>,
-}
-
-impl LogServer {
-    /// The `LogPath` of `path` as the CDN API gives it: no scheme, a signed query.
-    pub fn log_path(&self, path: &str) -> String {
-        format!(
-            "{}{path}?OSSAccessKeyId=LTAIlog&Expires=1900000000&Signature=SIGNED%2Bsecret",
-            self.addr
-        )
-    }
-}
-
-/// The log bucket over TLS on loopback, with `ca`'s certificate for 127.0.0.1.
-pub async fn start_log_server(ca: &TestCa) -> LogServer {
-    use rustls_pki_types::pem::PemObject;
-    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
-    cdnlake::tls::ensure_provider();
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&ca.cert_pem)
-        .unwrap()
-        .map(|c| c.unwrap())
-        .collect();
-    let key = PrivateKeyDer::from_pem_file(&ca.key_pem).unwrap();
-    let config = tokio_rustls::rustls::ServerConfig::builder()
-        .with_no_client_auth()
-        .with_single_cert(certs, key)
-        .unwrap();
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-    let state = Arc::new(LogState::default());
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let st = state.clone();
-    tokio::spawn(async move {
-        loop {
-            let Ok((tcp, _)) = listener.accept().await else {
-                continue;
-            };
-            let (acceptor, st) = (acceptor.clone(), st.clone());
-            tokio::spawn(async move {
-                let Ok(tls) = acceptor.accept(tcp).await else {
-                    return;
-                };
-                let svc = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
-                    let st = st.clone();
-                    async move {
-                        st.gets.fetch_add(1, Ordering::SeqCst);
-                        let delay = *st.delay.lock().unwrap();
-                        tokio::time::sleep(delay).await;
-                        let path = req.uri().path().to_string();
-                        if st.broken.lock().unwrap().contains(&path) {
-                            return Ok::<_, Infallible>(reply(404, &[], "NoSuchKey"));
-                        }
-                        let Some(body) = st.files.lock().unwrap().get(&path).cloned() else {
-                            return Ok(reply(404, &[], "NoSuchKey"));
-                        };
-                        let from: usize = req
-                            .headers()
-                            .get("range")
-                            .and_then(|v| v.to_str().ok())
-                            .and_then(|v| v.strip_prefix("bytes="))
-                            .and_then(|v| v.strip_suffix('-'))
-                            .and_then(|v| v.parse().ok())
-                            .unwrap_or(0);
-                        if from > 0 {
-                            let total = body.len();
-                            let part = body[from.min(total)..].to_vec();
-                            return Ok(reply(
-                                206,
-                                &[(
-                                    "content-range",
-                                    format!("bytes {from}-{}/{total}", total - 1),
-                                )],
-                                part,
-                            ));
-                        }
-                        Ok(reply(
-                            200,
-                            &[("content-type", "application/gzip".into())],
-                            body,
-                        ))
-                    }
-                });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(tls), svc)
-                    .await;
-            });
-        }
-    });
-    LogServer { addr, state }
 }

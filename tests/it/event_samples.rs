@@ -2,8 +2,6 @@
 //! their `//` comments and trailing commas) through the lenient parser of `cdnlake handle`, and
 //! the repository's `sample_logs/events/*.json` through the strict parser of `serve`.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 
 use cdnlake::event::{parse_lenient, parse_strict, EventKind};
@@ -83,7 +81,7 @@ fn seed_page_samples_parse_leniently_except_the_missing_commas() {
 fn handle_names_the_line_of_the_missing_comma() {
     let dir = tempfile::tempdir().unwrap();
     let path = data_dir().join(MISSING_COMMA[1].0);
-    let out = common::cdnlake(
+    let out = crate::support::cdnlake(
         dir.path(),
         &[
             "handle",
@@ -93,7 +91,7 @@ fn handle_names_the_line_of_the_missing_comma() {
         ],
     );
     assert!(!out.status.success());
-    let err = common::stderr(&out);
+    let err = crate::support::stderr(&out);
     assert!(err.contains("line 10 "), "{err}");
     assert!(
         !dir.path().join("lake").join("audit").exists(),

@@ -2,14 +2,12 @@
 //! verifies whole, damage and orphans are named, `--repair` restores the lake from its raw dumps
 //! (byte for byte), `rebuild` rewrites identical tables, and a missing raw dump is unrepairable.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Output;
 
+use crate::support::*;
 use cdnlake::dev::gen::GenOptions;
-use common::*;
 use serde_json::Value;
 
 const A: &str = "cdn.example.com_2024_03_05_080000_090000";

@@ -4,13 +4,11 @@
 //!
 //! Needs `python3 -c 'import duckdb'`; `.ci/run` installs the package when it is missing.
 
-mod common;
-
 use std::path::Path;
 
+use crate::support::*;
 use cdnlake::dev::gen::GenOptions;
 use cdnlake::tables::traffic::{RT_BOUNDS_MS, TRAFFIC};
-use common::*;
 use serde_json::Value;
 
 fn traffic_check(dir: &Path, lake: &str) -> Value {
@@ -169,7 +167,7 @@ fn traffic_equals_access_per_minute_across_files() {
     // From the rollups (the default): columns with few distinct values (user agents, referers,
     // status codes) are summarised without loss, so they equal SQL too, with no error; the
     // others carry their bound, and every count shown lies within it (checked on a Zipf log in
-    // tests/rollups.rs).
+    // tests/it/rollups.rs).
     assert_eq!(r["top_source"], "rollups");
     for dim in ["user_agent", "referer", "status"] {
         for by in ["by_requests", "by_bytes"] {

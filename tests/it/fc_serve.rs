@@ -1,22 +1,24 @@
-//! `cdnlake serve` end to end against real servers on loopback, started here:
+//! `cdnlake serve` end to end against real servers on loopback, started here (from
+//! `support`):
 //!
-//! - an S3-compatible server (s3s-fs, in process, over HTTP) that verifies SigV4; a wrapper in
-//!   front of it also checks that every request is virtual-hosted (bucket in the Host header)
-//!   and carries the session token among the signed headers;
-//! - a hand-written HTTP/1.1 log server that can drop the connection mid-body, answer 503 first,
-//!   serve a truncated gzip, lie in `Content-Length`, or redirect to another host.
+//! - an S3-compatible server (s3s-fs, in process, over HTTP, [`S3`]) that verifies SigV4; a
+//!   wrapper in front of it also checks that every request is virtual-hosted (bucket in the Host
+//!   header) and carries the session token among the signed headers;
+//! - a hand-written HTTP/1.1 log server ([`LogServer`]) that can drop the connection mid-body,
+//!   answer 503 first, serve a truncated gzip, lie in `Content-Length`, or redirect to another host.
 //!
 //! The OSS destination is configured exactly as in production (`oss://bucket/prefix`, endpoint
 //! host, region, credentials from the FC headers); only DNS is replaced, inside the HTTP client,
 //! so that `<bucket>.oss.test` reaches 127.0.0.1.
 
-mod common;
-
-use common::{gzip, log_text};
+use crate::support::logserver::{LogServer, Seen, SLOW_PAUSE, TRICKLE};
+use crate::support::resolver::Loopback;
+use crate::support::s3::{Auth, BUCKET, S3};
+use crate::support::walk::tree;
+use crate::support::{gzip, log_text};
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::path::{Path, PathBuf};
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -25,18 +27,24 @@ use cdnlake::ingest::handler::HandlerOptions;
 use cdnlake::ingest::server::{serve, ServerOptions, MAX_BODY};
 use cdnlake::lake::descriptor::{PartitionBy, Wanted};
 use cdnlake::lake::store::OssOptions;
-use object_store::client::{DnsFuture, DnsResolver};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 
 const AK: &str = "AKIDTEST";
 const SK: &str = "SECRETKEYVALUE-do-not-leak";
 const TOKEN: &str = "SESSIONTOKEN-do-not-leak";
 const SIG: &str = "SIGNATUREVALUE-do-not-leak";
-const BUCKET: &str = "lake";
+/// What the FC request headers carry, and what the S3 server checks.
+const AUTH: Auth = Auth {
+    key_id: AK,
+    secret: SK,
+    token: Some(TOKEN),
+};
 
 // ---------------------------------------------------------------- captured logs
 
+/// Every log line written in this process from the first call on. The subscriber is
+/// process-wide: in the one test binary it also captures the in-process runs of other suites
+/// (each with keys of its own), which only widens the check that no secret is logged.
 fn logs() -> &'static Arc<Mutex<Vec<u8>>> {
     static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
     LOGS.get_or_init(|| {
@@ -71,308 +79,6 @@ impl Write for Capture {
 
 const NAME: &str = "www.example.com_2015_06_09_0100_0300.gz";
 
-const SLOW_PIECES: usize = 12;
-/// Bytes `/trickle/F` sends per connection.
-const TRICKLE: usize = 3;
-const SLOW_PAUSE: Duration = Duration::from_millis(150);
-
-// ---------------------------------------------------------------- log server
-
-/// A minimal HTTP/1.1 server (one request per connection) with fault injection by path:
-/// `/ok/F`, `/drop/F` (first response cut after half the body), `/flaky/F` (503 twice),
-/// `/lie/F` (Content-Length 100 bytes too large, then close), `/redirect/F` (302 to
-/// `localhost`, another host name for the same server), `/slow/F` (the body trickled in
-/// [`SLOW_PIECES`] pieces, [`SLOW_PAUSE`] apart), `/chunkdrop/F` (chunked, closed before the
-/// terminating chunk), `/noetag206/F` (cut like `drop`, the resumed 206 without ETag),
-/// `/changed/F` (cut like `drop`, then a new ETag), `/self/F` (302 to the same origin),
-/// `/toport-P/F` (302 to port P of the same host), `/trickle/F` (every response cut after
-/// [`TRICKLE`] bytes). A range starting at or past the end gets 416
-/// with `bytes */<size>`; an If-Range that is not the current ETag gets the whole object (200).
-/// (path, Range header) of a request.
-type Seen = (String, Option<String>);
-
-struct LogServer {
-    addr: SocketAddr,
-    /// (path, Range header) of every request.
-    seen: Arc<Mutex<Vec<Seen>>>,
-    /// (path, If-Range header) of every request.
-    if_ranges: Arc<Mutex<Vec<Seen>>>,
-}
-
-async fn start_log_server(files: HashMap<String, Vec<u8>>) -> LogServer {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let if_ranges = Arc::new(Mutex::new(Vec::new()));
-    let files = Arc::new(files);
-    let (seen2, if_ranges2) = (seen.clone(), if_ranges.clone());
-    tokio::spawn(async move {
-        loop {
-            let Ok((sock, _)) = listener.accept().await else {
-                continue;
-            };
-            let (files, seen, if_ranges) = (files.clone(), seen2.clone(), if_ranges2.clone());
-            tokio::spawn(async move {
-                let _ = serve_log(sock, addr, &files, &seen, &if_ranges).await;
-            });
-        }
-    });
-    LogServer {
-        addr,
-        seen,
-        if_ranges,
-    }
-}
-
-async fn serve_log(
-    mut sock: TcpStream,
-    addr: SocketAddr,
-    files: &HashMap<String, Vec<u8>>,
-    seen: &Mutex<Vec<Seen>>,
-    if_ranges: &Mutex<Vec<Seen>>,
-) -> std::io::Result<()> {
-    let mut head = Vec::new();
-    let mut b = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        if sock.read(&mut b).await? == 0 {
-            return Ok(());
-        }
-        head.push(b[0]);
-    }
-    let head = String::from_utf8_lossy(&head).to_string();
-    let target = head.split_whitespace().nth(1).unwrap_or("/").to_string();
-    let path = target.split('?').next().unwrap_or("").to_string();
-    let header = |name: &str| {
-        head.lines()
-            .find(|l| l.to_ascii_lowercase().starts_with(&format!("{name}:")))
-            .map(|l| l[name.len() + 1..].trim().to_string())
-    };
-    let range = header("range");
-    let if_range = header("if-range");
-    if_ranges
-        .lock()
-        .unwrap()
-        .push((path.clone(), if_range.clone()));
-    let count = {
-        let mut s = seen.lock().unwrap();
-        s.push((path.clone(), range.clone()));
-        s.iter().filter(|(p, _)| *p == path).count()
-    };
-    let mut parts = path.trim_start_matches('/').splitn(2, '/');
-    let (mode, file) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
-    let Some(data) = files.get(file) else {
-        sock.write_all(b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
-            .await?;
-        return Ok(());
-    };
-    // `/changed/F` is replaced after the first request: a new ETag.
-    let etag = if mode == "changed" && count > 1 {
-        "\"v2\""
-    } else {
-        "\"v1\""
-    };
-    // If-Range naming another version: the whole (current) object, as RFC 9110 says.
-    let start: usize = range
-        .as_deref()
-        .filter(|_| if_range.as_deref().is_none_or(|v| v == etag))
-        .and_then(|r| r.strip_prefix("bytes="))
-        .and_then(|r| r.trim_end_matches('-').parse().ok())
-        .unwrap_or(0);
-    if mode == "flaky" && count <= 2 {
-        sock.write_all(
-            b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
-        )
-        .await?;
-        return Ok(());
-    }
-    let redirect_to = match mode {
-        "redirect" => Some(format!("http://localhost:{}/ok/{file}", addr.port())),
-        "self" => Some(format!("http://127.0.0.1:{}/ok/{file}", addr.port())),
-        m => m
-            .strip_prefix("toport-")
-            .map(|port| format!("http://127.0.0.1:{port}/ok/{file}")),
-    };
-    if let Some(to) = redirect_to {
-        sock.write_all(format!("HTTP/1.1 302 Found\r\nlocation: {to}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n").as_bytes()).await?;
-        return Ok(());
-    }
-    if start >= data.len() && start > 0 {
-        sock.write_all(
-            format!("HTTP/1.1 416 Range Not Satisfiable\r\ncontent-range: bytes */{}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n", data.len()).as_bytes(),
-        )
-        .await?;
-        return Ok(());
-    }
-    let body = &data[start..];
-    let (status, extra) = if start > 0 {
-        (
-            "206 Partial Content",
-            format!(
-                "content-range: bytes {start}-{}/{}\r\n",
-                data.len() - 1,
-                data.len()
-            ),
-        )
-    } else {
-        ("200 OK", String::new())
-    };
-    if mode == "chunkdrop" {
-        // Chunked, every data chunk sent, then the connection closed before the terminating
-        // `0` chunk: the client has all bytes but never saw the end of the body.
-        sock.write_all(format!("HTTP/1.1 {status}\r\ntransfer-encoding: chunked\r\netag: {etag}\r\naccept-ranges: bytes\r\n{extra}connection: close\r\n\r\n").as_bytes()).await?;
-        for piece in body.chunks(4096) {
-            sock.write_all(format!("{:x}\r\n", piece.len()).as_bytes())
-                .await?;
-            sock.write_all(piece).await?;
-            sock.write_all(b"\r\n").await?;
-        }
-        sock.flush().await?;
-        return Ok(());
-    }
-    let declared = if mode == "lie" {
-        body.len() + 100
-    } else {
-        body.len()
-    };
-    // `/noetag206/F`: the resumed 206 does not say which version it is.
-    let etag_line = if mode == "noetag206" && start > 0 {
-        String::new()
-    } else {
-        format!("etag: {etag}\r\n")
-    };
-    sock.write_all(
-        format!("HTTP/1.1 {status}\r\ncontent-length: {declared}\r\n{etag_line}accept-ranges: bytes\r\n{extra}connection: close\r\n\r\n")
-            .as_bytes(),
-    )
-    .await?;
-    if mode == "slow" {
-        // Trickled: SLOW_PIECES pieces, each after a pause shorter than the read timeout.
-        for piece in body.chunks(body.len().div_ceil(SLOW_PIECES)) {
-            tokio::time::sleep(SLOW_PAUSE).await;
-            sock.write_all(piece).await?;
-            sock.flush().await?;
-        }
-        return Ok(());
-    }
-    if mode == "trickle" {
-        sock.write_all(&body[..TRICKLE.min(body.len())]).await?;
-        sock.flush().await?;
-        return Ok(()); // every connection closed after a few bytes
-    }
-    if matches!(mode, "drop" | "noetag206" | "changed") && count == 1 {
-        sock.write_all(&body[..body.len() / 2]).await?;
-        sock.flush().await?;
-        return Ok(()); // connection closed mid-body
-    }
-    sock.write_all(body).await?;
-    sock.flush().await?;
-    Ok(())
-}
-
-// ---------------------------------------------------------------- S3 server
-
-#[derive(Debug)]
-struct Loopback;
-
-impl DnsResolver for Loopback {
-    fn resolve(&self, _host: &str) -> DnsFuture {
-        Box::pin(async { Ok(vec![IpAddr::V4(Ipv4Addr::LOCALHOST)]) })
-    }
-}
-
-struct S3 {
-    port: u16,
-    root: tempfile::TempDir,
-    /// Requests that were not virtual-hosted or lacked the signed session token.
-    violations: Arc<Mutex<Vec<String>>>,
-    requests: Arc<Mutex<usize>>,
-}
-
-impl S3 {
-    fn bucket_dir(&self) -> PathBuf {
-        self.root.path().join(BUCKET)
-    }
-}
-
-async fn start_s3() -> S3 {
-    let root = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(root.path().join(BUCKET)).unwrap();
-    let fs = s3s_fs::FileSystem::new(root.path()).unwrap();
-    let mut b = s3s::service::S3ServiceBuilder::new(fs);
-    b.set_auth(s3s::auth::SimpleAuth::from_single(AK, SK));
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    // The Host header carries the port; s3s matches the base domain with it.
-    b.set_host(s3s::host::SingleDomain::new(&format!("oss.test:{port}")).unwrap());
-    let service = b.build();
-    let violations = Arc::new(Mutex::new(Vec::new()));
-    let requests = Arc::new(Mutex::new(0usize));
-    let (v2, r2) = (violations.clone(), requests.clone());
-    tokio::spawn(async move {
-        loop {
-            let Ok((sock, _)) = listener.accept().await else {
-                continue;
-            };
-            let (service, v, r) = (service.clone(), v2.clone(), r2.clone());
-            let svc =
-                hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-                    *r.lock().unwrap() += 1;
-                    let host = req
-                        .headers()
-                        .get("host")
-                        .and_then(|h| h.to_str().ok())
-                        .unwrap_or("")
-                        .to_string();
-                    if !host.starts_with(&format!("{BUCKET}.oss.test")) {
-                        v.lock()
-                            .unwrap()
-                            .push(format!("not virtual-hosted: host {host}"));
-                    }
-                    let token = req
-                        .headers()
-                        .get("x-amz-security-token")
-                        .and_then(|h| h.to_str().ok());
-                    let auth = req
-                        .headers()
-                        .get("authorization")
-                        .and_then(|h| h.to_str().ok())
-                        .unwrap_or("");
-                    if token != Some(TOKEN) || !auth.contains("x-amz-security-token") {
-                        v.lock().unwrap().push(format!(
-                            "{} {}: session token missing or unsigned",
-                            req.method(),
-                            req.uri().path()
-                        ));
-                    }
-                    for bad in [
-                        "x-amz-tagging",
-                        "if-match",
-                        "if-none-match",
-                        "x-amz-checksum-sha256",
-                        "x-amz-checksum-crc32",
-                    ] {
-                        if req.headers().contains_key(bad) {
-                            v.lock().unwrap().push(format!("header {bad} sent"));
-                        }
-                    }
-                    let (service, req) = (service.clone(), req.map(s3s::Body::from));
-                    async move { service.call(req).await }
-                });
-            tokio::spawn(async move {
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(hyper_util::rt::TokioIo::new(sock), svc)
-                    .await;
-            });
-        }
-    });
-    S3 {
-        port,
-        root,
-        violations,
-        requests,
-    }
-}
-
 // ---------------------------------------------------------------- cdnlake serve
 
 struct Cdnlake {
@@ -389,6 +95,11 @@ impl Cdnlake {
         self.task.await.unwrap();
     }
 }
+
+/// How long the servers wait for a request head: production's, since a busy machine can hold a
+/// prompt client's head back past a short one (1 s cut eight concurrent invocations off); only
+/// `a_stalled_request_head_is_cut_off` sets a short one, to see it work.
+const HEAD_TIMEOUT: Duration = cdnlake::ingest::server::HEADER_READ_TIMEOUT;
 
 async fn start_cdnlake(s3_port: u16) -> Cdnlake {
     start_cdnlake_with(
@@ -409,7 +120,14 @@ async fn start_cdnlake_with(s3_port: u16, http: HttpOptions) -> Cdnlake {
 
 /// The server, given the lake settings `lake` (`--partition-by`, `--partition-tz`).
 async fn start_cdnlake_for(s3_port: u16, http: HttpOptions, lake: Wanted) -> Cdnlake {
-    start_cdnlake_into(s3_port, http, lake, format!("oss://{BUCKET}/pre")).await
+    start_cdnlake_into(
+        s3_port,
+        http,
+        lake,
+        format!("oss://{BUCKET}/pre"),
+        HEAD_TIMEOUT,
+    )
+    .await
 }
 
 /// The server, writing to `dest` (the OSS bucket, or a local folder).
@@ -418,6 +136,7 @@ async fn start_cdnlake_into(
     http: HttpOptions,
     lake: Wanted,
     dest: String,
+    header_read_timeout: Duration,
 ) -> Cdnlake {
     logs();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -438,7 +157,7 @@ async fn start_cdnlake_into(
             client: Some(client),
         },
         max_body: MAX_BODY,
-        header_read_timeout: Duration::from_secs(1),
+        header_read_timeout,
         max_memory: cdnlake::ingest::server::DEFAULT_MAX_MEMORY,
         timer: None,
     };
@@ -537,35 +256,6 @@ fn envelope(events: &[String]) -> String {
     format!("{{\"events\":[{}]}}", events.join(","))
 }
 
-/// Every file under `dir`, by relative path, with its bytes.
-fn tree(dir: &Path) -> BTreeMap<String, Vec<u8>> {
-    let mut out = BTreeMap::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let Ok(rd) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for e in rd.flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                let rel = p.strip_prefix(dir).unwrap().to_string_lossy().to_string();
-                out.insert(rel, std::fs::read(&p).unwrap());
-            }
-        }
-    }
-    out
-}
-
-/// Objects only (s3s-fs keeps some bookkeeping files of its own next to them).
-fn objects(s3: &S3) -> BTreeMap<String, Vec<u8>> {
-    tree(&s3.bucket_dir())
-        .into_iter()
-        .filter(|(k, _)| k.starts_with("pre/"))
-        .collect()
-}
-
 fn assert_no_secrets(what: &str, bytes: &[u8]) {
     let s = String::from_utf8_lossy(bytes);
     for secret in [SK, TOKEN, SIG, "OSSAccessKeyId"] {
@@ -587,9 +277,9 @@ fn fixture() -> (Vec<u8>, usize) {
 async fn every_event_type_through_serve_into_oss_and_retries_are_idempotent() {
     let (data, lines) = fixture();
     let size = data.len();
-    let logsrv = start_log_server(HashMap::from([(NAME.to_string(), data)])).await;
-    let s3 = start_s3().await;
-    let app = start_cdnlake(s3.port).await;
+    let logsrv = LogServer::start(HashMap::from([(NAME.to_string(), data)])).await;
+    let s3 = S3::start(AUTH).await;
+    let app = start_cdnlake(s3.port()).await;
 
     let mut events = vec![log_event(
         &format!("http://{}/ok/{NAME}", logsrv.addr),
@@ -611,7 +301,7 @@ async fn every_event_type_through_serve_into_oss_and_retries_are_idempotent() {
     assert_eq!(log["rows"], lines as u64 - rejected);
     assert_eq!(log["bytes_in"], size as u64);
 
-    let first = objects(&s3);
+    let first = s3.objects("pre/");
     let keys: Vec<&String> = first.keys().collect();
     for want in [
         format!(
@@ -658,7 +348,7 @@ async fn every_event_type_through_serve_into_oss_and_retries_are_idempotent() {
     for k in ["lines", "rows", "rejected", "bytes_in", "keys"] {
         assert_eq!(report2["reports"][0]["log"][k], log[k], "{k}");
     }
-    assert_eq!(objects(&s3), first);
+    assert_eq!(s3.objects("pre/"), first);
 
     for (k, v) in &first {
         assert_no_secrets(k, v);
@@ -672,9 +362,9 @@ async fn every_event_type_through_serve_into_oss_and_retries_are_idempotent() {
 async fn dropped_connection_and_503_are_retried_with_exact_counts() {
     let (data, lines) = fixture();
     let size = data.len();
-    let logsrv = start_log_server(HashMap::from([(NAME.to_string(), data)])).await;
-    let s3 = start_s3().await;
-    let app = start_cdnlake(s3.port).await;
+    let logsrv = LogServer::start(HashMap::from([(NAME.to_string(), data)])).await;
+    let s3 = S3::start(AUTH).await;
+    let app = start_cdnlake(s3.port()).await;
     let rejected = (0..lines).filter(|i| i % 7 == 3).count() as u64;
     for mode in ["drop", "flaky"] {
         let body = envelope(&[log_event(
@@ -699,7 +389,7 @@ async fn dropped_connection_and_503_are_retried_with_exact_counts() {
             1 + u64::from(mode == "flaky")
         );
     }
-    let seen = logsrv.seen.lock().unwrap().clone();
+    let seen = logsrv.state.seen.lock().unwrap().clone();
     let drop_requests: Vec<_> = seen
         .iter()
         .filter(|(p, _)| p.starts_with("/drop/"))
@@ -715,7 +405,7 @@ async fn dropped_connection_and_503_are_retried_with_exact_counts() {
             .count(),
         3
     );
-    let raw = objects(&s3)[&format!("pre/raw/www.example.com/2015_06_09/{NAME}")].clone();
+    let raw = s3.objects("pre/")[&format!("pre/raw/www.example.com/2015_06_09/{NAME}")].clone();
     assert_eq!(raw, fixture().0, "raw dump is byte for byte");
     app.shutdown().await;
 }
@@ -727,10 +417,10 @@ async fn redirects_only_within_the_same_origin() {
     let (data, _) = fixture();
     let size = data.len();
     let files = HashMap::from([(NAME.to_string(), data)]);
-    let logsrv = start_log_server(files.clone()).await;
-    let other = start_log_server(files).await;
-    let s3 = start_s3().await;
-    let app = start_cdnlake(s3.port).await;
+    let logsrv = LogServer::start(files.clone()).await;
+    let other = LogServer::start(files).await;
+    let s3 = S3::start(AUTH).await;
+    let app = start_cdnlake(s3.port()).await;
     let port = other.addr.port();
     let url = format!("http://{}/toport-{port}/{NAME}", logsrv.addr);
     let r = invoke(app.addr, &envelope(&[log_event(&url, None, "toport")])).await;
@@ -741,12 +431,12 @@ async fn redirects_only_within_the_same_origin() {
         r.body
     );
     assert_no_secrets("reply", r.body.as_bytes());
-    assert_eq!(*other.seen.lock().unwrap(), Vec::<Seen>::new());
+    assert_eq!(*other.state.seen.lock().unwrap(), Vec::<Seen>::new());
 
     let url = format!("http://{}/self/{NAME}", logsrv.addr);
     let r = invoke(app.addr, &envelope(&[log_event(&url, Some(size), "self")])).await;
     assert_eq!(r.status, 200, "{}", r.body);
-    let seen = logsrv.seen.lock().unwrap().clone();
+    let seen = logsrv.state.seen.lock().unwrap().clone();
     assert!(
         seen.iter().any(|(p, _)| *p == format!("/ok/{NAME}")),
         "{seen:?}"
@@ -761,9 +451,9 @@ async fn redirects_only_within_the_same_origin() {
 async fn resumes_send_if_range_and_refuse_another_version() {
     let (data, _) = fixture();
     let size = data.len();
-    let logsrv = start_log_server(HashMap::from([(NAME.to_string(), data)])).await;
-    let s3 = start_s3().await;
-    let app = start_cdnlake(s3.port).await;
+    let logsrv = LogServer::start(HashMap::from([(NAME.to_string(), data)])).await;
+    let s3 = S3::start(AUTH).await;
+    let app = start_cdnlake(s3.port()).await;
     for (mode, want) in [
         ("changed", "HTTP 200"),
         ("noetag206", "ETag/Last-Modified differ"),
@@ -778,6 +468,7 @@ async fn resumes_send_if_range_and_refuse_another_version() {
         );
         assert!(r.body.contains(want), "{mode}: {}", r.body);
         let sent: Vec<Option<String>> = logsrv
+            .state
             .if_ranges
             .lock()
             .unwrap()
@@ -787,7 +478,7 @@ async fn resumes_send_if_range_and_refuse_another_version() {
             .collect();
         assert_eq!(sent, [None, Some("\"v1\"".to_string())], "{mode}");
     }
-    let objs = objects(&s3);
+    let objs = s3.objects("pre/");
     assert!(
         !objs.keys().any(|k| k.contains("_manifests")),
         "{:#?}",
@@ -803,9 +494,9 @@ async fn resumes_send_if_range_and_refuse_another_version() {
 async fn retries_are_capped_in_all_even_with_progress() {
     let (data, _) = fixture();
     let size = data.len();
-    let logsrv = start_log_server(HashMap::from([(NAME.to_string(), data)])).await;
-    let s3 = start_s3().await;
-    let app = start_cdnlake(s3.port).await;
+    let logsrv = LogServer::start(HashMap::from([(NAME.to_string(), data)])).await;
+    let s3 = S3::start(AUTH).await;
+    let app = start_cdnlake(s3.port()).await;
     let cap = HttpOptions::default().max_retries as usize;
     let url = format!("http://{}/trickle/{NAME}", logsrv.addr);
     let started = std::time::Instant::now();
@@ -841,7 +532,7 @@ async fn retries_are_capped_in_all_even_with_progress() {
         "the URL is named once: {}",
         r.body
     );
-    assert_eq!(logsrv.seen.lock().unwrap().len(), cap + 1);
+    assert_eq!(logsrv.state.seen.lock().unwrap().len(), cap + 1);
     app.shutdown().await;
 }
 
@@ -853,9 +544,9 @@ async fn retries_are_capped_in_all_even_with_progress() {
 async fn a_malformed_element_is_kept_and_fails_only_after_the_others() {
     let (data, _) = fixture();
     let size = data.len();
-    let logsrv = start_log_server(HashMap::from([(NAME.to_string(), data)])).await;
-    let s3 = start_s3().await;
-    let app = start_cdnlake(s3.port).await;
+    let logsrv = LogServer::start(HashMap::from([(NAME.to_string(), data)])).await;
+    let s3 = S3::start(AUTH).await;
+    let app = start_cdnlake(s3.port()).await;
     let bad = format!(
         r#"{{"eventName":"CdnDomainAdded","eventParameter":{{"domain":"d.com","note":"http://x.aliyuncs.com/a?OSSAccessKeyId={AK}&Signature={SIG}"}}}}"#
     );
@@ -880,7 +571,7 @@ async fn a_malformed_element_is_kept_and_fails_only_after_the_others() {
         r.body
     );
     assert_no_secrets("reply", r.body.as_bytes());
-    let first = objects(&s3);
+    let first = s3.objects("pre/");
     let keys: Vec<&String> = first.keys().collect();
     for want in [
         format!(
@@ -907,7 +598,7 @@ async fn a_malformed_element_is_kept_and_fails_only_after_the_others() {
     // FC's retry: the same failure, the same objects.
     let r2 = invoke(app.addr, &body).await;
     assert_eq!(r2.status, 404);
-    assert_eq!(objects(&s3), first);
+    assert_eq!(s3.objects("pre/"), first);
     app.shutdown().await;
 }
 
@@ -918,12 +609,12 @@ async fn a_malformed_element_is_kept_and_fails_only_after_the_others() {
 async fn chunked_body_cut_before_its_terminating_chunk_is_complete() {
     let (data, lines) = fixture();
     let size = data.len();
-    let logsrv = start_log_server(HashMap::from([(NAME.to_string(), data.clone())])).await;
-    let s3 = start_s3().await;
-    let app = start_cdnlake(s3.port).await;
+    let logsrv = LogServer::start(HashMap::from([(NAME.to_string(), data.clone())])).await;
+    let s3 = S3::start(AUTH).await;
+    let app = start_cdnlake(s3.port()).await;
     let url = format!("http://{}/chunkdrop/{NAME}", logsrv.addr);
     for (announced, requests) in [(None, 2), (Some(size), 1)] {
-        logsrv.seen.lock().unwrap().clear();
+        logsrv.state.seen.lock().unwrap().clear();
         let r = invoke(
             app.addr,
             &envelope(&[log_event(&url, announced, "chunkdrop")]),
@@ -939,12 +630,12 @@ async fn chunked_body_cut_before_its_terminating_chunk_is_complete() {
         let log = &report["reports"][0]["log"];
         assert_eq!(log["lines"], lines as u64, "{announced:?}");
         assert_eq!(log["bytes_in"], size as u64, "{announced:?}");
-        let seen = logsrv.seen.lock().unwrap().clone();
+        let seen = logsrv.state.seen.lock().unwrap().clone();
         assert_eq!(seen.len(), requests, "{announced:?}: {seen:?}");
         if requests == 2 {
             assert_eq!(seen[1].1, Some(format!("bytes={size}-")));
         }
-        let raw = objects(&s3)[&format!("pre/raw/www.example.com/2015_06_09/{NAME}")].clone();
+        let raw = s3.objects("pre/")[&format!("pre/raw/www.example.com/2015_06_09/{NAME}")].clone();
         assert_eq!(raw, data, "raw dump is byte for byte");
     }
     app.shutdown().await;
@@ -954,12 +645,12 @@ async fn chunked_body_cut_before_its_terminating_chunk_is_complete() {
 async fn slow_body_within_the_read_timeout_converts_exactly() {
     let (data, lines) = fixture();
     let size = data.len();
-    let logsrv = start_log_server(HashMap::from([(NAME.to_string(), data.clone())])).await;
-    let s3 = start_s3().await;
+    let logsrv = LogServer::start(HashMap::from([(NAME.to_string(), data.clone())])).await;
+    let s3 = S3::start(AUTH).await;
     // Every pause is shorter than the read timeout; the whole body takes several times longer.
     let read_timeout = SLOW_PAUSE * 4;
     let app = start_cdnlake_with(
-        s3.port,
+        s3.port(),
         HttpOptions {
             backoff: Duration::from_millis(20),
             max_attempts: 2,
@@ -991,9 +682,9 @@ async fn slow_body_within_the_read_timeout_converts_exactly() {
     assert_eq!(log["rows"], lines as u64 - rejected);
     assert_eq!(log["bytes_in"], size as u64);
     // One request: no timeout fired, nothing was resumed.
-    let seen = logsrv.seen.lock().unwrap().clone();
+    let seen = logsrv.state.seen.lock().unwrap().clone();
     assert_eq!(seen, vec![(format!("/slow/{NAME}"), None)]);
-    let raw = objects(&s3)[&format!("pre/raw/www.example.com/2015_06_09/{NAME}")].clone();
+    let raw = s3.objects("pre/")[&format!("pre/raw/www.example.com/2015_06_09/{NAME}")].clone();
     assert_eq!(raw, data, "raw dump is byte for byte");
     app.shutdown().await;
 }
@@ -1004,10 +695,10 @@ async fn slow_body_within_the_read_timeout_converts_exactly() {
 async fn a_download_past_its_overall_deadline_fails() {
     let (data, _) = fixture();
     let size = data.len();
-    let logsrv = start_log_server(HashMap::from([(NAME.to_string(), data.clone())])).await;
-    let s3 = start_s3().await;
+    let logsrv = LogServer::start(HashMap::from([(NAME.to_string(), data.clone())])).await;
+    let s3 = S3::start(AUTH).await;
     let app = start_cdnlake_with(
-        s3.port,
+        s3.port(),
         HttpOptions {
             backoff: Duration::from_millis(20),
             max_attempts: 2,
@@ -1034,7 +725,7 @@ async fn a_download_past_its_overall_deadline_fails() {
     assert!(r.body.contains("not done after"), "{}", r.body);
     assert_eq!(r.retryable.as_deref(), Some("true"), "{}", r.body);
     assert!(
-        !objects(&s3).keys().any(|k| k.contains("_manifests/")),
+        !s3.objects("pre/").keys().any(|k| k.contains("_manifests/")),
         "no manifest after a failed download"
     );
     app.shutdown().await;
@@ -1044,7 +735,7 @@ async fn a_download_past_its_overall_deadline_fails() {
 async fn bad_logs_and_refused_urls_get_404_and_no_manifest() {
     let (data, _) = fixture();
     let truncated = data[..data.len() - 10].to_vec();
-    let logsrv = start_log_server(HashMap::from([
+    let logsrv = LogServer::start(HashMap::from([
         (NAME.to_string(), data.clone()),
         (
             "www.example.com_2015_06_09_0100_0300_trunc.gz".to_string(),
@@ -1052,8 +743,8 @@ async fn bad_logs_and_refused_urls_get_404_and_no_manifest() {
         ),
     ]))
     .await;
-    let s3 = start_s3().await;
-    let app = start_cdnlake(s3.port).await;
+    let s3 = S3::start(AUTH).await;
+    let app = start_cdnlake(s3.port()).await;
     let a = logsrv.addr;
     let cases = [
         (
@@ -1098,7 +789,7 @@ async fn bad_logs_and_refused_urls_get_404_and_no_manifest() {
     let r = invoke(app.addr, "{\"events\": [ // comment\n]}").await;
     assert_eq!(r.status, 404, "serve is strict");
 
-    let objs = objects(&s3);
+    let objs = s3.objects("pre/");
     assert!(
         !objs.keys().any(|k| k.contains("_manifests")),
         "{:#?}",
@@ -1110,7 +801,7 @@ async fn bad_logs_and_refused_urls_get_404_and_no_manifest() {
         objs.keys()
     );
     // The refused hosts were never contacted; the redirect target was not followed.
-    let seen = logsrv.seen.lock().unwrap().clone();
+    let seen = logsrv.state.seen.lock().unwrap().clone();
     assert!(
         !seen
             .iter()
@@ -1125,9 +816,9 @@ async fn bad_logs_and_refused_urls_get_404_and_no_manifest() {
 async fn handle_and_serve_write_identical_lakes() {
     let (data, _) = fixture();
     let size = data.len();
-    let logsrv = start_log_server(HashMap::from([(NAME.to_string(), data)])).await;
-    let s3 = start_s3().await;
-    let app = start_cdnlake(s3.port).await;
+    let logsrv = LogServer::start(HashMap::from([(NAME.to_string(), data)])).await;
+    let s3 = S3::start(AUTH).await;
+    let app = start_cdnlake(s3.port()).await;
     let mut events = vec![log_event(
         &format!("http://{}/ok/{NAME}", logsrv.addr),
         Some(size),
@@ -1170,7 +861,8 @@ async fn handle_and_serve_write_identical_lakes() {
     result.unwrap();
     assert_eq!(report.events, 9);
     let local = tree(dir.path());
-    let remote: BTreeMap<String, Vec<u8>> = objects(&s3)
+    let remote: BTreeMap<String, Vec<u8>> = s3
+        .objects("pre/")
         .into_iter()
         .map(|(k, v)| (k.trim_start_matches("pre/").to_string(), v))
         .collect();
@@ -1191,9 +883,9 @@ async fn handle_and_serve_write_identical_lakes() {
 async fn large_objects_use_multipart_uploads_through_the_oss_configuration() {
     use cdnlake::lake::sink::{ObjectSink, PART_SIZE};
     use cdnlake::lake::store::{Credentials, Lake};
-    let s3 = start_s3().await;
+    let s3 = S3::start(AUTH).await;
     let oss = OssOptions {
-        endpoint: Some(format!("http://oss.test:{}", s3.port)),
+        endpoint: Some(format!("http://oss.test:{}", s3.port())),
         region: Some("cn-hangzhou".into()),
         credentials: Some(Credentials {
             key_id: AK.into(),
@@ -1228,7 +920,7 @@ async fn large_objects_use_multipart_uploads_through_the_oss_configuration() {
     })
     .await
     .unwrap();
-    let objs = objects(&s3);
+    let objs = s3.objects("pre/");
     assert_eq!(objs.get("pre/big.bin").map(Vec::len), Some(big.len()));
     assert!(
         objs.get("pre/big.bin") == Some(&big),
@@ -1250,8 +942,15 @@ async fn large_objects_use_multipart_uploads_through_the_oss_configuration() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stalled_request_head_is_cut_off() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let s3 = start_s3().await;
-    let cdn = start_cdnlake(s3.port).await;
+    let s3 = S3::start(AUTH).await;
+    let cdn = start_cdnlake_into(
+        s3.port(),
+        HttpOptions::default(),
+        Wanted::default(),
+        format!("oss://{BUCKET}/pre"),
+        Duration::from_secs(1),
+    )
+    .await;
     let mut sock = tokio::net::TcpStream::connect(cdn.addr).await.unwrap();
     sock.write_all(b"POST /invoke HTTP/1.1\r\nHost: x\r\n")
         .await
@@ -1283,8 +982,8 @@ async fn a_stalled_request_head_is_cut_off() {
 async fn serve_follows_the_lake_descriptor() {
     let (data, _) = fixture();
     let size = data.len();
-    let logsrv = start_log_server(HashMap::from([(NAME.to_string(), data)])).await;
-    let s3 = start_s3().await;
+    let logsrv = LogServer::start(HashMap::from([(NAME.to_string(), data)])).await;
+    let s3 = S3::start(AUTH).await;
     let pre = s3.bucket_dir().join("pre");
     std::fs::create_dir_all(&pre).unwrap();
     std::fs::write(
@@ -1302,7 +1001,7 @@ async fn serve_follows_the_lake_descriptor() {
         partition_by: Some(PartitionBy::Hour),
         partition_tz: None,
     };
-    let told_hour = start_cdnlake_for(s3.port, HttpOptions::default(), hour).await;
+    let told_hour = start_cdnlake_for(s3.port(), HttpOptions::default(), hour).await;
     let r = invoke(told_hour.addr, &event).await;
     assert_eq!(r.status, 404, "{}", r.body);
     assert!(
@@ -1312,13 +1011,13 @@ async fn serve_follows_the_lake_descriptor() {
         r.body
     );
     told_hour.shutdown().await;
-    assert_eq!(objects(&s3).len(), 1, "only the descriptor");
+    assert_eq!(s3.objects("pre/").len(), 1, "only the descriptor");
 
-    let app = start_cdnlake(s3.port).await;
+    let app = start_cdnlake(s3.port()).await;
     let r = invoke(app.addr, &event).await;
     assert_eq!(r.status, 200, "{}", r.body);
     app.shutdown().await;
-    let keys: Vec<String> = objects(&s3).into_keys().collect();
+    let keys: Vec<String> = s3.objects("pre/").into_keys().collect();
     let tables: Vec<&String> = keys
         .iter()
         .filter(|k| k.starts_with("pre/access/") || k.starts_with("pre/traffic/"))
@@ -1342,8 +1041,8 @@ async fn eight_identical_invocations_at_once_all_succeed_exactly() {
     let size = data.len();
     let lines = 20_000u64;
     let rejected = (0..lines).filter(|i| i % 7 == 3).count() as u64;
-    let logsrv = start_log_server(HashMap::from([(NAME.to_string(), data)])).await;
-    let s3 = start_s3().await;
+    let logsrv = LogServer::start(HashMap::from([(NAME.to_string(), data)])).await;
+    let s3 = S3::start(AUTH).await;
     let local = tempfile::tempdir().unwrap();
     let stem = NAME.trim_end_matches(".gz");
     for (dest, dir, lake) in [
@@ -1355,10 +1054,11 @@ async fn eight_identical_invocations_at_once_all_succeed_exactly() {
         (format!("oss://{BUCKET}/pre"), s3.bucket_dir(), "pre"),
     ] {
         let app = start_cdnlake_into(
-            s3.port,
+            s3.port(),
             HttpOptions::default(),
             Wanted::default(),
             dest.clone(),
+            HEAD_TIMEOUT,
         )
         .await;
         let body = envelope(&[log_event(
@@ -1374,7 +1074,7 @@ async fn eight_identical_invocations_at_once_all_succeed_exactly() {
         }
         app.shutdown().await;
 
-        let v = common::duckdb_script(&dir, lake, "duckdb_check.py", &[]);
+        let v = crate::support::duckdb_script(&dir, lake, "duckdb_check.py", &[]);
         assert_eq!(v["rows"].as_u64(), Some(lines - rejected), "{dest}: {v}");
         assert_eq!(v["distinct_lines"], v["rows"], "{dest}: duplicates {v}");
         let root = dir.join(lake);
@@ -1390,9 +1090,9 @@ async fn eight_identical_invocations_at_once_all_succeed_exactly() {
                 "{dest}: {f:?}"
             );
         }
-        let left = common::files_under(&root.join("_staging"));
+        let left = crate::support::files_under(&root.join("_staging"));
         assert!(left.is_empty(), "{dest}: left in _staging/: {left:?}");
-        let partial: Vec<String> = common::files_under(&root)
+        let partial: Vec<String> = crate::support::files_under(&root)
             .into_iter()
             .filter(|f| f.contains('#'))
             .collect();

@@ -6,18 +6,14 @@
 //! completed by the next run, and a lake without compaction reports as a local lake of the same
 //! logs does.
 
-mod common;
-#[path = "common/weed.rs"]
-mod weed;
-
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use crate::support::weed::Weed;
+use crate::support::{self, cdnlake, gen_gz, stderr, stdout};
 use cdnlake::dev::gen::GenOptions;
-use common::{cdnlake, gen_gz, stderr, stdout};
 use futures::TryStreamExt;
 use object_store::{ObjectStore, ObjectStoreExt};
-use weed::Weed;
 
 /// 2024-03-05T00:00:00+08:00
 const DAY0: i64 = 1_709_568_000_000_000;
@@ -293,11 +289,11 @@ fn kill_9_during_compact_never_changes_the_report() {
         &cdnlake(dir, &["report", "--dest", "lake", "--json"]),
         "report",
     );
-    let visible = common::reader_visible_files(&dir.join("lake"));
+    let visible = support::reader_visible_files(&dir.join("lake"));
     for delay_ms in [5u64, 30, 80, 150, 250, 400] {
         // Start from an uncompacted lake each time, so the kill lands in the writing.
         let _ = std::fs::remove_dir_all(dir.join("lake/_compacted"));
-        let mut child = std::process::Command::new(common::bin())
+        let mut child = std::process::Command::new(support::bin())
             .args(["compact", "--dest", "lake"])
             .current_dir(dir)
             .stdin(std::process::Stdio::null())
@@ -314,7 +310,7 @@ fn kill_9_during_compact_never_changes_the_report() {
             "report",
         );
         assert_eq!(after, reference, "report after a kill at {delay_ms} ms");
-        assert_eq!(common::reader_visible_files(&dir.join("lake")), visible);
+        assert_eq!(support::reader_visible_files(&dir.join("lake")), visible);
         ok(
             &cdnlake(dir, &["compact", "--dest", "lake"]),
             "compact after kill",
@@ -635,7 +631,7 @@ fn duckdb_access(dir: &Path, lake: &str) -> serde_json::Value {
 
 fn copy_dir(from: &Path, to: &Path) {
     let _ = std::fs::remove_dir_all(to);
-    for f in common::files_under(from) {
+    for f in support::walk::files_under(from) {
         let dst = to.join(&f);
         std::fs::create_dir_all(dst.parent().unwrap()).unwrap();
         std::fs::copy(from.join(&f), dst).unwrap();
@@ -665,7 +661,7 @@ fn compacted_access_days_on_a_local_folder_survive_kill_9() {
         dir,
         &["report", "--dest", "pristine", "--json", "--exact"],
     ));
-    let visible = common::reader_visible_files(&dir.join("pristine"));
+    let visible = support::walk::reader_visible_files(&dir.join("pristine"));
     let check = |lake: &str, what: &str| {
         let d = duckdb_access(dir, lake);
         assert_eq!(
@@ -687,7 +683,7 @@ fn compacted_access_days_on_a_local_folder_survive_kill_9() {
         "put:_compacted_access/cdn.example.com/2024-03-06",
     ] {
         copy_dir(&dir.join("pristine"), &dir.join("lake"));
-        let mut cmd = std::process::Command::new(common::bin());
+        let mut cmd = std::process::Command::new(support::bin());
         cmd.args(["compact", "--dest", "lake", "--access"])
             .current_dir(dir)
             .stdin(std::process::Stdio::null());
@@ -715,20 +711,24 @@ fn compacted_access_days_on_a_local_folder_survive_kill_9() {
     ));
     assert_eq!(r["access"]["compacted"], 3, "{r}");
     check("lake", "after compact --access");
-    let after = common::reader_visible_files(&dir.join("lake"));
+    let after = support::walk::reader_visible_files(&dir.join("lake"));
     assert_eq!(after.iter().filter(|f| f.starts_with("access/")).count(), 3);
     assert_eq!(
         after.iter().filter(|f| !f.starts_with("access/")).count(),
         visible.iter().filter(|f| !f.starts_with("access/")).count(),
         "only access/ changes"
     );
-    let snap = common::snapshot(&dir.join("lake"));
+    let snap = support::walk::snapshot(&dir.join("lake"));
     let r = json(&ok(
         &cdnlake(dir, &["compact", "--dest", "lake", "--access", "--json"]),
         "compact again",
     ));
     assert_eq!(r["access"]["up_to_date"], 3, "{r}");
-    assert_eq!(common::snapshot(&dir.join("lake")), snap, "no byte changes");
+    assert_eq!(
+        support::walk::snapshot(&dir.join("lake")),
+        snap,
+        "no byte changes"
+    );
     let v = cdnlake(dir, &["verify", "--dest", "lake", "--json"]);
     assert!(v.status.success(), "{}", stdout(&v));
 
@@ -774,7 +774,7 @@ fn compacted_access_days_on_a_local_folder_survive_kill_9() {
         ("access-splice:dt=2024-03-05", true),
     ] {
         copy_dir(&compacted, &dir.join("lake"));
-        let mut cmd = std::process::Command::new(common::bin());
+        let mut cmd = std::process::Command::new(support::bin());
         cmd.args(["convert", "--dest", "lake", changed.to_str().unwrap()])
             .current_dir(dir)
             .stdin(std::process::Stdio::null());

@@ -3,13 +3,11 @@
 //!
 //! Needs `python3 -c 'import duckdb'`; `.ci/run` installs the package when it is missing.
 
-mod common;
-
 use std::path::Path;
 
+use crate::support::*;
 use cdnlake::access::parse::parse_line;
 use cdnlake::dev::gen::GenOptions;
-use common::*;
 use serde_json::Value;
 
 fn duckdb_check(dir: &Path, lake: &str, rows: bool) -> Value {

@@ -34,7 +34,6 @@
 
 pub mod rebuild;
 pub mod verify;
-pub mod verify_access;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;

@@ -4,12 +4,12 @@ use std::collections::BTreeSet;
 
 use tokio::runtime::Handle;
 
+use super::access as verify_access;
 use crate::error::Result;
 use crate::lake::compacted::{DayMarker, COMPACTED};
 use crate::lake::descriptor::{Descriptor, PartitionBy};
 use crate::lake::store::{Lake, STAGING};
 use crate::repair::rebuild::reconvert;
-use crate::repair::verify_access;
 
 use super::{in_orphan_folders, Unrepairable, Verification};
 

@@ -14,6 +14,7 @@
 //! `footers.rs` (reading a Parquet footer's row count), `orphans.rs` (what no manifest lists),
 //! `compacted.rs` (compacted days against their markers); `fix.rs` is `--repair`.
 
+mod access;
 mod compacted;
 mod fix;
 mod footers;
@@ -73,7 +74,7 @@ pub enum ProblemKind {
     PartitionRows,
     /// The rejects object does not hold `rejected` records.
     RejectsRows,
-    /// A compaction of access objects stopped half-way (`verify_access.rs`).
+    /// A compaction of access objects stopped half-way (`access.rs`).
     Unfinished,
 }
 
@@ -202,7 +203,7 @@ pub async fn verify(lake: &Lake, select: &Selection) -> Result<Verification> {
     .collect();
 
     // Compacted access days of a day lake: their own checks, and what they excuse.
-    super::verify_access::check(lake, select, &entries, &listed)
+    access::check(lake, select, &entries, &listed)
         .await?
         .apply(&mut problems, &mut orphans);
 

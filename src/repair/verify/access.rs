@@ -1,5 +1,5 @@
 //! `verify` of compacted access days (`compact --access`, [`crate::compact::access`]): kept
-//! apart from `verify/` (`mod.rs` calls [`check`] once, `fix.rs` calls [`repair`] once).
+//! in a file of its own (`mod.rs` calls [`check`] once, `fix.rs` calls [`repair`] once).
 //!
 //! A day object must be readable, hold in its footer the index its marker records (size, rows,
 //! files), and no per-file object of a file it holds may be left in the folder (folder readers
@@ -13,9 +13,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use object_store::path::PathPart;
 use tokio::runtime::Handle;
 
-use super::rebuild::reconvert;
-use super::verify::{Problem, ProblemKind, Unrepairable, Verification};
-use super::{folder, list, Entry, Selection};
+use super::{Problem, ProblemKind, Unrepairable, Verification};
 use crate::access::time::PartitionTz;
 use crate::compact::access::{
     compact_access_day, day_key, from_incoming, index_of, is_day_file, marker_key, read_footer,
@@ -26,6 +24,8 @@ use crate::lake::compacted::key_dt;
 use crate::lake::descriptor::PartitionBy;
 use crate::lake::layout::{partition_span, relative};
 use crate::lake::store::Lake;
+use crate::repair::rebuild::reconvert;
+use crate::repair::{folder, list, Entry, Selection};
 
 /// What [`check`] found, and what it excuses in the other checks.
 #[derive(Debug, Default)]

@@ -351,42 +351,94 @@ pub async fn compact_access_day(
         .into_iter()
         .map(|m| (relative(&lake.prefix, &m.location), m.size))
         .collect();
+    let sorted = sorted_contributors(contributors);
+    let index = existing.as_ref().map(|(i, _)| i);
+    let sources = gather_parts(lake, domain, dt, &sorted, index, &present);
+    let manifests = marked_manifests(&sorted, &sources.parts);
+    let outcome =
+        |action, files, removed, bytes| day_outcome(domain, dt, action, files, removed, bytes);
+
+    if let Some((index, size)) = &existing {
+        if !sources.from_files && holds_same_rows(index, &sources.parts) {
+            let (action, written) =
+                refresh_marker(lake, domain, dt, &dkey, index, *size, manifests).await?;
+            return Ok(outcome(action, sources.parts.len(), 0, written));
+        }
+    }
+    if sources.parts.is_empty() {
+        return Ok(outcome("up_to_date", 0, 0, 0));
+    }
+    let day_bytes = day_bytes_read(existing.as_ref(), &sources.parts);
+    if sources.input_bytes + day_bytes > MAX_DAY_BYTES {
+        return Ok(outcome("too_large", sources.parts.len(), 0, 0));
+    }
+    let (objects, day) = read_inputs(lake, &sources.parts, &dkey, day_bytes).await?;
+    let (body, index) = build(domain, dt, sources.parts, &objects, day.as_ref())?;
+    let written = body.len() as u64;
+    let files = index.sources.len();
+    let removed = sources.remove.len();
+    let object = day_entry(lake, &dkey, written, &index);
+    let published = Published {
+        object,
+        manifests,
+        sources: index.sources,
+    };
+    publish(lake, domain, dt, &folder, body, &sources.remove, published).await?;
+    Ok(outcome("compacted", files, removed, written))
+}
+
+/// What a day is built from, gathered from its contributing manifests before anything is read.
+struct DaySources {
+    /// Each file's rows, in the order of the day object.
+    parts: Vec<Part>,
+    /// The per-file objects (lake-relative keys) the day object replaces.
+    remove: Vec<String>,
+    /// The size of those per-file objects, for the `too_large` limit.
+    input_bytes: u64,
+    /// Whether any rows come from per-file objects (then the day is not up to date).
+    from_files: bool,
+}
+
+/// The contributors in the order of the day object: by source file name, then manifest key, so
+/// that a day is built the same way whatever order the manifests were listed in.
+fn sorted_contributors(contributors: &[ListedManifest]) -> Vec<&ListedManifest> {
     let mut sorted: Vec<&ListedManifest> = contributors.iter().collect();
     sorted
         .sort_by(|a, b| (&a.manifest.source.name, &a.key).cmp(&(&b.manifest.source.name, &b.key)));
+    sorted
+}
 
-    let mut parts = Vec::new();
-    let mut remove: Vec<String> = Vec::new();
-    let mut input_bytes = 0u64;
-    let mut from_files = false;
-    for lm in &sorted {
+/// Where each file's rows come from: its own per-file objects when all of them are in the folder
+/// (they are newer than a day object), else the row groups the day object holds for it; a file
+/// with neither is left out with a warning, for verify to report.
+fn gather_parts(
+    lake: &Lake,
+    domain: &str,
+    dt: &str,
+    sorted: &[&ListedManifest],
+    existing: Option<&DayIndex>,
+    present: &BTreeMap<String, u64>,
+) -> DaySources {
+    let mut s = DaySources {
+        parts: Vec::new(),
+        remove: Vec::new(),
+        input_bytes: 0,
+        from_files: false,
+    };
+    for lm in sorted {
         let m = &lm.manifest;
         let own = access_in(m, dt);
         if own.is_empty() {
             continue;
         }
-        let held = existing
-            .as_ref()
-            .and_then(|(i, _)| i.held(&m.source.name).cloned());
+        let held = existing.and_then(|i| i.held(&m.source.name).cloned());
         if own.iter().all(|o| present.contains_key(&o.key)) {
-            input_bytes += own.iter().map(|o| o.bytes).sum::<u64>();
-            remove.extend(own.iter().map(|o| o.key.clone()));
-            from_files = true;
-            parts.push(Part {
-                held: HeldSource {
-                    source: m.source.name.clone(),
-                    manifest: lm.key.clone(),
-                    sha256: m.source.sha256.clone(),
-                    tool: m.tool.clone(),
-                    rows: own.iter().filter_map(|o| o.rows).sum(),
-                    first_row_group: 0,
-                    row_groups: 0,
-                    objects: own.clone(),
-                },
-                rows: Rows::Objects(own.iter().map(|o| lake.key_of(&o.key)).collect()),
-            });
+            s.input_bytes += own.iter().map(|o| o.bytes).sum::<u64>();
+            s.remove.extend(own.iter().map(|o| o.key.clone()));
+            s.from_files = true;
+            s.parts.push(file_part(lake, lm, own));
         } else if let Some(h) = held {
-            parts.push(Part {
+            s.parts.push(Part {
                 rows: Rows::Day {
                     first: h.first_row_group,
                     count: h.row_groups,
@@ -397,14 +449,31 @@ pub async fn compact_access_day(
             tracing::warn!(%domain, %dt, source = %m.source.name, "access objects missing and not in the day object; verify reports them");
         }
     }
-    let outcome = |action, files, removed, bytes| AccessDayOutcome {
-        domain: domain.to_string(),
-        dt: dt.to_string(),
-        action,
-        files,
-        removed,
-        bytes,
-    };
+    s
+}
+
+/// A part read from a file's own per-file objects; its row groups are numbered when the day
+/// object is built.
+fn file_part(lake: &Lake, lm: &ListedManifest, own: Vec<ObjectEntry>) -> Part {
+    let m = &lm.manifest;
+    Part {
+        held: HeldSource {
+            source: m.source.name.clone(),
+            manifest: lm.key.clone(),
+            sha256: m.source.sha256.clone(),
+            tool: m.tool.clone(),
+            rows: own.iter().filter_map(|o| o.rows).sum(),
+            first_row_group: 0,
+            row_groups: 0,
+            objects: own.clone(),
+        },
+        rows: Rows::Objects(own.iter().map(|o| lake.key_of(&o.key)).collect()),
+    }
+}
+
+/// The manifests the marker names (those with a part in the day), sorted by key, with the size
+/// and ETag they were read at, so that a later change to one of them is noticed.
+fn marked_manifests(sorted: &[&ListedManifest], parts: &[Part]) -> Vec<MarkedManifest> {
     let mut manifests: Vec<MarkedManifest> = sorted
         .iter()
         .filter(|lm| parts.iter().any(|p| p.held.manifest == lm.key))
@@ -415,48 +484,88 @@ pub async fn compact_access_day(
         })
         .collect();
     manifests.sort_by(|a, b| a.key.cmp(&b.key));
+    manifests
+}
 
-    if let Some((index, size)) = &existing {
-        let same = !from_files
-            && index.sources.len() == parts.len()
-            && index
-                .sources
-                .iter()
-                .zip(&parts)
-                .all(|(a, p)| a.same_rows(&p.held));
-        if same {
-            // Up to date; only a marker lost to a kill is written again.
-            let mkey = marker_key(&lake.prefix, domain, dt);
-            let marker: Option<AccessMarker> = lake
-                .get_opt(&mkey)
-                .await?
-                .and_then(|b| serde_json::from_slice(&b).ok());
-            let rows = index.sources.iter().map(|s| s.rows).sum();
-            let object = ObjectEntry {
-                key: relative(&lake.prefix, &dkey),
-                bytes: *size,
-                rows: Some(rows),
-            };
-            if marker.is_some_and(|m| m.object == object && m.sources == index.sources) {
-                return Ok(outcome("up_to_date", parts.len(), 0, 0));
-            }
-            let n = put_marker(lake, domain, dt, object, manifests, index.sources.clone()).await?;
-            return Ok(outcome("marker_written", parts.len(), 0, n));
-        }
+/// The report line of one day.
+fn day_outcome(
+    domain: &str,
+    dt: &str,
+    action: &'static str,
+    files: usize,
+    removed: usize,
+    bytes: u64,
+) -> AccessDayOutcome {
+    AccessDayOutcome {
+        domain: domain.to_string(),
+        dt: dt.to_string(),
+        action,
+        files,
+        removed,
+        bytes,
     }
-    if parts.is_empty() {
-        return Ok(outcome("up_to_date", 0, 0, 0));
+}
+
+/// Whether the day object already holds exactly these parts' rows, in this order.
+fn holds_same_rows(index: &DayIndex, parts: &[Part]) -> bool {
+    index.sources.len() == parts.len()
+        && index
+            .sources
+            .iter()
+            .zip(parts)
+            .all(|(a, p)| a.same_rows(&p.held))
+}
+
+/// For an up-to-date day: writes the marker again only if a kill lost it (or it no longer
+/// matches the day object), so that a repeated run writes nothing. Returns the action and the
+/// bytes written.
+async fn refresh_marker(
+    lake: &Lake,
+    domain: &str,
+    dt: &str,
+    dkey: &Path,
+    index: &DayIndex,
+    size: u64,
+    manifests: Vec<MarkedManifest>,
+) -> Result<(&'static str, u64)> {
+    let mkey = marker_key(&lake.prefix, domain, dt);
+    let marker: Option<AccessMarker> = lake
+        .get_opt(&mkey)
+        .await?
+        .and_then(|b| serde_json::from_slice(&b).ok());
+    let object = day_entry(lake, dkey, size, index);
+    if marker.is_some_and(|m| m.object == object && m.sources == index.sources) {
+        return Ok(("up_to_date", 0));
     }
-    let day_bytes = match &existing {
+    let n = put_marker(lake, domain, dt, object, manifests, index.sources.clone()).await?;
+    Ok(("marker_written", n))
+}
+
+/// The day object as the marker names it: its key, size and rows.
+fn day_entry(lake: &Lake, dkey: &Path, bytes: u64, index: &DayIndex) -> ObjectEntry {
+    ObjectEntry {
+        key: relative(&lake.prefix, dkey),
+        bytes,
+        rows: Some(index.sources.iter().map(|s| s.rows).sum()),
+    }
+}
+
+/// The size of the current day object if some rows are copied from it (it is read whole), else 0.
+fn day_bytes_read(existing: Option<&(DayIndex, u64)>, parts: &[Part]) -> u64 {
+    match existing {
         Some((_, size)) if parts.iter().any(|p| matches!(p.rows, Rows::Day { .. })) => *size,
         _ => 0,
-    };
-    if input_bytes + day_bytes > MAX_DAY_BYTES {
-        return Ok(outcome("too_large", parts.len(), 0, 0));
     }
+}
 
-    // Read what the day is built from: the per-file objects, and the day object if rows come
-    // from it.
+/// Reads what the day is built from: the per-file objects, and the day object if rows come from
+/// it. One that vanished since the listing is an error, so that no rows are lost.
+async fn read_inputs(
+    lake: &Lake,
+    parts: &[Part],
+    dkey: &Path,
+    day_bytes: u64,
+) -> Result<(BTreeMap<Path, Bytes>, Option<Bytes>)> {
     let keys: Vec<Path> = parts
         .iter()
         .flat_map(|p| match &p.rows {
@@ -472,35 +581,48 @@ pub async fn compact_access_day(
     }
     let day = if day_bytes > 0 {
         Some(
-            lake.get_opt(&dkey)
+            lake.get_opt(dkey)
                 .await?
                 .ok_or_else(|| Error::Internal(format!("{dkey} disappeared during compaction")))?,
         )
     } else {
         None
     };
-    let (body, index) = build(domain, dt, parts, &objects, day.as_ref())?;
-    let rows = index.sources.iter().map(|s| s.rows).sum();
-    let object = ObjectEntry {
-        key: relative(&lake.prefix, &dkey),
-        bytes: body.len() as u64,
-        rows: Some(rows),
-    };
-    let written = body.len() as u64;
-    let files = index.sources.len();
-    let removed = remove.len();
+    Ok((objects, day))
+}
+
+/// What the marker of a newly built day records.
+struct Published {
+    object: ObjectEntry,
+    manifests: Vec<MarkedManifest>,
+    sources: Vec<HeldSource>,
+}
+
+/// Publishes a built day: in a local folder by swapping it in for the per-file objects; in an
+/// object store by writing the day object, then the marker, then deleting the per-file objects,
+/// so that a kill at any point leaves every row readable exactly once.
+async fn publish(
+    lake: &Lake,
+    domain: &str,
+    dt: &str,
+    folder: &Path,
+    body: Vec<u8>,
+    remove: &[String],
+    p: Published,
+) -> Result<()> {
+    let dkey = day_key(&lake.prefix, domain, dt);
     let remove_keys: Vec<Path> = remove.iter().map(|k| lake.key_of(k)).collect();
     if lake.is_local() && !remove.is_empty() {
-        swap_local(lake, &folder, body, &remove)?;
-        put_marker(lake, domain, dt, object, manifests, index.sources).await?;
+        swap_local(lake, folder, body, remove)?;
+        put_marker(lake, domain, dt, p.object, p.manifests, p.sources).await?;
     } else {
         lake.put(&dkey, body).await?;
         stall_point("access-day", dkey.as_ref());
-        put_marker(lake, domain, dt, object, manifests, index.sources).await?;
+        put_marker(lake, domain, dt, p.object, p.manifests, p.sources).await?;
         stall_point("access-marker", dkey.as_ref());
         lake.delete_all(remove_keys).await?;
     }
-    Ok(outcome("compacted", files, removed, written))
+    Ok(())
 }
 
 async fn put_marker(

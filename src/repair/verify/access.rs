@@ -17,7 +17,7 @@ use super::{Problem, ProblemKind, Unrepairable, Verification};
 use crate::access::time::PartitionTz;
 use crate::compact::access::{
     compact_access_day, day_key, from_incoming, index_of, is_day_file, marker_key, read_footer,
-    AccessMarker, ListedManifest, ACCESS_DAYS,
+    AccessMarker, DayIndex, HeldSource, ListedManifest, ACCESS_DAYS,
 };
 use crate::error::Result;
 use crate::lake::compacted::key_dt;
@@ -89,32 +89,18 @@ pub async fn check(
 ) -> Result<AccessDays> {
     let mut out = AccessDays::default();
     let sizes: BTreeMap<&str, u64> = listed.iter().map(|(k, n)| (k.as_str(), *n)).collect();
-    let days: Vec<(String, u64)> = listed
-        .iter()
-        .filter(|(k, _)| k.starts_with("access/") && is_day_file(k))
-        .cloned()
-        .collect();
+    let days = day_objects(listed);
     out.day_files = days.iter().map(|(k, _)| k.clone()).collect();
     let markers = list(lake, &folder(lake, ACCESS_DAYS, select.domain.as_deref())).await?;
     if days.is_empty() && markers.is_empty() {
         return Ok(out);
     }
-    let tz = entries
-        .first()
-        .and_then(|e| PartitionTz::parse(&e.manifest.partition_tz))
-        .unwrap_or_default();
-    let in_window = |dt: &str| {
-        partition_span(dt, "", tz).is_none_or(|s| {
-            select.from.is_none_or(|f| s.end > f.micros(tz))
-                && select.to.is_none_or(|t| s.start < t.micros(tz))
-        })
-    };
-    let problem = |marker: &str, key: &str, kind, detail: String| Problem {
-        file: marker.to_string(),
-        manifest: marker.to_string(),
-        key: key.to_string(),
-        kind,
-        detail,
+    let window = Window {
+        select,
+        tz: entries
+            .first()
+            .and_then(|e| PartitionTz::parse(&e.manifest.partition_tz))
+            .unwrap_or_default(),
     };
     let mut seen = BTreeSet::new();
     for (dkey, _) in &days {
@@ -123,97 +109,223 @@ pub async fn check(
         };
         let mkey = format!("{ACCESS_DAYS}/{dpart}/{dt}.json");
         seen.insert(mkey.clone());
-        if !in_window(&dt) {
+        if !window.holds(&dt) {
             continue;
         }
-        let path = lake.key_of(dkey);
-        let (md, size) = match read_footer(lake, &path).await {
-            Ok(Some(x)) => x,
-            Ok(None) => continue,
-            Err(e) => {
-                out.problems
-                    .push(problem(&mkey, dkey, ProblemKind::Footer, e.to_string()));
-                continue;
-            }
+        let day = Day {
+            key: dkey,
+            marker: &mkey,
+            dt: &dt,
         };
-        let index = match index_of(&path, &md) {
-            Ok(i) => i,
-            Err(e) => {
-                out.problems
-                    .push(problem(&mkey, dkey, ProblemKind::Footer, e.to_string()));
-                continue;
-            }
-        };
-        let rows: u64 = index.sources.iter().map(|s| s.rows).sum();
-        if u64::try_from(md.file_metadata().num_rows()).ok() != Some(rows) {
-            out.problems.push(problem(
-                &mkey,
+        check_day(lake, entries, &sizes, &day, &mut out).await?;
+    }
+    check_markers(&markers, &seen, &window, &mut out);
+    Ok(out)
+}
+
+/// The day objects among verify's listing of the table folders.
+fn day_objects(listed: &[(String, u64)]) -> Vec<(String, u64)> {
+    listed
+        .iter()
+        .filter(|(k, _)| k.starts_with("access/") && is_day_file(k))
+        .cloned()
+        .collect()
+}
+
+/// The time window of the run, in the lake's partition time zone: days outside it are not
+/// checked, as verify's other checks leave out the manifests outside it.
+struct Window<'a> {
+    select: &'a Selection,
+    tz: PartitionTz,
+}
+
+impl Window<'_> {
+    /// Whether the day `dt` overlaps the window (a `dt` that does not parse is kept, so that it
+    /// is reported rather than skipped).
+    fn holds(&self, dt: &str) -> bool {
+        let (select, tz) = (self.select, self.tz);
+        partition_span(dt, "", tz).is_none_or(|s| {
+            select.from.is_none_or(|f| s.end > f.micros(tz))
+                && select.to.is_none_or(|t| s.start < t.micros(tz))
+        })
+    }
+}
+
+/// One day object being checked: its key, its marker's key, and its `dt`.
+struct Day<'a> {
+    key: &'a str,
+    marker: &'a str,
+    dt: &'a str,
+}
+
+/// A problem of an access day: the marker stands as the day's "manifest", so that `--repair`
+/// finds the day to repair from it.
+fn problem(marker: &str, key: &str, kind: ProblemKind, detail: String) -> Problem {
+    Problem {
+        file: marker.to_string(),
+        manifest: marker.to_string(),
+        key: key.to_string(),
+        kind,
+        detail,
+    }
+}
+
+/// Checks one day object: its footer and index, its marker, no per-file object left beside it;
+/// and excuses the per-file objects it stands for.
+async fn check_day(
+    lake: &Lake,
+    entries: &[Entry],
+    sizes: &BTreeMap<&str, u64>,
+    day: &Day<'_>,
+    out: &mut AccessDays,
+) -> Result<()> {
+    let Some((size, rows, index)) = read_day_index(lake, day, &mut out.problems).await else {
+        return Ok(());
+    };
+    check_marker(lake, day, size, rows, &index, &mut out.problems).await?;
+    for h in &index.sources {
+        check_left_beside(day, h, sizes, &mut out.problems);
+        // The file's own objects in this day are absent on purpose when the day holds
+        // the same file.
+        for e in entries
+            .iter()
+            .filter(|e| e.manifest.source.name == h.source && e.manifest.source.sha256 == h.sha256)
+        {
+            out.excused.extend(
+                e.manifest
+                    .objects
+                    .iter()
+                    .filter(|o| key_dt(&o.key) == Some(day.dt))
+                    .filter(|o| o.key.starts_with("access/"))
+                    .map(|o| o.key.clone()),
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Reads a day object's footer and index: `(size, rows, index)`. An unreadable one is a
+/// `Footer` problem; one gone since the listing is skipped. A footer whose row count differs
+/// from its index's is a `Rows` problem (the index is still returned, to check the rest).
+async fn read_day_index(
+    lake: &Lake,
+    day: &Day<'_>,
+    problems: &mut Vec<Problem>,
+) -> Option<(u64, u64, DayIndex)> {
+    let path = lake.key_of(day.key);
+    let (md, size) = match read_footer(lake, &path).await {
+        Ok(Some(x)) => x,
+        Ok(None) => return None,
+        Err(e) => {
+            problems.push(problem(
+                day.marker,
+                day.key,
+                ProblemKind::Footer,
+                e.to_string(),
+            ));
+            return None;
+        }
+    };
+    let index = match index_of(&path, &md) {
+        Ok(i) => i,
+        Err(e) => {
+            problems.push(problem(
+                day.marker,
+                day.key,
+                ProblemKind::Footer,
+                e.to_string(),
+            ));
+            return None;
+        }
+    };
+    let rows: u64 = index.sources.iter().map(|s| s.rows).sum();
+    if u64::try_from(md.file_metadata().num_rows()).ok() != Some(rows) {
+        problems.push(problem(
+            day.marker,
+            day.key,
+            ProblemKind::Rows,
+            format!(
+                "the footer says {} rows, its index {rows}",
+                md.file_metadata().num_rows()
+            ),
+        ));
+    }
+    Some((size, rows, index))
+}
+
+/// Checks that the day's marker is readable and records this day object (size, rows, files):
+/// a missing marker means a compaction stopped between its PUT and the marker.
+async fn check_marker(
+    lake: &Lake,
+    day: &Day<'_>,
+    size: u64,
+    rows: u64,
+    index: &DayIndex,
+    problems: &mut Vec<Problem>,
+) -> Result<()> {
+    let (mkey, dkey) = (day.marker, day.key);
+    let marker: Option<AccessMarker> = lake
+        .get_opt(&lake.key_of(mkey))
+        .await?
+        .and_then(|b| serde_json::from_slice(&b).ok());
+    match marker {
+        None => problems.push(problem(
+            mkey,
+            mkey,
+            ProblemKind::Unfinished,
+            "no readable marker for the day object (a compaction stopped before it)".into(),
+        )),
+        Some(m) if m.object.bytes != size => problems.push(problem(
+            mkey,
+            dkey,
+            ProblemKind::Size,
+            format!("{size} bytes, the marker records {}", m.object.bytes),
+        )),
+        Some(m) if m.sources != index.sources || m.object.rows != Some(rows) => {
+            problems.push(problem(
+                mkey,
                 dkey,
-                ProblemKind::Rows,
+                ProblemKind::Manifest,
+                "the day object's index is not the one its marker records".into(),
+            ))
+        }
+        Some(_) => {}
+    }
+    Ok(())
+}
+
+/// Reports the per-file objects of a file the day holds that are still in the folder: folder
+/// readers would count their rows twice (a compaction stopped between its PUT and its deletes).
+fn check_left_beside(
+    day: &Day<'_>,
+    h: &HeldSource,
+    sizes: &BTreeMap<&str, u64>,
+    problems: &mut Vec<Problem>,
+) {
+    for o in &h.objects {
+        if sizes.contains_key(o.key.as_str()) {
+            problems.push(problem(
+                day.marker,
+                &o.key,
+                ProblemKind::Unfinished,
                 format!(
-                    "the footer says {} rows, its index {rows}",
-                    md.file_metadata().num_rows()
+                    "still beside the day object, which holds {}'s rows (folder readers count them twice)",
+                    h.source
                 ),
             ));
         }
-        let marker: Option<AccessMarker> = lake
-            .get_opt(&lake.key_of(&mkey))
-            .await?
-            .and_then(|b| serde_json::from_slice(&b).ok());
-        match marker {
-            None => out.problems.push(problem(
-                &mkey,
-                &mkey,
-                ProblemKind::Unfinished,
-                "no readable marker for the day object (a compaction stopped before it)".into(),
-            )),
-            Some(m) if m.object.bytes != size => out.problems.push(problem(
-                &mkey,
-                dkey,
-                ProblemKind::Size,
-                format!("{size} bytes, the marker records {}", m.object.bytes),
-            )),
-            Some(m) if m.sources != index.sources || m.object.rows != Some(rows) => {
-                out.problems.push(problem(
-                    &mkey,
-                    dkey,
-                    ProblemKind::Manifest,
-                    "the day object's index is not the one its marker records".into(),
-                ))
-            }
-            Some(_) => {}
-        }
-        for h in &index.sources {
-            for o in &h.objects {
-                if sizes.contains_key(o.key.as_str()) {
-                    out.problems.push(problem(
-                        &mkey,
-                        &o.key,
-                        ProblemKind::Unfinished,
-                        format!(
-                            "still beside the day object, which holds {}'s rows (folder readers count them twice)",
-                            h.source
-                        ),
-                    ));
-                }
-            }
-            // The file's own objects in this day are absent on purpose when the day holds
-            // the same file.
-            for e in entries.iter().filter(|e| {
-                e.manifest.source.name == h.source && e.manifest.source.sha256 == h.sha256
-            }) {
-                out.excused.extend(
-                    e.manifest
-                        .objects
-                        .iter()
-                        .filter(|o| key_dt(&o.key) == Some(dt.as_str()))
-                        .filter(|o| o.key.starts_with("access/"))
-                        .map(|o| o.key.clone()),
-                );
-            }
-        }
     }
-    for (mkey, _) in &markers {
+}
+
+/// Checks the markers no day object was seen for: a marker left in `incoming/` is an orphan; one
+/// in the window whose day object is gone has lost the rows of the files it held.
+fn check_markers(
+    markers: &[(String, u64)],
+    seen: &BTreeSet<String>,
+    window: &Window<'_>,
+    out: &mut AccessDays,
+) {
+    for (mkey, _) in markers {
         if from_incoming(mkey).is_some() {
             out.orphans.push(mkey.clone());
             continue;
@@ -221,7 +333,7 @@ pub async fn check(
         let Some((dpart, dt)) = marker_day(mkey) else {
             continue;
         };
-        if seen.contains(mkey) || !in_window(&dt) {
+        if seen.contains(mkey) || !window.holds(&dt) {
             continue;
         }
         let dkey = format!(
@@ -235,7 +347,6 @@ pub async fn check(
             "the day object its marker records does not exist: the rows of the files it held are gone until converted again".into(),
         ));
     }
-    Ok(out)
 }
 
 /// Repairs the damaged access days (problems whose manifest is a marker key): a day object

@@ -132,6 +132,44 @@ pub async fn plan(
     window: &ReportFilter,
     exclude: &BTreeSet<Day>,
 ) -> Result<Plan> {
+    let (listed, marker_keys) = list_manifests_and_markers(lake, domain).await?;
+    let markers = read_markers(lake, marker_keys).await?;
+    let known = vouched_for(&markers, &listed);
+    let mut out = Plan {
+        listed: listed.len(),
+        ..Plan::default()
+    };
+    let unknown: Vec<String> = listed
+        .keys()
+        .filter(|k| !known.contains_key(*k))
+        .cloned()
+        .collect();
+    read_manifests(lake, &unknown, &mut out.manifests).await?;
+    let days = contributors_by_day(domain, &listed, &out.manifests, &known);
+    let mut to_read = plan_days(days, &markers, window, exclude, &mut out);
+    to_read.sort();
+    to_read.dedup();
+    read_manifests(lake, &to_read, &mut out.manifests).await?;
+    Ok(out)
+}
+
+/// Manifests as listed: key relative to the destination → (size, ETag).
+type Listed = BTreeMap<String, (u64, Option<String>)>;
+
+/// Manifests a marker vouches for, by key: (domain, partition clock, record).
+type Known = HashMap<String, (String, PartitionTz, CoveredManifest)>;
+
+/// The days with rollups, each with its partition clock and the manifests with rollups in it.
+type Days = BTreeMap<Day, (PartitionTz, Vec<CoveredManifest>)>;
+
+/// Lists `_manifests/` (of `domain`) and the markers at once, in one round trip: the manifests'
+/// sizes and ETags, and the marker keys, sorted. Every marker is kept, also of days outside the
+/// window: they vouch for the manifests of those days, which are then not read (one read per day
+/// instead of one per file).
+async fn list_manifests_and_markers(
+    lake: &Lake,
+    domain: Option<&str>,
+) -> Result<(Listed, Vec<Path>)> {
     let mprefix = match domain {
         Some(d) => crate::lake::layout::key(&lake.prefix, &[MANIFESTS, d]),
         None => crate::lake::layout::key(&lake.prefix, &[MANIFESTS]),
@@ -139,20 +177,23 @@ pub async fn plan(
     let kprefix = markers_prefix(&lake.prefix, domain);
     let (listed, marker_metas) =
         futures::try_join!(list_meta(lake, &mprefix), list_meta(lake, &kprefix))?;
-    let listed: BTreeMap<String, (u64, Option<String>)> = listed
+    let listed: Listed = listed
         .into_iter()
         .filter(|m| m.location.as_ref().ends_with(".json"))
         .map(|m| (relative(&lake.prefix, &m.location), (m.size, m.e_tag)))
         .collect();
-
-    // Every marker, also of days outside the window: they vouch for the manifests of those
-    // days, which are then not read (one read per day instead of one per file).
     let mut marker_keys: Vec<Path> = marker_metas
         .into_iter()
         .map(|m| m.location)
         .filter(|k| marker_dt(k.as_ref()).is_some())
         .collect();
     marker_keys.sort();
+    Ok((listed, marker_keys))
+}
+
+/// Reads the markers, by day. One gone since the listing is skipped; an unreadable one is
+/// ignored with a warning (its day is then read file by file, which is always right).
+async fn read_markers(lake: &Lake, marker_keys: Vec<Path>) -> Result<BTreeMap<Day, DayMarker>> {
     let mut markers: BTreeMap<Day, DayMarker> = BTreeMap::new();
     for (key, body) in marker_keys
         .iter()
@@ -170,9 +211,13 @@ pub async fn plan(
             Err(e) => tracing::warn!(%key, error = %e, "ignoring an unreadable compaction marker"),
         }
     }
+    Ok(markers)
+}
 
-    // Manifests a marker vouches for: same key, size and ETag as listed now.
-    let mut known: HashMap<String, (String, PartitionTz, CoveredManifest)> = HashMap::new();
+/// Manifests a marker vouches for: same key, size and ETag as listed now. These need not be
+/// read: the marker's record says which days they have rollups in.
+fn vouched_for(markers: &BTreeMap<Day, DayMarker>, listed: &Listed) -> Known {
+    let mut known = Known::new();
     for mk in markers.values() {
         let tz = PartitionTz::parse(&mk.partition_tz).unwrap_or_default();
         for c in &mk.manifests {
@@ -186,69 +231,67 @@ pub async fn plan(
             }
         }
     }
-    let mut out = Plan {
-        listed: listed.len(),
-        ..Plan::default()
-    };
-    let unknown: Vec<String> = listed
-        .keys()
-        .filter(|k| !known.contains_key(*k))
-        .cloned()
-        .collect();
-    read_manifests(lake, &unknown, &mut out.manifests).await?;
+    known
+}
 
-    // Who has rollups in which day.
-    let mut days: BTreeMap<Day, (PartitionTz, Vec<CoveredManifest>)> = BTreeMap::new();
-    for (key, m) in &out.manifests {
+/// Who has rollups in which day: the manifests read (of `domain`), and those markers vouch for.
+fn contributors_by_day(
+    domain: Option<&str>,
+    listed: &Listed,
+    manifests: &BTreeMap<String, Manifest>,
+    known: &Known,
+) -> Days {
+    let mut days = Days::new();
+    for (key, m) in manifests {
         if domain.is_some_and(|d| d != m.domain) {
             continue;
         }
         let (bytes, etag) = listed.get(key).cloned().unwrap_or_default();
         let c = covered(key, bytes, etag, m);
         let tz = PartitionTz::parse(&m.partition_tz).unwrap_or_default();
-        for dt in &c.days {
-            let day = Day {
-                domain: m.domain.clone(),
-                dt: dt.clone(),
-            };
-            days.entry(day)
-                .or_insert((tz, Vec::new()))
-                .1
-                .push(c.clone());
-        }
+        add_to_days(&mut days, &m.domain, tz, &c);
     }
     for (domain, tz, c) in known.values() {
-        for dt in &c.days {
-            let day = Day {
-                domain: domain.clone(),
-                dt: dt.clone(),
-            };
-            days.entry(day)
-                .or_insert((*tz, Vec::new()))
-                .1
-                .push(c.clone());
-        }
+        add_to_days(&mut days, domain, *tz, c);
     }
+    days
+}
 
+/// Adds a manifest to each day it has rollups in.
+fn add_to_days(days: &mut Days, domain: &str, tz: PartitionTz, c: &CoveredManifest) {
+    for dt in &c.days {
+        let day = Day {
+            domain: domain.to_string(),
+            dt: dt.clone(),
+        };
+        days.entry(day)
+            .or_insert((tz, Vec::new()))
+            .1
+            .push(c.clone());
+    }
+}
+
+/// Plans each day in the window into `out.days`: from its marker when the marker covers exactly
+/// its contributors and the window takes the whole day, else file by file. Returns the manifests
+/// still to read for the days read file by file (unsorted, with repeats).
+fn plan_days(
+    days: Days,
+    markers: &BTreeMap<Day, DayMarker>,
+    window: &ReportFilter,
+    exclude: &BTreeSet<Day>,
+    out: &mut Plan,
+) -> Vec<String> {
     let mut to_read = Vec::new();
     for (day, (tz, mut contributors)) in days {
         contributors.sort();
         let span = partition_span(&day.dt, "", tz);
-        let in_window = span.as_ref().is_none_or(|s| {
-            window.from_micros.is_none_or(|f| s.end > f)
-                && window.to_micros.is_none_or(|t| s.start < t)
-        });
-        if !in_window {
+        if !overlaps(window, span.as_ref()) {
             continue;
         }
         let marker = markers.get(&day);
         let valid = marker.filter(|m| !exclude.contains(&day) && covers(m, &contributors));
         // A day the window cuts reads its top lists and visitors per hour, from the files.
-        let whole = span.as_ref().is_some_and(|s| {
-            window.from_micros.is_none_or(|f| f <= s.start)
-                && window.to_micros.is_none_or(|t| s.end <= t)
-        });
-        if valid.is_none() || !whole {
+        if valid.is_none() || !takes_whole(window, span.as_ref()) {
             to_read.extend(
                 contributors
                     .iter()
@@ -266,10 +309,23 @@ pub async fn plan(
             },
         );
     }
-    to_read.sort();
-    to_read.dedup();
-    read_manifests(lake, &to_read, &mut out.manifests).await?;
-    Ok(out)
+    to_read
+}
+
+/// Whether the window overlaps a day's span (a `dt` that is not a date is kept).
+fn overlaps(window: &ReportFilter, span: Option<&Range<i64>>) -> bool {
+    span.is_none_or(|s| {
+        window.from_micros.is_none_or(|f| s.end > f) && window.to_micros.is_none_or(|t| s.start < t)
+    })
+}
+
+/// Whether the window takes a day's whole span (only then can its marker's day-level top lists
+/// and visitors answer).
+fn takes_whole(window: &ReportFilter, span: Option<&Range<i64>>) -> bool {
+    span.is_some_and(|s| {
+        window.from_micros.is_none_or(|f| f <= s.start)
+            && window.to_micros.is_none_or(|t| s.end <= t)
+    })
 }
 
 /// Reads manifests (keys relative to the destination) into `into`; one that disappeared since

@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use object_store::path::PathPart;
 use tokio::runtime::Handle;
 
-use super::{Problem, ProblemKind, Unrepairable, Verification};
+use super::{marker_problem, Problem, ProblemKind, Unrepairable, Verification};
 use crate::access::time::PartitionTz;
 use crate::compact::access::{
     compact_access_day, day_key, from_incoming, index_of, is_day_file, marker_key, read_footer,
@@ -158,18 +158,6 @@ struct Day<'a> {
     dt: &'a str,
 }
 
-/// A problem of an access day: the marker stands as the day's "manifest", so that `--repair`
-/// finds the day to repair from it.
-fn problem(marker: &str, key: &str, kind: ProblemKind, detail: String) -> Problem {
-    Problem {
-        file: marker.to_string(),
-        manifest: marker.to_string(),
-        key: key.to_string(),
-        kind,
-        detail,
-    }
-}
-
 /// Checks one day object: its footer and index, its marker, no per-file object left beside it;
 /// and excuses the per-file objects it stands for.
 async fn check_day(
@@ -213,23 +201,15 @@ async fn read_day_index(
     problems: &mut Vec<Problem>,
 ) -> Option<(u64, u64, DayIndex)> {
     let path = lake.key_of(day.key);
-    let (md, size) = match read_footer(lake, &path).await {
-        Ok(Some(x)) => x,
+    let read = match read_footer(lake, &path).await {
         Ok(None) => return None,
-        Err(e) => {
-            problems.push(problem(
-                day.marker,
-                day.key,
-                ProblemKind::Footer,
-                e.to_string(),
-            ));
-            return None;
-        }
+        Ok(Some((md, size))) => index_of(&path, &md).map(|index| (md, size, index)),
+        Err(e) => Err(e),
     };
-    let index = match index_of(&path, &md) {
-        Ok(i) => i,
+    let (md, size, index) = match read {
+        Ok(x) => x,
         Err(e) => {
-            problems.push(problem(
+            problems.push(marker_problem(
                 day.marker,
                 day.key,
                 ProblemKind::Footer,
@@ -240,7 +220,7 @@ async fn read_day_index(
     };
     let rows: u64 = index.sources.iter().map(|s| s.rows).sum();
     if u64::try_from(md.file_metadata().num_rows()).ok() != Some(rows) {
-        problems.push(problem(
+        problems.push(marker_problem(
             day.marker,
             day.key,
             ProblemKind::Rows,
@@ -269,20 +249,20 @@ async fn check_marker(
         .await?
         .and_then(|b| serde_json::from_slice(&b).ok());
     match marker {
-        None => problems.push(problem(
+        None => problems.push(marker_problem(
             mkey,
             mkey,
             ProblemKind::Unfinished,
             "no readable marker for the day object (a compaction stopped before it)".into(),
         )),
-        Some(m) if m.object.bytes != size => problems.push(problem(
+        Some(m) if m.object.bytes != size => problems.push(marker_problem(
             mkey,
             dkey,
             ProblemKind::Size,
             format!("{size} bytes, the marker records {}", m.object.bytes),
         )),
         Some(m) if m.sources != index.sources || m.object.rows != Some(rows) => {
-            problems.push(problem(
+            problems.push(marker_problem(
                 mkey,
                 dkey,
                 ProblemKind::Manifest,
@@ -304,7 +284,7 @@ fn check_left_beside(
 ) {
     for o in &h.objects {
         if sizes.contains_key(o.key.as_str()) {
-            problems.push(problem(
+            problems.push(marker_problem(
                 day.marker,
                 &o.key,
                 ProblemKind::Unfinished,
@@ -340,7 +320,7 @@ fn check_markers(
             "access/domain={dpart}/dt={dt}/{}",
             crate::compact::access::DAY_FILE
         );
-        out.problems.push(problem(
+        out.problems.push(marker_problem(
             mkey,
             &dkey,
             ProblemKind::Missing,

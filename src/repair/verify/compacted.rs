@@ -11,7 +11,7 @@ use crate::lake::store::Lake;
 use crate::repair::{concurrency, folder, list, Selection};
 
 use super::footers::footer_rows;
-use super::{Problem, ProblemKind};
+use super::{marker_problem, Problem, ProblemKind};
 
 /// What [`check_compacted`] found.
 #[derive(Debug, Default)]
@@ -111,17 +111,6 @@ struct Found<'a> {
     problems: &'a mut Vec<Problem>,
 }
 
-/// A problem of a compacted day: the marker stands as its "manifest".
-fn problem(marker: &str, key: &str, kind: ProblemKind, detail: String) -> Problem {
-    Problem {
-        file: marker.to_string(),
-        manifest: marker.to_string(),
-        key: key.to_string(),
-        kind,
-        detail,
-    }
-}
-
 /// Checks one marker: it must parse, and each object it lists of a day in the window must exist
 /// with the recorded size (its footer is then queued for reading). Objects of days outside the
 /// window are still counted as listed, so that they are not orphans.
@@ -135,7 +124,7 @@ fn check_marker(
     let m: DayMarker = match serde_json::from_slice(body) {
         Ok(m) => m,
         Err(e) => {
-            found.problems.push(problem(
+            found.problems.push(marker_problem(
                 mkey,
                 mkey,
                 ProblemKind::Manifest,
@@ -156,13 +145,13 @@ fn check_marker(
             continue;
         }
         match sizes.get(&o.key) {
-            None => found.problems.push(problem(
+            None => found.problems.push(marker_problem(
                 mkey,
                 &o.key,
                 ProblemKind::Missing,
                 "does not exist".into(),
             )),
-            Some(&n) if n != o.bytes => found.problems.push(problem(
+            Some(&n) if n != o.bytes => found.problems.push(marker_problem(
                 mkey,
                 &o.key,
                 ProblemKind::Size,

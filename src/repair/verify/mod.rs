@@ -108,6 +108,23 @@ pub struct Problem {
     pub detail: String,
 }
 
+/// A problem of a compacted day or compacted access day: its marker stands as the day's
+/// "manifest", so that `--repair` finds the day to repair from it.
+pub(super) fn marker_problem(
+    marker: &str,
+    key: &str,
+    kind: ProblemKind,
+    detail: String,
+) -> Problem {
+    Problem {
+        file: marker.to_string(),
+        manifest: marker.to_string(),
+        key: key.to_string(),
+        kind,
+        detail,
+    }
+}
+
 /// A file `--repair` could not convert again, and why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Unrepairable {

@@ -1,5 +1,6 @@
 //! Column builders for batches of access rows: the per-line hot path from a parsed line into
-//! Arrow arrays of the [`ACCESS`](crate::tables::access::ACCESS) table.
+//! Arrow arrays of the [`ACCESS`](crate::tables::access::ACCESS) table. The line's `url` is not
+//! copied: the table stores its parts, and the views rebuild it (schema version 2).
 
 use std::sync::Arc;
 
@@ -22,7 +23,6 @@ pub(crate) struct AccessBuilder {
     response_time_ms: Int64Builder,
     referer: StringBuilder,
     method: StringBuilder,
-    url: StringBuilder,
     scheme: StringBuilder,
     host: StringBuilder,
     path: StringBuilder,
@@ -50,7 +50,6 @@ impl AccessBuilder {
             response_time_ms: Int64Builder::with_capacity(rows),
             referer: s(8),
             method: s(32),
-            url: s(3),
             scheme: s(32),
             host: s(8),
             path: s(4),
@@ -81,7 +80,6 @@ impl AccessBuilder {
         self.response_time_ms.append_value(l.response_time_ms);
         self.referer.append_option(l.referer);
         self.method.append_value(l.method);
-        self.url.append_value(l.url);
         self.scheme.append_option(l.scheme);
         self.host.append_option(l.host);
         self.path.append_value(l.path);
@@ -111,7 +109,6 @@ impl AccessBuilder {
             Arc::new(self.response_time_ms.finish()),
             Arc::new(self.referer.finish()),
             Arc::new(self.method.finish()),
-            Arc::new(self.url.finish()),
             Arc::new(self.scheme.finish()),
             Arc::new(self.host.finish()),
             Arc::new(self.path.finish()),

@@ -275,6 +275,10 @@ fn dash_none(s: &str) -> Option<&str> {
 ///
 /// `http://h/p?q` gives (`http`, `h`, `/p`, `q`); a bare path `/p?q` gives no scheme or host.
 /// A URL with a scheme and no path (`http://h`) has an empty path.
+///
+/// Lossless: [`join_url`] of the parts is the URL again, for every string (a property test
+/// checks it). The access table stores only the parts since schema version 2, and the views
+/// rebuild `url` with that function's SQL form (`query::ddl`, docs/design.md §2.1).
 #[inline]
 pub fn split_url(url: &str) -> (Option<&str>, Option<&str>, &str, Option<&str>) {
     let b = url.as_bytes();
@@ -299,6 +303,38 @@ pub fn split_url(url: &str) -> (Option<&str>, Option<&str>, &str, Option<&str>) 
         Some(q) => (scheme, host, &rest[..q], Some(&rest[q + 1..])),
         None => (scheme, host, rest, None),
     }
+}
+
+/// The URL as logged, from the parts [`split_url`] gave: `scheme://host` when both are
+/// present, then the path, then `?query` when there is a query. `join_url(split_url(u)) == u`
+/// for every string `u`.
+///
+/// This is the one definition of the rebuild: the `url` column of the DuckDB and MaxCompute
+/// views is this function in SQL (`query::ddl::join_url_sql`), tested against the parser on
+/// the real and generated lines. A scheme without a host (which `split_url` never gives)
+/// writes no prefix, as the SQL's `CASE` does.
+pub fn join_url(
+    scheme: Option<&str>,
+    host: Option<&str>,
+    path: &str,
+    query: Option<&str>,
+) -> String {
+    let prefix = match (scheme, host) {
+        (Some(s), Some(h)) => s.len() + 3 + h.len(),
+        _ => 0,
+    };
+    let mut url = String::with_capacity(prefix + path.len() + query.map_or(0, |q| q.len() + 1));
+    if let (Some(s), Some(h)) = (scheme, host) {
+        url.push_str(s);
+        url.push_str("://");
+        url.push_str(h);
+    }
+    url.push_str(path);
+    if let Some(q) = query {
+        url.push('?');
+        url.push_str(q);
+    }
+    url
 }
 
 /// Parses one access line (without its line terminator; a trailing `\r` is tolerated).
@@ -542,6 +578,42 @@ mod tests {
             assert_eq!((l.scheme, l.host, l.path, l.query), want, "{req}");
             assert_eq!(format!("{} {}", l.method, l.url), req);
         }
+    }
+
+    /// (scheme, host, path, query), as `split_url` gives them.
+    type Parts<'a> = (Option<&'a str>, Option<&'a str>, &'a str, Option<&'a str>);
+
+    #[test]
+    fn join_url_rebuilds_odd_urls_exactly() {
+        let cases: [(&str, Parts); 14] = [
+            ("", (None, None, "", None)),
+            ("http://", (Some("http"), Some(""), "", None)),
+            ("http:///p", (Some("http"), Some(""), "/p", None)),
+            ("//x", (None, None, "//x", None)),
+            ("?", (None, None, "", Some(""))),
+            ("a?b?c", (None, None, "a", Some("b?c"))),
+            ("h://x?y/z", (Some("h"), Some("x"), "", Some("y/z"))),
+            ("http://h?", (Some("http"), Some("h"), "", Some(""))),
+            ("://h/p", (None, None, "://h/p", None)),
+            ("/a://b", (None, None, "/a://b", None)),
+            (
+                "http://中文.cn/路径?q=é",
+                (Some("http"), Some("中文.cn"), "/路径", Some("q=é")),
+            ),
+            ("ht tp://h/p", (None, None, "ht tp://h/p", None)),
+            (
+                "rtmp://h:1935/live",
+                (Some("rtmp"), Some("h:1935"), "/live", None),
+            ),
+            ("-", (None, None, "-", None)),
+        ];
+        for (url, parts) in cases {
+            assert_eq!(split_url(url), parts, "{url:?}");
+            let (scheme, host, path, query) = parts;
+            assert_eq!(join_url(scheme, host, path, query), url);
+        }
+        // A scheme without a host (never split so) writes no prefix, as the SQL's CASE does.
+        assert_eq!(join_url(Some("http"), None, "/p", None), "/p");
     }
 
     #[test]

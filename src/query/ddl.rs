@@ -20,6 +20,19 @@
 //!
 //! Both dialects declare the partition keys the lake has: `domain, dt, hour` or, in a day lake
 //! ([`PartitionBy::Day`], from the lake's descriptor), `domain, dt`.
+//!
+//! **Rebuilt columns.** Since access schema version 2 the files do not store `url`; the views
+//! offer it in its old place, rebuilt from `scheme`, `host`, `path` and `query` for every row
+//! ([`join_url_sql`], the SQL form of `access::parse::join_url`). The stored `url` of a schema
+//! version 1 file is never read: its parts came from the same split, so the rebuild equals it,
+//! and a lake holding files of both versions reads the same everywhere.
+//! - DuckDB: the `access` view computes it; `union_by_name = true` lets one `read_parquet`
+//!   take files with and without `url` (it then reads every file's footer when the view is
+//!   bound, as it did before: all views already set it).
+//! - MaxCompute maps Parquet columns to the table's by name (Alibaba Cloud, "Parquet external
+//!   tables", schema evolution: a column a file lacks reads NULL, a column the table lacks is
+//!   ignored), so the external table `access_files` declares the stored columns and reads both
+//!   versions, and the view `access` adds `url`: `SELECT url FROM access` keeps working.
 
 use std::fmt::Write;
 
@@ -36,7 +49,56 @@ use crate::lake::manifest::Manifest;
 use crate::lake::store::Lake;
 use crate::tables::access::ACCESS;
 use crate::tables::registry::{self, Keys};
-use crate::tables::Table;
+use crate::tables::{Rebuild, Table, ViewColumn};
+
+/// A dialect's spelling of the two things a rebuild needs.
+struct Sql {
+    /// A quoted column name.
+    ident: fn(&str) -> String,
+    /// The concatenation of the arguments, NULL when any is NULL (DuckDB's `||`, MaxCompute's
+    /// `CONCAT`); the optional parts are guarded by `CASE`, so the result does not depend on
+    /// how an engine's concatenation treats NULL beyond that.
+    concat: fn(&[String]) -> String,
+}
+
+const DUCKDB: Sql = Sql {
+    ident: |c| format!("\"{c}\""),
+    concat: |parts| parts.join(" || "),
+};
+
+const MAXCOMPUTE: Sql = Sql {
+    ident: |c| format!("`{c}`"),
+    concat: |parts| format!("CONCAT({})", parts.join(", ")),
+};
+
+/// The SQL of `access::parse::join_url(scheme, host, path, query)`, the one definition of the
+/// URL's rebuild: `scheme://host` when both are present, then the path, then `?query` when
+/// there is a query. Equal to the URL as logged for every line (`join_url(split_url(u)) == u`,
+/// property-tested; the interop tests compare the view with the parser row by row).
+fn join_url_sql(d: &Sql) -> String {
+    let (scheme, host) = ((d.ident)("scheme"), (d.ident)("host"));
+    let (path, query) = ((d.ident)("path"), (d.ident)("query"));
+    let origin = (d.concat)(&[scheme.clone(), "'://'".into(), host.clone()]);
+    let query_part = (d.concat)(&["'?'".into(), query.clone()]);
+    (d.concat)(&[
+        format!("CASE WHEN {scheme} IS NULL OR {host} IS NULL THEN '' ELSE {origin} END"),
+        path,
+        format!("CASE WHEN {query} IS NULL THEN '' ELSE {query_part} END"),
+    ])
+}
+
+/// A view column's select item: the stored column, or its rebuild `AS` its name.
+fn select_item(c: &ViewColumn, d: &Sql) -> String {
+    match c {
+        ViewColumn::Stored(c) => (d.ident)(c.name),
+        ViewColumn::Derived(x) => {
+            let expr = match x.rebuild {
+                Rebuild::JoinUrl => join_url_sql(d),
+            };
+            format!("{expr} AS {}", (d.ident)(x.column.name))
+        }
+    }
+}
 
 /// Tables of the lake that have DDL.
 pub fn tables() -> Vec<&'static Table> {
@@ -78,14 +140,18 @@ pub fn duckdb_views(dest: &str, by: PartitionBy, has_files: impl Fn(&Table) -> b
     }
     for t in tables() {
         let _ = writeln!(out, "\n-- {}: {}", t.name, t.doc);
-        let w = t.columns.iter().map(|c| c.name.len()).max().unwrap_or(0);
-        let tw = t
-            .columns
+        let view = t.view_columns();
+        let w = view
             .iter()
-            .map(|c| c.kind.duckdb().len())
+            .map(|c| c.column().name.len())
             .max()
             .unwrap_or(0);
-        for c in t.columns {
+        let tw = view
+            .iter()
+            .map(|c| c.column().kind.duckdb().len())
+            .max()
+            .unwrap_or(0);
+        for c in view.iter().map(ViewColumn::column) {
             let _ = writeln!(
                 out,
                 "--   {:<w$} {:<tw$} {}",
@@ -97,9 +163,9 @@ pub fn duckdb_views(dest: &str, by: PartitionBy, has_files: impl Fn(&Table) -> b
         let glob = format!("{base}/{}/**/*.parquet", t.folder);
         let keys = by.keys(t);
         if !has_files(t) {
-            let cols: Vec<String> = t
-                .columns
+            let cols: Vec<String> = view
                 .iter()
+                .map(ViewColumn::column)
                 .map(|c| format!("NULL::{} AS \"{}\"", c.kind.duckdb(), c.name))
                 .chain(keys.iter().map(|p| format!("NULL::VARCHAR AS \"{p}\"")))
                 .collect();
@@ -113,10 +179,9 @@ pub fn duckdb_views(dest: &str, by: PartitionBy, has_files: impl Fn(&Table) -> b
             );
             continue;
         }
-        let cols: Vec<String> = t
-            .columns
+        let cols: Vec<String> = view
             .iter()
-            .map(|c| format!("\"{}\"", c.name))
+            .map(|c| select_item(c, &DUCKDB))
             .chain(keys.iter().map(|p| format!("\"{p}\"")))
             .collect();
         let hive_types: Vec<String> = keys.iter().map(|p| format!("'{p}': VARCHAR")).collect();
@@ -174,16 +239,47 @@ pub fn maxcompute(dest: &str, by: PartitionBy, oss_endpoint: Option<&str>) -> St
                 )
             })
             .collect();
-        let parts: Vec<String> = by.keys(t).iter().map(|p| format!("`{p}` STRING")).collect();
+        let keys = by.keys(t);
+        let parts: Vec<String> = keys.iter().map(|p| format!("`{p}` STRING")).collect();
+        let files = t.files_table();
+        if let Some(r) = t.rebuilt {
+            let derived: Vec<&str> = r.columns.iter().map(|d| d.column.name).collect();
+            let _ = writeln!(
+                out,
+                "\n-- {name}: query the view {name}. It is the external table {files} plus {derived},\n\
+                 -- rebuilt from the stored columns (the files do not store it since cdnlake's access\n\
+                 -- schema version 2; older files still do, and columns are read by name, so both\n\
+                 -- read alike). Partitions are registered on {files}. A project set up by an older\n\
+                 -- cdnlake has an external table named {name}: run DROP TABLE {name}; first (only the\n\
+                 -- definition goes, the files stay), then this script and the --partitions one.",
+                name = t.name,
+                derived = derived.join(", "),
+            );
+        }
         let _ = writeln!(
             out,
             "\nCREATE EXTERNAL TABLE IF NOT EXISTS {} (\n{}\n)\nCOMMENT {}\nPARTITIONED BY ({})\nSTORED AS PARQUET\nLOCATION {};",
-            t.name,
+            files,
             cols.join(",\n"),
             sql_str(t.doc),
             parts.join(", "),
             sql_str(&format!("{base}/{}/", t.folder)),
         );
+        if t.rebuilt.is_some() {
+            let items: Vec<String> = t
+                .view_columns()
+                .iter()
+                .map(|c| format!("  {}", select_item(c, &MAXCOMPUTE)))
+                .chain(keys.iter().map(|p| format!("  `{p}`")))
+                .collect();
+            let _ = writeln!(
+                out,
+                "\nCREATE OR REPLACE VIEW {}\nCOMMENT {}\nAS SELECT\n{}\nFROM {files};",
+                t.name,
+                sql_str(t.doc),
+                items.join(",\n"),
+            );
+        }
     }
     out
 }
@@ -288,7 +384,8 @@ pub fn since(mut parts: Vec<PartitionSpec>, since_dt: Option<&str>) -> Vec<Parti
 }
 
 /// The (table, domain, dt[, hour]) partitions the manifests record, sorted and deduplicated, in
-/// the shape [`maxcompute_partitions`] takes; a day lake's have no hour (its manifests record
+/// the shape [`maxcompute_partitions`] takes (the table over the files: `access_files` for the
+/// access rows, whose view cannot take partitions); a day lake's have no hour (its manifests record
 /// none, its keys have no `hour=`). Access partitions come from the manifest's partition list;
 /// the rollup tables' (traffic, heavy hitters, visitors) from the keys it lists, so lakes written
 /// before a rollup existed register no partitions that hold no files.
@@ -296,7 +393,12 @@ pub fn manifest_partitions(manifests: &[Manifest]) -> Vec<PartitionSpec> {
     let mut seen: BTreeSet<(&'static str, String, String, String)> = BTreeSet::new();
     for m in manifests {
         for p in &m.partitions {
-            seen.insert((ACCESS.name, m.domain.clone(), p.dt.clone(), p.hour.clone()));
+            seen.insert((
+                ACCESS.files_table(),
+                m.domain.clone(),
+                p.dt.clone(),
+                p.hour.clone(),
+            ));
         }
         for key in m.keys() {
             // The other per-file tables: the partitions their listed files lie in.
@@ -441,13 +543,13 @@ mod tests {
         ];
         assert_eq!(
             maxcompute_partitions(manifest_partitions(&[day])),
-            "ALTER TABLE access ADD IF NOT EXISTS PARTITION (`domain`='a.example.com', `dt`='2024-03-05');\n\
+            "ALTER TABLE access_files ADD IF NOT EXISTS PARTITION (`domain`='a.example.com', `dt`='2024-03-05');\n\
              ALTER TABLE traffic ADD IF NOT EXISTS PARTITION (`domain`='a.example.com', `dt`='2024-03-05');\n"
         );
         let got = maxcompute_partitions(manifest_partitions(&[m.clone(), m]));
         assert_eq!(
             got,
-            "ALTER TABLE access ADD IF NOT EXISTS PARTITION (`domain`='a.example.com', `dt`='2024-03-05', `hour`='08');\n\
+            "ALTER TABLE access_files ADD IF NOT EXISTS PARTITION (`domain`='a.example.com', `dt`='2024-03-05', `hour`='08');\n\
              ALTER TABLE traffic ADD IF NOT EXISTS PARTITION (`domain`='a.example.com', `dt`='2024-03-05', `hour`='08');\n"
         );
     }

@@ -1,11 +1,40 @@
-//! The access table (schema version 1): its columns, from which the Arrow schema, the DDL and
+//! The access table (schema version 2): its columns, from which the Arrow schema, the DDL and
 //! the readers follow. The parser fills them through `access::builder::AccessBuilder`,
 //! written by hand for speed; a test there fails when the two disagree.
+//!
+//! Schema version 1 also stored `url`, the URL as logged. It is exactly `scheme`, `host`,
+//! `path` and `query` joined again (`access::parse::join_url`, lossless by construction), and
+//! it was a third of an access file's bytes, so version 2 stores only the parts and the views
+//! rebuild `url` in its old place ([`URL`]). Both versions read the same by name: a reader
+//! that wants the access columns of a file of either version takes [`ACCESS`]'s columns by
+//! name and never the stored `url` (docs/design.md §2.1).
 
-use super::{Column, Kind, Table};
+use super::{Column, Derived, Kind, Rebuild, Rebuilt, Table};
 
-/// Version of the access table's schema, recorded in every manifest.
-pub const SCHEMA_VERSION: u32 = 1;
+/// Version of the access table's schema, recorded in every manifest. 1: with `url`; 2: without
+/// (the views rebuild it).
+pub const SCHEMA_VERSION: u32 = 2;
+
+/// `url`, the URL as logged: not stored since schema version 2; the views rebuild it from
+/// `scheme`, `host`, `path` and `query`, after `method` where version 1 stored it.
+pub const URL: Derived = Derived {
+    column: Column::new(
+        "url",
+        Kind::Utf8,
+        false,
+        false,
+        "URL as logged (rebuilt from scheme, host, path, query)",
+    ),
+    after: "method",
+    rebuild: Rebuild::JoinUrl,
+};
+
+/// The access table's rebuilt columns; on MaxCompute the external table over the files is
+/// `access_files` and `access` is the view with `url`.
+pub const REBUILT: Rebuilt = Rebuilt {
+    files_table: "access_files",
+    columns: &[URL],
+};
 
 /// The access table: one row per accepted log line. Partitioned by `domain`, `dt`, `hour` (in the
 /// partition time zone, `+08:00` by default).
@@ -14,7 +43,7 @@ pub const SCHEMA_VERSION: u32 = 1;
 /// most 3,600 distinct seconds; paths, agents, referers repeat heavily): on generated logs it made
 /// files 10% smaller and encoding faster. It is off where values are nearly unique
 /// (`response_bytes`, `line_number`) or the dictionary overflows and falls back to plain anyway
-/// after paying for the interning (`url`, `query`, `client_ip`).
+/// after paying for the interning (`query`, `client_ip`).
 #[rustfmt::skip]
 pub const ACCESS: Table = Table {
     name: "access",
@@ -22,6 +51,7 @@ pub const ACCESS: Table = Table {
     partitions: &["domain", "dt", "hour"],
     doc: "One row per CDN access log line",
     no_statistics: NO_STATISTICS,
+    rebuilt: Some(&REBUILT),
     columns: &[
         Column::new("time", Kind::Timestamp, false, true, "request time (UTC instant)"),
         Column::new("unixtime", Kind::Int64, false, true, "request time, seconds since the epoch"),
@@ -30,7 +60,6 @@ pub const ACCESS: Table = Table {
         Column::new("response_time_ms", Kind::Int64, false, true, "response time in milliseconds"),
         Column::new("referer", Kind::Utf8, true, true, "Referer header, null for -"),
         Column::new("method", Kind::Utf8, false, true, "HTTP method"),
-        Column::new("url", Kind::Utf8, false, false, "URL as logged"),
         Column::new("scheme", Kind::Utf8, true, true, "URL scheme, null for a bare path"),
         Column::new("host", Kind::Utf8, true, true, "URL host, null for a bare path"),
         Column::new("path", Kind::Utf8, false, true, "URL path"),
@@ -50,7 +79,7 @@ pub const ACCESS: Table = Table {
 /// Columns written without min/max statistics (see [`Table::no_statistics`]), because
 /// their min/max never lets a reader skip a row group while computing them costs a string
 /// comparison per value:
-/// - free text (`url`, `user_agent`, ...): every row group spans nearly the whole range;
+/// - free text (`user_agent`, `path`, ...): every row group spans nearly the whole range;
 /// - a handful of values that every row group holds (`method`, `scheme`, `cache_status`,
 ///   `content_type`) or one value per file (`source_file`): measured 7% of encoding time.
 ///
@@ -59,7 +88,6 @@ pub const NO_STATISTICS: &[&str] = &[
     "client_ip",
     "referer",
     "method",
-    "url",
     "scheme",
     "path",
     "query",

@@ -104,9 +104,80 @@ pub struct Table {
     /// Columns written without min/max statistics: those whose min/max can never let a reader
     /// skip a row group, where computing them costs a comparison per value.
     pub no_statistics: &'static [&'static str],
+    /// Columns the readers see that the files do not store, rebuilt from stored columns by
+    /// the views `ddl` generates (`access.url` since schema version 2); `None` for tables
+    /// whose views show exactly the stored columns.
+    pub rebuilt: Option<&'static Rebuilt>,
+}
+
+/// The columns a table's views add to its stored ones, and the name of the table over the
+/// files where an engine needs one under the view (MaxCompute: an external table, then a view
+/// of the table's own name on it).
+#[derive(Debug, Clone, Copy)]
+pub struct Rebuilt {
+    /// The table over the files (MaxCompute's external table), named so `access` stays the
+    /// name users query.
+    pub files_table: &'static str,
+    pub columns: &'static [Derived],
+}
+
+/// A column a view computes from stored columns of the same row.
+#[derive(Debug, Clone, Copy)]
+pub struct Derived {
+    /// Its name, type and doc (`dictionary` does not apply: nothing stores it).
+    pub column: Column,
+    /// The stored column it follows in the views: where the schema that stored it had it, so
+    /// `SELECT *` keeps its column order.
+    pub after: &'static str,
+    pub rebuild: Rebuild,
+}
+
+/// How a [`Derived`] column is computed; `query::ddl` writes each one's SQL once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rebuild {
+    /// `access::parse::join_url(scheme, host, path, query)`: the URL as logged.
+    JoinUrl,
+}
+
+/// A column of a table's views: a stored one, or one the view rebuilds.
+#[derive(Debug, Clone, Copy)]
+pub enum ViewColumn {
+    Stored(&'static Column),
+    Derived(&'static Derived),
+}
+
+impl ViewColumn {
+    pub fn column(&self) -> &'static Column {
+        match self {
+            ViewColumn::Stored(c) => c,
+            ViewColumn::Derived(d) => &d.column,
+        }
+    }
 }
 
 impl Table {
+    /// The columns of the table's views, in order: the stored ones, each derived column
+    /// right after the stored column it follows.
+    pub fn view_columns(&self) -> Vec<ViewColumn> {
+        let derived = self.rebuilt.map_or(&[][..], |r| r.columns);
+        let mut out = Vec::with_capacity(self.columns.len() + derived.len());
+        for c in self.columns {
+            out.push(ViewColumn::Stored(c));
+            out.extend(
+                derived
+                    .iter()
+                    .filter(|d| d.after == c.name)
+                    .map(ViewColumn::Derived),
+            );
+        }
+        out
+    }
+
+    /// The name of the table over the files: the table's own, or [`Rebuilt::files_table`].
+    pub fn files_table(&self) -> &'static str {
+        self.rebuilt.map_or(self.name, |r| r.files_table)
+    }
+
     /// The Arrow schema the writer uses (partition keys are in the path, not in the file).
     pub fn arrow_schema(&self) -> SchemaRef {
         Arc::new(Schema::new(

@@ -3,6 +3,7 @@
 
 use cdnlake::lake::descriptor::PartitionBy;
 use cdnlake::query::ddl;
+use cdnlake::tables::access::ACCESS;
 
 fn check(name: &str, got: &str) {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -61,7 +62,7 @@ fn maxcompute_partitions() {
         "maxcompute_partitions.sql",
         &ddl::maxcompute_partitions([
             (
-                "access",
+                ACCESS.files_table(),
                 vec![
                     ("domain", "a.example.com".to_string()),
                     ("dt", "2024-03-05".into()),
@@ -69,7 +70,7 @@ fn maxcompute_partitions() {
                 ],
             ),
             (
-                "access",
+                ACCESS.files_table(),
                 vec![
                     ("domain", "a.example.com".to_string()),
                     ("dt", "2024-03-05".into()),

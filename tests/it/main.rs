@@ -23,6 +23,7 @@ mod lake_layout;
 mod parse_props;
 mod report_html;
 mod rollups;
+mod schema_v1;
 mod seaweedfs;
 mod store_faults;
 mod sync;

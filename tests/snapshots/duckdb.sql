@@ -8,7 +8,7 @@
 --   response_time_ms BIGINT                   response time in milliseconds
 --   referer          VARCHAR                  Referer header, null for -
 --   method           VARCHAR                  HTTP method
---   url              VARCHAR                  URL as logged
+--   url              VARCHAR                  URL as logged (rebuilt from scheme, host, path, query)
 --   scheme           VARCHAR                  URL scheme, null for a bare path
 --   host             VARCHAR                  URL host, null for a bare path
 --   path             VARCHAR                  URL path
@@ -23,7 +23,7 @@
 --   source_file      VARCHAR                  delivered log file name (lineage)
 --   line_number      BIGINT                   1-based line in the decompressed file
 CREATE OR REPLACE VIEW access AS
-SELECT "time", "unixtime", "client_ip", "proxy_ip", "response_time_ms", "referer", "method", "url", "scheme", "host", "path", "query", "status", "request_bytes", "response_bytes", "cache_status", "user_agent", "content_type", "extra", "source_file", "line_number", "domain", "dt", "hour"
+SELECT "time", "unixtime", "client_ip", "proxy_ip", "response_time_ms", "referer", "method", CASE WHEN "scheme" IS NULL OR "host" IS NULL THEN '' ELSE "scheme" || '://' || "host" END || "path" || CASE WHEN "query" IS NULL THEN '' ELSE '?' || "query" END AS "url", "scheme", "host", "path", "query", "status", "request_bytes", "response_bytes", "cache_status", "user_agent", "content_type", "extra", "source_file", "line_number", "domain", "dt", "hour"
 FROM read_parquet('/data/lake/access/**/*.parquet', hive_partitioning = true, hive_types = {'domain': VARCHAR, 'dt': VARCHAR, 'hour': VARCHAR}, union_by_name = true);
 
 -- traffic: Per-minute traffic rollups of the access table; sum rows of the same minute (max for response_time_ms_max)

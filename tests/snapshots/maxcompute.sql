@@ -6,7 +6,14 @@
 SET odps.sql.type.system.odps2=true;
 SET odps.ext.parquet.native=true;
 
-CREATE EXTERNAL TABLE IF NOT EXISTS access (
+-- access: query the view access. It is the external table access_files plus url,
+-- rebuilt from the stored columns (the files do not store it since cdnlake's access
+-- schema version 2; older files still do, and columns are read by name, so both
+-- read alike). Partitions are registered on access_files. A project set up by an older
+-- cdnlake has an external table named access: run DROP TABLE access; first (only the
+-- definition goes, the files stay), then this script and the --partitions one.
+
+CREATE EXTERNAL TABLE IF NOT EXISTS access_files (
   `time` TIMESTAMP COMMENT 'request time (UTC instant)',
   `unixtime` BIGINT COMMENT 'request time, seconds since the epoch',
   `client_ip` STRING COMMENT 'client address as logged (may be masked)',
@@ -14,7 +21,6 @@ CREATE EXTERNAL TABLE IF NOT EXISTS access (
   `response_time_ms` BIGINT COMMENT 'response time in milliseconds',
   `referer` STRING COMMENT 'Referer header, null for -',
   `method` STRING COMMENT 'HTTP method',
-  `url` STRING COMMENT 'URL as logged',
   `scheme` STRING COMMENT 'URL scheme, null for a bare path',
   `host` STRING COMMENT 'URL host, null for a bare path',
   `path` STRING COMMENT 'URL path',
@@ -33,6 +39,35 @@ COMMENT 'One row per CDN access log line'
 PARTITIONED BY (`domain` STRING, `dt` STRING, `hour` STRING)
 STORED AS PARQUET
 LOCATION 'oss://oss-cn-shanghai-internal.aliyuncs.com/my-bucket/cdn/lake/access/';
+
+CREATE OR REPLACE VIEW access
+COMMENT 'One row per CDN access log line'
+AS SELECT
+  `time`,
+  `unixtime`,
+  `client_ip`,
+  `proxy_ip`,
+  `response_time_ms`,
+  `referer`,
+  `method`,
+  CONCAT(CASE WHEN `scheme` IS NULL OR `host` IS NULL THEN '' ELSE CONCAT(`scheme`, '://', `host`) END, `path`, CASE WHEN `query` IS NULL THEN '' ELSE CONCAT('?', `query`) END) AS `url`,
+  `scheme`,
+  `host`,
+  `path`,
+  `query`,
+  `status`,
+  `request_bytes`,
+  `response_bytes`,
+  `cache_status`,
+  `user_agent`,
+  `content_type`,
+  `extra`,
+  `source_file`,
+  `line_number`,
+  `domain`,
+  `dt`,
+  `hour`
+FROM access_files;
 
 CREATE EXTERNAL TABLE IF NOT EXISTS traffic (
   `minute` TIMESTAMP COMMENT 'start of the minute (UTC instant)',

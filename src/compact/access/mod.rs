@@ -45,7 +45,7 @@ use arrow_array::RecordBatch;
 use bytes::Bytes;
 use object_store::path::Path;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-use parquet::arrow::ArrowWriter;
+use parquet::arrow::{ArrowWriter, ProjectionMask};
 use parquet::file::metadata::KeyValue;
 use serde::Serialize;
 use tokio::runtime::Handle;
@@ -112,9 +112,12 @@ fn build(
         let before = w.flushed_row_groups().len();
         let mut rows = 0u64;
         let mut write = |key: &str, bytes: Bytes, groups: Option<Vec<usize>>| -> Result<()> {
-            let mut b = ParquetRecordBatchReaderBuilder::try_new(bytes)
-                .map_err(|e| err(key, e))?
-                .with_batch_size(8192);
+            let b = ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(|e| err(key, e))?;
+            // The access columns by name: a schema version 1 file's `url` is not even decoded,
+            // and the day object is written in the current schema whatever its inputs were.
+            let mask =
+                ProjectionMask::columns(b.parquet_schema(), ACCESS.columns.iter().map(|c| c.name));
+            let mut b = b.with_projection(mask).with_batch_size(8192);
             if let Some(g) = groups {
                 b = b.with_row_groups(g);
             }
@@ -123,11 +126,10 @@ fn build(
                     key: key.to_string(),
                     reason: e.to_string(),
                 })?;
-                // The access schema itself (with its field metadata), whatever the file says.
-                let batch = RecordBatch::try_new(schema.clone(), batch.columns().to_vec())
-                    .map_err(|e| Error::ReadParquet {
+                let batch =
+                    access_columns(&schema, &batch).map_err(|reason| Error::ReadParquet {
                         key: key.to_string(),
-                        reason: format!("not the access schema: {e}"),
+                        reason,
                     })?;
                 rows += batch.num_rows() as u64;
                 w.write(&batch).map_err(|e| err(&out_key, e))?;
@@ -169,6 +171,26 @@ fn build(
     w.append_key_value_metadata(KeyValue::new(INDEX_KEY.to_string(), json));
     w.close().map_err(|e| err(&out_key, e))?;
     Ok((buf, index))
+}
+
+/// `batch`'s columns of the access `schema`, taken by name, as a batch of that schema itself
+/// (with its field metadata): how rows of a file of either schema version (1 stored `url`)
+/// become rows of the current one. A column missing or of another type is an error naming it.
+fn access_columns(
+    schema: &arrow_schema::SchemaRef,
+    batch: &RecordBatch,
+) -> std::result::Result<RecordBatch, String> {
+    let columns = schema
+        .fields()
+        .iter()
+        .map(|f| {
+            batch
+                .column_by_name(f.name())
+                .cloned()
+                .ok_or_else(|| format!("not the access schema: no column {}", f.name()))
+        })
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    RecordBatch::try_new(schema.clone(), columns).map_err(|e| format!("not the access schema: {e}"))
 }
 
 /// A manifest with its listing's size and ETag.

@@ -16,7 +16,9 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use cdnlake::access::parse::parse_line;
 use cdnlake::dev::gen::{cdn_file_name, generate, GenOptions, GenSummary};
+use serde_json::Value;
 
 pub fn bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_cdnlake"))
@@ -121,4 +123,108 @@ pub fn gen_gz_stored(dir: &Path, opts: &GenOptions) -> (PathBuf, GenSummary) {
     gz.write_all(&text).unwrap();
     std::fs::write(&path, gz.finish().unwrap()).unwrap();
     (path, s)
+}
+
+/// The `access` view's columns, in order: schema version 1's columns (`url` after `method`, now
+/// rebuilt by the view), then the partition keys.
+pub const VIEW_COLUMNS: [&str; 21] = [
+    "time",
+    "unixtime",
+    "client_ip",
+    "proxy_ip",
+    "response_time_ms",
+    "referer",
+    "method",
+    "url",
+    "scheme",
+    "host",
+    "path",
+    "query",
+    "status",
+    "request_bytes",
+    "response_bytes",
+    "cache_status",
+    "user_agent",
+    "content_type",
+    "extra",
+    "source_file",
+    "line_number",
+];
+
+/// A log converted into a lake: its file name (the `source_file` of its rows), its domain and
+/// its text.
+pub struct LogText<'a> {
+    pub name: &'a str,
+    pub domain: &'a str,
+    pub text: &'a str,
+}
+
+/// Asserts that the `access` rows DuckDB read through the view (`duckdb_check.py --rows`:
+/// ordered by source file and line) are exactly the reference parser's reading of `logs`: one
+/// row per accepted line, every column equal, `url` included (rebuilt by the view from
+/// scheme, host, path and query since schema version 2; the parser keeps the logged text).
+/// Returns the number of rows compared.
+pub fn assert_rows_are_the_parsers(d: &Value, logs: &[LogText<'_>]) -> usize {
+    let cols: Vec<&str> = d["columns"]
+        .as_array()
+        .expect("--rows output")
+        .iter()
+        .map(|c| c.as_str().unwrap())
+        .collect();
+    assert_eq!(
+        cols[..VIEW_COLUMNS.len()],
+        VIEW_COLUMNS,
+        "the view keeps schema version 1's columns and order"
+    );
+    let rows = d["rows_detail"].as_array().unwrap();
+    let mut sorted: Vec<&LogText<'_>> = logs.iter().collect();
+    sorted.sort_by_key(|l| l.name);
+    let expected: Vec<(&LogText<'_>, usize, _)> = sorted
+        .iter()
+        .flat_map(|log| {
+            log.text
+                .split('\n')
+                .enumerate()
+                .filter_map(move |(i, l)| parse_line(l).ok().map(|p| (*log, i + 1, p)))
+        })
+        .collect();
+    assert_eq!(rows.len(), expected.len(), "rows through the view");
+    let s = |v: Option<&str>| v.map_or(Value::Null, |s| Value::String(s.to_string()));
+    for (row, (log, n, p)) in rows.iter().zip(&expected) {
+        let get = |c: &str| -> Value { row[cols.iter().position(|x| *x == c).unwrap()].clone() };
+        let at = format!("{}:{n}", log.name);
+        assert_eq!(get("source_file"), log.name, "{at}");
+        assert_eq!(get("line_number"), *n as u64, "{at}");
+        assert_eq!(get("domain"), log.domain, "{at}");
+        assert_eq!(get("time_us"), p.time_micros, "{at}");
+        assert_eq!(get("unixtime"), p.time_micros / 1_000_000, "{at}");
+        assert_eq!(get("client_ip"), s(Some(p.client_ip)), "{at}");
+        assert_eq!(get("proxy_ip"), s(p.proxy_ip), "{at}");
+        assert_eq!(get("response_time_ms"), p.response_time_ms, "{at}");
+        assert_eq!(get("referer"), s(p.referer), "{at}");
+        assert_eq!(get("method"), s(Some(p.method)), "{at}");
+        assert_eq!(get("url"), s(Some(p.url)), "{at}");
+        assert_eq!(get("scheme"), s(p.scheme), "{at}");
+        assert_eq!(get("host"), s(p.host), "{at}");
+        assert_eq!(get("path"), s(Some(p.path)), "{at}");
+        assert_eq!(get("query"), s(p.query), "{at}");
+        assert_eq!(get("status"), p.status, "{at}");
+        assert_eq!(get("request_bytes"), p.request_bytes, "{at}");
+        assert_eq!(get("response_bytes"), p.response_bytes, "{at}");
+        assert_eq!(get("cache_status"), s(p.cache_status), "{at}");
+        assert_eq!(get("user_agent"), s(Some(p.user_agent)), "{at}");
+        assert_eq!(get("content_type"), s(Some(p.content_type)), "{at}");
+        assert_eq!(get("extra"), s(p.extra), "{at}");
+    }
+    rows.len()
+}
+
+/// The text of a gzip log, bytes that are not UTF-8 replaced as the converter replaces them.
+pub fn gunzip_text(path: &Path) -> String {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    flate2::read::MultiGzDecoder::new(std::fs::File::open(path).unwrap())
+        .read_to_end(&mut bytes)
+        .unwrap();
+    String::from_utf8_lossy(&bytes).into_owned()
 }

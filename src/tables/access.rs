@@ -97,3 +97,56 @@ pub const NO_STATISTICS: &[&str] = &[
     "extra",
     "source_file",
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tables::ViewColumn;
+
+    /// The views show schema version 1's columns in its order: `url` back after `method`, and
+    /// no stored column lost or moved.
+    #[test]
+    fn the_views_keep_schema_version_1s_columns() {
+        let v1 = [
+            "time",
+            "unixtime",
+            "client_ip",
+            "proxy_ip",
+            "response_time_ms",
+            "referer",
+            "method",
+            "url",
+            "scheme",
+            "host",
+            "path",
+            "query",
+            "status",
+            "request_bytes",
+            "response_bytes",
+            "cache_status",
+            "user_agent",
+            "content_type",
+            "extra",
+            "source_file",
+            "line_number",
+        ];
+        let view: Vec<&str> = ACCESS
+            .view_columns()
+            .iter()
+            .map(|c| c.column().name)
+            .collect();
+        assert_eq!(view, v1);
+        let stored: Vec<&str> = ACCESS.columns.iter().map(|c| c.name).collect();
+        assert!(!stored.contains(&"url"));
+        assert_eq!(stored.len() + 1, v1.len());
+        assert!(
+            matches!(ACCESS.view_columns()[7], ViewColumn::Derived(d) if d.rebuild == Rebuild::JoinUrl)
+        );
+        assert_eq!(ACCESS.files_table(), "access_files");
+        // Every other table's views show exactly its stored columns, under its own name.
+        for t in crate::tables::registry::tables().filter(|t| t.name != ACCESS.name) {
+            assert_eq!(t.view_columns().len(), t.columns.len(), "{}", t.name);
+            assert_eq!(t.files_table(), t.name);
+        }
+    }
+}

@@ -76,6 +76,7 @@ pub const CACHE_AUDIT: Table = Table {
     partitions: &["event", "dt"],
     doc: "CDN cache refresh/push/block tasks, one row per object path",
     no_statistics: &[],
+    large_dictionaries: &[],
     columns: &CACHE_COLUMNS,
 };
 
@@ -94,5 +95,6 @@ pub const DOMAIN_AUDIT: Table = Table {
     partitions: &["event", "dt"],
     doc: "CDN domain added/deleted/started/stopped",
     no_statistics: &[],
+    large_dictionaries: &[],
     columns: &DOMAIN_COLUMNS,
 };

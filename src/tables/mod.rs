@@ -104,6 +104,12 @@ pub struct Table {
     /// Columns written without min/max statistics: those whose min/max can never let a reader
     /// skip a row group, where computing them costs a comparison per value.
     pub no_statistics: &'static [&'static str],
+    /// Dictionary-encoded columns given a larger dictionary page limit than Parquet's 1 MiB
+    /// default, in bytes: columns whose distinct values in a row group (512k rows) outgrow 1 MiB
+    /// on a busy domain but still repeat. Past the limit the writer falls back to plain encoding
+    /// after paying for the interning; within it the column is several times smaller and
+    /// cheaper to compress.
+    pub large_dictionaries: &'static [(&'static str, usize)],
 }
 
 impl Table {

@@ -148,6 +148,7 @@ pub const TRAFFIC: Table = Table {
     partitions: &["domain", "dt", "hour"],
     doc: "Per-minute traffic rollups of the access table; sum rows of the same minute (max for response_time_ms_max)",
     no_statistics: &[],
+    large_dictionaries: &[],
     columns: &COLUMNS,
 };
 

@@ -77,6 +77,7 @@ pub const CACHE_AUDIT: Table = Table {
     doc: "CDN cache refresh/push/block tasks, one row per object path",
     no_statistics: &[],
     rebuilt: None,
+    large_dictionaries: &[],
     columns: &CACHE_COLUMNS,
 };
 
@@ -96,5 +97,6 @@ pub const DOMAIN_AUDIT: Table = Table {
     doc: "CDN domain added/deleted/started/stopped",
     no_statistics: &[],
     rebuilt: None,
+    large_dictionaries: &[],
     columns: &DOMAIN_COLUMNS,
 };

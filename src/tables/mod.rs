@@ -108,6 +108,12 @@ pub struct Table {
     /// the views `ddl` generates (`access.url` since schema version 2); `None` for tables
     /// whose views show exactly the stored columns.
     pub rebuilt: Option<&'static Rebuilt>,
+    /// Dictionary-encoded columns given a larger dictionary page limit than Parquet's 1 MiB
+    /// default, in bytes: columns whose distinct values in a row group (512k rows) outgrow 1 MiB
+    /// on a busy domain but still repeat. Past the limit the writer falls back to plain encoding
+    /// after paying for the interning; within it the column is several times smaller and
+    /// cheaper to compress.
+    pub large_dictionaries: &'static [(&'static str, usize)],
 }
 
 /// The columns a table's views add to its stored ones, and the name of the table over the

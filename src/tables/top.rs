@@ -24,6 +24,7 @@ pub const TOP: Table = Table {
     doc: "Heavy hitters per file and hour (Misra-Gries, lower bounds): the true count lies in [requests, requests + requests_error]; sum rows of the same key",
     no_statistics: &["key"],
     rebuilt: None,
+    large_dictionaries: &[],
     columns: &[
         Column::new("hour_start", Kind::Timestamp, false, false, "start of the partition hour (UTC instant)"),
         Column::new("dimension", Kind::Utf8, false, true, "path, client_ip, referer, user_agent or status"),

@@ -149,6 +149,7 @@ pub const TRAFFIC: Table = Table {
     doc: "Per-minute traffic rollups of the access table; sum rows of the same minute (max for response_time_ms_max)",
     no_statistics: &[],
     rebuilt: None,
+    large_dictionaries: &[],
     columns: &COLUMNS,
 };
 

@@ -12,6 +12,7 @@ pub const VISITORS: Table = Table {
     doc: "Distinct client IPs per file and hour: a HyperLogLog sketch (exact up to 2048), merged by cdnlake report",
     no_statistics: &["hll"],
     rebuilt: None,
+    large_dictionaries: &[],
     columns: &[
         Column::new("hour_start", Kind::Timestamp, false, false, "start of the partition hour (UTC instant)"),
         Column::new("requests", Kind::Int64, false, false, "requests counted"),

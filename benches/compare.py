@@ -31,8 +31,8 @@ CDNLAKE = os.path.join(TARGET, "dist", "cdnlake")
 # The same conversion a DuckDB user would write: one regexp over each line, partition columns
 # from the line's time in +08:00, zstd Parquet partitioned like cdnlake's access table, with the
 # columns that table stores (schema version 2): the URL split into scheme, host, path and query
-# as cdnlake splits it, and no `url` (cdnlake's views rebuild it), so the sizes and times compare
-# like for like. The one column it lacks is line_number: DuckDB's CSV reader gives no line
+# as cdnlake splits it, and no `url` (cdnlake's views rebuild it), so the times compare like for
+# like (its output size is not measured). The one column it lacks is line_number: DuckDB's CSV reader gives no line
 # number without a window over the whole file, which would serialise it.
 # (ignore_errors: DuckDB refuses the few non-UTF-8 lines the generator writes; cdnlake keeps them.)
 DUCKDB_SQL = r"""

@@ -251,7 +251,8 @@ pub fn maxcompute(dest: &str, by: PartitionBy, oss_endpoint: Option<&str>) -> St
                  -- schema version 2; older files still do, and columns are read by name, so both\n\
                  -- read alike). Partitions are registered on {files}. A project set up by an older\n\
                  -- cdnlake has an external table named {name}: run DROP TABLE {name}; first (only the\n\
-                 -- definition goes, the files stay), then this script and the --partitions one.",
+                 -- definition goes, the files stay), then this script and the --partitions one\n\
+                 -- without --since (a partition not registered on {files} is missing from {name}).",
                 name = t.name,
                 derived = derived.join(", "),
             );

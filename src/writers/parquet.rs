@@ -365,8 +365,8 @@ mod tests {
         }
     }
 
-    /// On a busy domain a row group's user agents and paths outgrow Parquet's default 1 MiB
-    /// dictionary page; the access table's larger limits keep every data page of those columns
+    /// On a busy domain a row group's user agents outgrow Parquet's default 1 MiB dictionary
+    /// page; the access table's larger limit keeps every data page of that column
     /// dictionary-encoded instead of falling back to plain after the interning was paid for.
     #[test]
     fn large_dictionaries_keep_busy_columns_dictionary_encoded() {

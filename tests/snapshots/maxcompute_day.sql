@@ -11,7 +11,8 @@ SET odps.ext.parquet.native=true;
 -- schema version 2; older files still do, and columns are read by name, so both
 -- read alike). Partitions are registered on access_files. A project set up by an older
 -- cdnlake has an external table named access: run DROP TABLE access; first (only the
--- definition goes, the files stay), then this script and the --partitions one.
+-- definition goes, the files stay), then this script and the --partitions one
+-- without --since (a partition not registered on access_files is missing from access).
 
 CREATE EXTERNAL TABLE IF NOT EXISTS access_files (
   `time` TIMESTAMP COMMENT 'request time (UTC instant)',

@@ -2,7 +2,7 @@
 //! properties every file of it shares, so no command needs to be told them twice.
 //!
 //! ```json
-//! {"format_version":1,"partition_by":"day","partition_tz":"+08:00","created_by":"cdnlake 0.1.0"}
+//! {"format_version":1,"partition_by":"day","partition_tz":"+08:00","created_by":"cdnlake 0.2.0"}
 //! ```
 //!
 //! - `partition_by`: `hour` (`access/domain=/dt=/hour=/`, the original layout) or `day`

@@ -84,9 +84,9 @@ pub const ACCESS: Table = Table {
 /// back to plain after interning and came out 3.8x larger at twice the encoding time. With
 /// 4 MiB, the whole lake's access files were 20% smaller and the run used less CPU and memory.
 /// Larger limits for `path` (8 MiB) and `referer`/`query` (4 MiB) were measured too: 9% smaller
-/// still, but 5% more CPU and 18 MiB more peak memory, so they keep the default. DuckDB and Spark
-/// read these files (checked); the Parquet format sets no limit on a dictionary page, and pyarrow
-/// and MaxCompute were not tried.
+/// still, but 5% more CPU and 18 MiB more peak memory, so they keep the default. DuckDB, Spark and
+/// pyarrow read these files (checked on the high-cardinality log); the Parquet format sets no
+/// limit on a dictionary page; MaxCompute was not tried.
 pub const LARGE_DICTIONARIES: &[(&str, usize)] = &[("user_agent", 4 << 20)];
 
 /// Columns written without min/max statistics (see [`Table::no_statistics`]), because

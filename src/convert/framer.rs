@@ -1,9 +1,10 @@
-//! Line framing, pure: decompressed bytes are pushed in, in chunks of any size, and blocks of
+//! Line framing, pure: decompressed bytes come in, in reads or pushes of any size, and blocks of
 //! whole lines come out, numbered, ready to parse in parallel. No I/O, channel or thread
-//! (`source.rs` wires the gunzip stream to it and sends the blocks on), so the rules below are
-//! tested and fuzzed on their own (`fuzz/fuzz_targets/frame_lines.rs`).
+//! (`source.rs` has gunzip write into the block being filled and sends the blocks on), so the
+//! rules below are tested and fuzzed on their own (`fuzz/fuzz_targets/frame_lines.rs`).
 //!
-//! The rules, which depend only on the bytes and never on how they were cut into pushes:
+//! The rules, which depend only on the bytes and never on how they were cut into reads or
+//! pushes:
 //!
 //! - A block is filled to `block_size` bytes, then cut after its last `\n`; the bytes after it
 //!   start the next block. A block starts at the start of a line.
@@ -17,10 +18,13 @@
 //! So the lines that come out are the input's lines, in order and at their own numbers, each
 //! one whole or (over `block_size - 1` bytes) cut to `max_line + 1` bytes.
 //!
-//! The model is arrow-csv's push `Decoder`. A block's bytes are copied once, from the pushed
-//! chunk into the block's buffer; lines are counted once per block (memchr's SIMD count); a
-//! block's buffer can be handed back ([`LineFramer::recycle`]) once parsed, so a few warm
-//! buffers go round instead of fresh ones, each faulted in page by page.
+//! The model is arrow-csv's push `Decoder`. The decoder writes a block's bytes where they stay:
+//! [`LineFramer::space`] is the unfilled rest of the block, [`LineFramer::commit`] takes what
+//! was written into it; only the partial line at a block's end is copied, to the next block's
+//! start. [`LineFramer::push`] copies a chunk in instead: the plain model the tests hold that
+//! path to. Lines are counted once per block (memchr's SIMD count); a block's buffer can be
+//! handed back ([`LineFramer::recycle`]) once parsed, so a few warm buffers go round instead of
+//! fresh ones, each zeroed and faulted in page by page.
 
 use std::collections::VecDeque;
 

@@ -1,9 +1,10 @@
-//! Line framing, pure: decompressed bytes are pushed in, in chunks of any size, and blocks of
+//! Line framing, pure: decompressed bytes come in, in reads or pushes of any size, and blocks of
 //! whole lines come out, numbered, ready to parse in parallel. No I/O, channel or thread
-//! (`source.rs` wires the gunzip stream to it and sends the blocks on), so the rules below are
-//! tested and fuzzed on their own (`fuzz/fuzz_targets/frame_lines.rs`).
+//! (`source.rs` has gunzip write into the block being filled and sends the blocks on), so the
+//! rules below are tested and fuzzed on their own (`fuzz/fuzz_targets/frame_lines.rs`).
 //!
-//! The rules, which depend only on the bytes and never on how they were cut into pushes:
+//! The rules, which depend only on the bytes and never on how they were cut into reads or
+//! pushes:
 //!
 //! - A block is filled to `block_size` bytes, then cut after its last `\n`; the bytes after it
 //!   start the next block. A block starts at the start of a line.
@@ -17,10 +18,13 @@
 //! So the lines that come out are the input's lines, in order and at their own numbers, each
 //! one whole or (over `block_size - 1` bytes) cut to `max_line + 1` bytes.
 //!
-//! The model is arrow-csv's push `Decoder`. A block's bytes are copied once, from the pushed
-//! chunk into the block's buffer; lines are counted once per block (memchr's SIMD count); a
-//! block's buffer can be handed back ([`LineFramer::recycle`]) once parsed, so a few warm
-//! buffers go round instead of fresh ones, each faulted in page by page.
+//! The model is arrow-csv's push `Decoder`. The decoder writes a block's bytes where they stay:
+//! [`LineFramer::space`] is the unfilled rest of the block, [`LineFramer::commit`] takes what
+//! was written into it; only the partial line at a block's end is copied, to the next block's
+//! start. [`LineFramer::push`] copies a chunk in instead: the plain model the tests hold that
+//! path to. Lines are counted once per block (memchr's SIMD count); a block's buffer can be
+//! handed back ([`LineFramer::recycle`]) once parsed, so a few warm buffers go round instead of
+//! fresh ones, each zeroed and faulted in page by page.
 
 use std::collections::VecDeque;
 
@@ -38,13 +42,18 @@ pub struct Block {
 /// reallocates it.
 const SLACK: usize = 64;
 
-/// Cuts a pushed byte stream into [`Block`]s of whole lines (see the module's rules).
+/// Cuts a byte stream into [`Block`]s of whole lines (see the module's rules). The bytes come in
+/// by [`push`](Self::push) (copied from the caller's chunk) or are written straight into the
+/// block being filled ([`space`](Self::space) then [`commit`](Self::commit)).
 #[derive(Debug)]
 pub struct LineFramer {
     block_size: usize,
     max_line: usize,
-    /// The block being filled; no capacity until its first byte.
+    /// The block being filled: no capacity until its first byte, then `block_size` bytes long
+    /// (initialised, so a reader can write into its tail) of which the first `filled` are the
+    /// block's.
     buf: Vec<u8>,
+    filled: usize,
     /// Inside the rest of a line that was cut: bytes are dropped up to its `\n`.
     skipping: bool,
     /// A parsed block's buffer, to fill next instead of a fresh one.
@@ -64,6 +73,7 @@ impl LineFramer {
             block_size: block_size.max(2 * max_line + 2),
             max_line,
             buf: Vec::new(),
+            filled: 0,
             skipping: false,
             spare: None,
             seq: 0,
@@ -74,6 +84,10 @@ impl LineFramer {
 
     /// Takes `data` in whole and returns the blocks it completed, in order. Blocks the caller
     /// does not take stay queued and come first from the next `push` or from `finish`.
+    ///
+    /// This copies every byte once, from `data` into the block; `source.rs` has the decoder
+    /// write into the block instead ([`space`](Self::space)). `push` is the plain model of the
+    /// rules the tests and the fuzz target hold that path to.
     pub fn push(&mut self, mut data: &[u8]) -> impl Iterator<Item = Block> + '_ {
         while !data.is_empty() {
             if self.skipping {
@@ -86,15 +100,52 @@ impl LineFramer {
                 }
                 continue;
             }
-            if self.buf.capacity() == 0 {
-                self.buf = self.fresh_buffer();
-            }
-            let take = (self.block_size - self.buf.len()).min(data.len());
-            self.buf.extend_from_slice(&data[..take]);
+            let space = self.space();
+            let take = space.len().min(data.len());
+            space[..take].copy_from_slice(&data[..take]);
             data = &data[take..];
-            if self.buf.len() == self.block_size {
+            self.filled += take;
+            if self.filled == self.block_size {
                 self.cut_full();
             }
+        }
+        self.drain()
+    }
+
+    /// The unfilled rest of the block being filled, never empty, for a reader to write the next
+    /// bytes into; [`commit`](Self::commit) then takes the ones it wrote. This is how the
+    /// decoder fills blocks without copying: gunzip writes straight into the block's buffer.
+    /// The bytes are initialised (a fresh buffer is zeroed once; a recycled one keeps its old
+    /// bytes, overwritten as it fills).
+    pub fn space(&mut self) -> &mut [u8] {
+        if self.buf.capacity() == 0 {
+            self.buf = self.fresh_buffer();
+            self.filled = 0;
+        }
+        &mut self.buf[self.filled..]
+    }
+
+    /// Takes the first `n` bytes of [`space`](Self::space) as the next bytes of the input and
+    /// returns the blocks they completed, in order, as [`push`](Self::push) of those bytes
+    /// would. `n` past the space's length is an error of the caller's: it is cut to that length.
+    pub fn commit(&mut self, n: usize) -> impl Iterator<Item = Block> + '_ {
+        let mut n = n.min(self.buf.len() - self.filled);
+        if self.skipping && n > 0 {
+            // The rest of a cut line: drop it up to its `\n` and move what follows to the
+            // block's start (only after an over-long line, so the move is rare).
+            let start = self.filled;
+            match memchr::memchr(b'\n', &self.buf[start..start + n]) {
+                Some(i) => {
+                    self.buf.copy_within(start + i + 1..start + n, start);
+                    n -= i + 1;
+                    self.skipping = false;
+                }
+                None => n = 0,
+            }
+        }
+        self.filled += n;
+        if self.filled == self.block_size {
+            self.cut_full();
         }
         self.drain()
     }
@@ -102,8 +153,9 @@ impl LineFramer {
     /// Ends the input: returns the blocks not yet taken and the last one, which may end without
     /// `\n` (that line is counted all the same).
     pub fn finish(mut self) -> impl Iterator<Item = Block> {
-        if !self.buf.is_empty() {
-            let data = std::mem::take(&mut self.buf);
+        if self.filled > 0 {
+            let mut data = std::mem::take(&mut self.buf);
+            data.truncate(self.filled);
             self.emit(data, true);
         }
         self.ready.into_iter()
@@ -128,29 +180,39 @@ impl LineFramer {
         std::iter::from_fn(|| self.ready.pop_front())
     }
 
+    /// A buffer `block_size` bytes long to fill the next block into. A recycled one is only
+    /// zeroed past its last block's length (the part of a line that was cut off, or nothing);
+    /// a fresh one is zeroed whole, by the allocator (`alloc_zeroed`).
     fn fresh_buffer(&mut self) -> Vec<u8> {
         match self.spare.take() {
             Some(mut b) => {
-                b.clear();
-                b.reserve(self.block_size + SLACK);
+                b.reserve((self.block_size + SLACK).saturating_sub(b.len()));
+                b.resize(self.block_size, 0);
                 b
             }
-            None => Vec::with_capacity(self.block_size + SLACK),
+            None => {
+                let mut b = vec![0; self.block_size + SLACK];
+                b.truncate(self.block_size);
+                b
+            }
         }
     }
 
     /// The block is full: cut it after its last line, or cut its one over-long line.
     fn cut_full(&mut self) {
-        match memchr::memrchr(b'\n', &self.buf) {
+        match memchr::memrchr(b'\n', &self.buf[..self.filled]) {
             Some(i) => {
                 let mut next = self.fresh_buffer();
-                next.extend_from_slice(&self.buf[i + 1..]);
+                let rest = self.filled - (i + 1);
+                next[..rest].copy_from_slice(&self.buf[i + 1..self.filled]);
                 let mut data = std::mem::replace(&mut self.buf, next);
+                self.filled = rest;
                 data.truncate(i + 1);
                 self.emit(data, false);
             }
             None => {
                 let mut data = std::mem::take(&mut self.buf);
+                self.filled = 0;
                 data.truncate(self.max_line + 1);
                 data.push(b'\n');
                 self.skipping = true;
@@ -189,6 +251,46 @@ pub fn frame_all(input: &[u8], block_size: usize, max_line: usize, chunks: &[usi
         let n = sizes.next().unwrap_or(rest.len()).clamp(1, rest.len());
         out.extend(framer.push(&rest[..n]));
         rest = &rest[n..];
+    }
+    out.extend(framer.finish());
+    out
+}
+
+/// Every block of `input` written into the framer's [`space`](LineFramer::space) by reads of
+/// the given sizes (cycled; 0 is read as 1; a read is cut to the space), each then committed,
+/// and finished: the path the decoder takes. With `recycle`, every block's buffer is handed back
+/// full of `\n` (stale bytes that would show as extra lines if any leaked into a block). For
+/// tests and the fuzz target: it must give the blocks of [`frame_all`].
+pub fn frame_all_by_reads(
+    input: &[u8],
+    block_size: usize,
+    max_line: usize,
+    reads: &[usize],
+    recycle: bool,
+) -> Vec<Block> {
+    let mut framer = LineFramer::new(block_size, max_line);
+    let mut out: Vec<Block> = Vec::new();
+    let mut rest = input;
+    let mut sizes = reads.iter().copied().cycle();
+    while !rest.is_empty() {
+        let space = framer.space();
+        let n = sizes
+            .next()
+            .unwrap_or(rest.len())
+            .clamp(1, rest.len())
+            .min(space.len());
+        space[..n].copy_from_slice(&rest[..n]);
+        rest = &rest[n..];
+        let blocks: Vec<Block> = framer.commit(n).collect();
+        for b in blocks {
+            if recycle {
+                let mut stale = b.data.clone();
+                stale.fill(b'\n');
+                stale.resize(stale.capacity().max(block_size), b'\n');
+                framer.recycle(stale);
+            }
+            out.push(b);
+        }
     }
     out.extend(framer.finish());
     out
@@ -351,7 +453,8 @@ mod tests {
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(512))]
 
-        /// Any split of the input into pushes gives the blocks of one push, and their lines are
+        /// Any split of the input into pushes, or into reads written straight into the block
+        /// (into fresh or recycled buffers), gives the blocks of one push, and their lines are
         /// the input's lines (over-long ones cut) at their own numbers.
         #[test]
         fn any_split_frames_like_one_push(
@@ -366,6 +469,10 @@ mod tests {
             let whole = frame_all(&input, block_size, max_line, &[]);
             let split = frame_all(&input, block_size, max_line, &chunks);
             prop_assert_eq!(&whole, &split);
+            for recycle in [false, true] {
+                let read = frame_all_by_reads(&input, block_size, max_line, &chunks, recycle);
+                prop_assert_eq!(&whole, &read, "reads into the block, recycle {}", recycle);
+            }
             let lines = framed_lines(&whole).map_err(TestCaseError::fail)?;
             prop_assert_eq!(lines, expected_lines(&input, block_size, max_line));
         }

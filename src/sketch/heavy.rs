@@ -109,12 +109,13 @@ impl BlockSummary {
                 out.total[0] = out.total[0].saturating_add(c[0]);
                 out.total[1] = out.total[1].saturating_add(c[1]);
             }
-            for (v, s) in c.iter_mut().zip(sub) {
-                if let Some(s) = s {
-                    // `wrapping_sub` as release builds of `Summary::cut` compute it (a counter
-                    // near i64::MIN, from saturated negative byte counts, never panics).
-                    *v = v.wrapping_sub(s).max(0);
-                }
+            // `wrapping_sub` as release builds of `Summary::cut` compute it (a counter near
+            // i64::MIN, from saturated negative byte counts, never panics).
+            if let Some(s) = sub[0] {
+                c[0] = c[0].wrapping_sub(s).max(0);
+            }
+            if let Some(s) = sub[1] {
+                c[1] = c[1].wrapping_sub(s).max(0);
             }
             if c[0] > 0 || c[1] > 0 {
                 rows.push((bounded_key(k).into_owned().into_boxed_str(), c));

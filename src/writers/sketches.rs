@@ -14,6 +14,7 @@
 //! Pure computation but for [`stage_files`].
 
 use std::collections::BTreeMap;
+use std::hash::{BuildHasher, Hasher};
 
 use hashbrown::hash_table::Entry;
 use hashbrown::HashTable;
@@ -127,7 +128,12 @@ pub fn sketch_block(pb: &ParsedBlock, tz: PartitionTz) -> Result<BlockSketch> {
                     hash
                 });
             } else {
-                count_keys(col, bytes, &mut table, |k| hasher.hash_one(k));
+                // The bytes alone (ahash mixes in the length), not `str`'s terminator too.
+                count_keys(col, bytes, &mut table, |k| {
+                    let mut h = hasher.build_hasher();
+                    h.write(k.as_bytes());
+                    h.finish()
+                });
             }
             h.dims[d] = BlockSummary::from_exact(
                 table.iter().map(|e| (e.key, e.counts)),
@@ -175,36 +181,47 @@ fn count_keys<'a>(
 ) {
     table.clear();
     let bytes = &bytes[..col.len().min(bytes.len())];
-    let mut add = |i: usize, b: i64| {
-        let key = col.value(i);
-        let h = hash(key);
-        match table.entry(h, |e| e.hash == h && e.key == key, |e| e.hash) {
-            Entry::Occupied(mut e) => {
-                let c = &mut e.get_mut().counts;
-                c[0] += 1;
-                c[1] = c[1].saturating_add(b);
-            }
-            Entry::Vacant(v) => {
-                v.insert(KeyCount {
-                    key,
-                    hash: h,
-                    counts: [1, b],
-                });
-            }
-        }
-    };
     match col.nulls().filter(|n| n.null_count() > 0) {
         None => {
             for (i, &b) in bytes.iter().enumerate() {
-                add(i, b);
+                count_row(col, table, &mut hash, i, b);
             }
         }
         Some(nulls) => {
             for i in nulls.valid_indices() {
                 if let Some(&b) = bytes.get(i) {
-                    add(i, b);
+                    count_row(col, table, &mut hash, i, b);
                 }
             }
+        }
+    }
+}
+
+/// Counts row `i` of `col` (with its `b` bytes) into `table`: one probe finds the key or the
+/// slot for it. Inlined into both loops of [`count_keys`] (a call per row costs as much as the
+/// counting around it).
+#[inline(always)]
+fn count_row<'a>(
+    col: &'a StringArray,
+    table: &mut HashTable<KeyCount<'a>>,
+    hash: &mut impl FnMut(&str) -> u64,
+    i: usize,
+    b: i64,
+) {
+    let key = col.value(i);
+    let h = hash(key);
+    match table.entry(h, |e| e.hash == h && e.key == key, |e| e.hash) {
+        Entry::Occupied(mut e) => {
+            let c = &mut e.get_mut().counts;
+            c[0] += 1;
+            c[1] = c[1].saturating_add(b);
+        }
+        Entry::Vacant(v) => {
+            v.insert(KeyCount {
+                key,
+                hash: h,
+                counts: [1, b],
+            });
         }
     }
 }

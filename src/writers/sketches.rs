@@ -114,8 +114,10 @@ pub fn sketch_block(pb: &ParsedBlock, tz: PartitionTz) -> Result<BlockSketch> {
         let status = column::<Int32Array>(batch, "status")?;
         let bytes = column::<Int64Array>(batch, "response_bytes")?;
         let bytes = bytes.values();
-        let mut h = BlockHour::default();
-        h.requests = batch.num_rows() as i64;
+        let mut h = BlockHour {
+            requests: batch.num_rows() as i64,
+            ..BlockHour::default()
+        };
         // Exact counts of the block with keys borrowed from the batch (no copy per row), then
         // the Misra-Gries cut: only surviving keys are copied.
         for (d, col) in strings.iter().enumerate() {

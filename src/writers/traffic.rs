@@ -333,6 +333,40 @@ mod tests {
         assert_eq!(get(b8, "status_2xx"), vec![1]);
     }
 
+    /// The status classes at their edges; the max response time of a minute, and 0 for a minute
+    /// without rows.
+    #[test]
+    fn status_classes_and_the_first_max() {
+        let codes = [0, 199, 200, 299, 300, 399, 400, 499, 500, 599, 600, 999];
+        let text: Vec<String> = codes
+            .iter()
+            .enumerate()
+            .map(|(i, &c)| line("5/Mar/2024:09:00:00", 20 - i as i64, c, "HIT", 1))
+            .collect();
+        let pb = parse_block(
+            text.join("\n").as_bytes(),
+            1,
+            "f.gz",
+            &ACCESS.arrow_schema(),
+            &BlockOptions::default(),
+        );
+        assert_eq!(pb.rows, codes.len() as u64);
+        let p = &pb.parts[0];
+        let m = hour_minutes(PartitionTz::default(), p.bucket, &p.batch).unwrap();
+        let got = [
+            idx::STATUS_2XX,
+            idx::STATUS_3XX,
+            idx::STATUS_4XX,
+            idx::STATUS_5XX,
+            idx::STATUS_OTHER,
+        ]
+        .map(|i| m[0][i]);
+        assert_eq!(got, [2, 2, 2, 2, 4]);
+        assert_eq!(m[0][idx::RT_MAX], 20);
+        assert_eq!(m[1][idx::RT_MAX], 0);
+        assert_eq!(m[1][idx::REQUESTS], 0);
+    }
+
     #[test]
     fn merge_sums_and_maxes() {
         let mut a = [1; COUNTERS];

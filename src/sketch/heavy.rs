@@ -23,6 +23,7 @@
 //! Memory: at most [`Summary::slack`] × k keys between cuts, each at most [`MAX_KEY_BYTES`]: a
 //! log of millions of distinct paths costs the same as one of a thousand.
 
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 
 /// Keys longer than this are cut (at a character boundary) and end in `…`: it bounds the memory
@@ -46,6 +47,88 @@ pub struct Summary {
     /// Total added, per metric (requests, bytes seen).
     pub total: Counts,
     capacity: usize,
+}
+
+/// A block's exact counts cut once to a capacity: what the parse pool hands the writer per
+/// dimension ([`Summary::merge_block`]). A plain list, not a map: its keys are distinct but for
+/// two values sharing their first [`MAX_KEY_BYTES`] (which the merge adds together, as
+/// [`Summary::add_stored`] would), so building a hash table per block and dimension only to
+/// iterate it once on the writer thread would be wasted work.
+#[derive(Clone, Debug, Default)]
+pub struct BlockSummary {
+    /// The keys that survived the cut (bounded, owned: the writer moves them into its map) and
+    /// their counters after the cut.
+    rows: Vec<(Box<str>, Counts)>,
+    /// Subtracted by the cut, per metric.
+    pub error: Counts,
+    /// Total counted, per metric.
+    pub total: Counts,
+}
+
+impl BlockSummary {
+    /// The cut of exact counts (a block's, counted with borrowed keys): equal to adding every
+    /// count to a [`Summary`] of `capacity` and cutting it once, but only the keys that survive
+    /// are copied, so a block of nearly all-distinct values (client IPs) allocates next to
+    /// nothing. `counts` is walked at most three times (totals and each metric's cut level, then
+    /// the survivors) and nothing is collected but the counters of one metric, into `scratch`
+    /// (reused across calls); when there are no more keys than `capacity` nothing is cut and the
+    /// walk is one.
+    pub(crate) fn from_exact<'a, I>(counts: I, capacity: usize, scratch: &mut Vec<i64>) -> Self
+    where
+        I: ExactSizeIterator<Item = (&'a str, Counts)> + Clone,
+    {
+        let capacity = capacity.max(1);
+        let mut out = BlockSummary::default();
+        // Per metric, what the cut subtracts from every counter (None: that metric is not cut).
+        let mut sub: [Option<i64>; 2] = [None; 2];
+        if counts.len() > capacity {
+            for m in 0..2 {
+                scratch.clear();
+                for (_, c) in counts.clone() {
+                    if m == 0 {
+                        out.total[0] = out.total[0].saturating_add(c[0]);
+                        out.total[1] = out.total[1].saturating_add(c[1]);
+                    }
+                    if c[m] > 0 {
+                        scratch.push(c[m]);
+                    }
+                }
+                if scratch.len() <= capacity {
+                    continue;
+                }
+                // The (capacity+1)-th largest counter, as in [`Summary::cut`].
+                let (_, nth, _) = scratch.select_nth_unstable_by(capacity, |a, b| b.cmp(a));
+                sub[m] = Some(*nth);
+                out.error[m] = *nth;
+            }
+        }
+        let cut = sub != [None, None];
+        let mut rows = Vec::with_capacity(if cut { 2 * capacity } else { counts.len() });
+        for (k, mut c) in counts {
+            if !cut {
+                out.total[0] = out.total[0].saturating_add(c[0]);
+                out.total[1] = out.total[1].saturating_add(c[1]);
+            }
+            // `wrapping_sub` as release builds of `Summary::cut` compute it (a counter near
+            // i64::MIN, from saturated negative byte counts, never panics).
+            if let Some(s) = sub[0] {
+                c[0] = c[0].wrapping_sub(s).max(0);
+            }
+            if let Some(s) = sub[1] {
+                c[1] = c[1].wrapping_sub(s).max(0);
+            }
+            if c[0] > 0 || c[1] > 0 {
+                rows.push((bounded_key(k).into_owned().into_boxed_str(), c));
+            }
+        }
+        out.rows = rows;
+        out
+    }
+
+    /// The kept keys and their counters, in no particular order.
+    pub fn rows(&self) -> &[(Box<str>, Counts)] {
+        &self.rows
+    }
 }
 
 impl Default for Summary {
@@ -107,39 +190,6 @@ impl Summary {
         }
     }
 
-    /// The summary of exact counts (a block's, counted with borrowed keys): only the keys that
-    /// survive the cut to `capacity` are copied, so a block of nearly all-distinct values (client
-    /// IPs) allocates next to nothing. Equal to adding every count and cutting.
-    pub(crate) fn from_exact<'a>(
-        counts: impl IntoIterator<Item = (&'a str, Counts)>,
-        capacity: usize,
-    ) -> Summary {
-        let mut out = Summary::new(capacity);
-        let mut all: Vec<(&str, Counts)> = counts.into_iter().collect();
-        for (_, c) in &all {
-            out.total[0] = out.total[0].saturating_add(c[0]);
-            out.total[1] = out.total[1].saturating_add(c[1]);
-        }
-        for m in 0..2 {
-            let mut values: Vec<i64> = all.iter().map(|e| e.1[m]).filter(|&v| v > 0).collect();
-            if values.len() <= out.capacity {
-                continue;
-            }
-            let (_, nth, _) = values.select_nth_unstable_by(out.capacity, |a, b| b.cmp(a));
-            let sub = *nth;
-            for e in &mut all {
-                e.1[m] = (e.1[m] - sub).max(0);
-            }
-            out.error[m] = out.error[m].saturating_add(sub);
-        }
-        for (k, c) in all {
-            if c[0] > 0 || c[1] > 0 {
-                out.add_stored(k, c);
-            }
-        }
-        out
-    }
-
     /// Adds a stored row: a key with its counters (already lower bounds of another summary).
     pub(crate) fn add_stored(&mut self, key: &str, counts: Counts) {
         let key = bounded_key(key);
@@ -176,6 +226,36 @@ impl Summary {
                 }
                 None => {
                     self.map.insert(k.clone(), *c);
+                }
+            }
+        }
+        if self.map.len() > self.slack() {
+            self.cut(self.capacity);
+        }
+    }
+
+    /// Adds a block's cut summary ([`BlockSummary::from_exact`]), taking its keys: one hash and
+    /// probe per key, and a key new to this summary moves in without a copy.
+    ///
+    /// As in [`Self::merge`], every key is added before the one cut, so the result depends only
+    /// on the counters, never on the order of the block's rows (its hash table's, seeded per
+    /// process): the same counters, errors and totals as merging the equal [`Summary`].
+    pub fn merge_block(&mut self, block: BlockSummary) {
+        for m in 0..2 {
+            self.error[m] = self.error[m].saturating_add(block.error[m]);
+            self.total[m] = self.total[m].saturating_add(block.total[m]);
+        }
+        self.map.reserve(block.rows.len());
+        for (k, c) in block.rows {
+            // The block holds bounded keys already.
+            match self.map.entry(k) {
+                Entry::Occupied(mut e) => {
+                    let e = e.get_mut();
+                    e[0] = e[0].saturating_add(c[0]);
+                    e[1] = e[1].saturating_add(c[1]);
+                }
+                Entry::Vacant(v) => {
+                    v.insert(c);
                 }
             }
         }
@@ -339,7 +419,14 @@ mod tests {
             e[0] += 1;
             e[1] += k as i64 % 13;
         }
-        let from = Summary::from_exact(exact.iter().map(|(k, c)| (k.as_str(), *c)), 50);
+        let block = BlockSummary::from_exact(
+            exact.iter().map(|(k, c)| (k.as_str(), *c)),
+            50,
+            &mut Vec::new(),
+        );
+        assert!(block.rows().len() <= 100);
+        let mut from = Summary::new(50);
+        from.merge_block(block);
         let mut once = Summary::new(50);
         once.map = exact
             .iter()
@@ -351,6 +438,88 @@ mod tests {
         assert!(from.error[0] > 0 && from.error[1] > 0);
         assert_eq!(from.total[0], 20_000);
         assert!(from.len() <= 100);
+    }
+
+    /// The summary of exact counts as it was made before [`BlockSummary`]: every surviving
+    /// key added to a [`Summary`] (kept here as the reference the block path must equal).
+    fn reference_from_exact<'a>(
+        counts: impl IntoIterator<Item = (&'a str, Counts)>,
+        capacity: usize,
+    ) -> Summary {
+        let mut out = Summary::new(capacity);
+        let mut all: Vec<(&str, Counts)> = counts.into_iter().collect();
+        for (_, c) in &all {
+            out.total[0] = out.total[0].saturating_add(c[0]);
+            out.total[1] = out.total[1].saturating_add(c[1]);
+        }
+        for m in 0..2 {
+            let mut values: Vec<i64> = all.iter().map(|e| e.1[m]).filter(|&v| v > 0).collect();
+            if values.len() <= out.capacity {
+                continue;
+            }
+            let (_, nth, _) = values.select_nth_unstable_by(out.capacity, |a, b| b.cmp(a));
+            let sub = *nth;
+            for e in &mut all {
+                e.1[m] = (e.1[m] - sub).max(0);
+            }
+            out.error[m] = out.error[m].saturating_add(sub);
+        }
+        for (k, c) in all {
+            if c[0] > 0 || c[1] > 0 {
+                out.add_stored(k, c);
+            }
+        }
+        out
+    }
+
+    type Stored = (Vec<(String, Counts)>, Counts, Counts);
+
+    fn stored(s: &Summary) -> Stored {
+        let rows = s.rows().into_iter().map(|(k, c)| (k.to_string(), c));
+        (rows.collect(), s.error, s.total)
+    }
+
+    /// Blocks cut by [`BlockSummary::from_exact`] and merged with [`Summary::merge_block`] give
+    /// the rows, errors and totals of the reference path (a [`Summary`] per block, merged with
+    /// [`Summary::merge`]), with cuts in the blocks and in the merge, long keys that collide
+    /// once bounded, zero byte counts and blocks with fewer keys than the capacity; and the
+    /// order of a block's rows does not matter.
+    #[test]
+    fn block_summaries_merge_as_the_reference_path() {
+        let long = "x".repeat(MAX_KEY_BYTES + 10);
+        let mut reference = Summary::new(100);
+        let mut blocks = Summary::new(100);
+        let mut reversed = Summary::new(100);
+        let mut scratch = Vec::new();
+        for (b, chunk) in zipf_stream(60_000, 20_000, 3).chunks(6_000).enumerate() {
+            let mut exact: HashMap<String, Counts> = HashMap::new();
+            // Every third block has few keys (no cut in the block).
+            let vocab = if b % 3 == 2 { 50 } else { usize::MAX };
+            for (i, &k) in chunk.iter().enumerate() {
+                let key = match k % vocab {
+                    7 => format!("{long}{}", i % 3),
+                    k => format!("/p{k}"),
+                };
+                let e = exact.entry(key).or_default();
+                e[0] += 1;
+                e[1] += (k as i64 % 5) * 10;
+            }
+            let iter = || exact.iter().map(|(k, c)| (k.as_str(), *c));
+            reference.merge(&reference_from_exact(iter(), 100));
+            let block = BlockSummary::from_exact(iter(), 100, &mut scratch);
+            assert!(block.rows().len() <= 200 || vocab != usize::MAX);
+            let mut rev = block.clone();
+            rev.rows.reverse();
+            blocks.merge_block(block);
+            reversed.merge_block(rev);
+        }
+        for s in [&mut reference, &mut blocks, &mut reversed] {
+            s.cut(100);
+        }
+        assert!(reference.error[0] > 0 && reference.error[1] > 0);
+        assert!(reference.rows().iter().any(|(k, _)| k.ends_with('…')));
+        assert_eq!(stored(&blocks), stored(&reference));
+        assert_eq!(stored(&reversed), stored(&reference));
     }
 
     /// Two merges of the same summaries give the same rows, whatever the maps' (per-instance

@@ -13,8 +13,10 @@
 //!
 //! Pure computation but for [`stage_files`].
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+use std::hash::{BuildHasher, Hasher};
 
+use hashbrown::hash_table::Entry;
 use hashbrown::HashTable;
 use std::sync::Arc;
 
@@ -30,7 +32,7 @@ use crate::error::Result;
 use crate::lake::commit::Staged;
 use crate::lake::layout::FileLayout;
 use crate::lake::store::Lake;
-use crate::sketch::heavy::{Counts, Summary, CAPACITY};
+use crate::sketch::heavy::{BlockSummary, Counts, Summary, CAPACITY};
 use crate::sketch::hll::{self, Hll};
 use crate::tables::top::{DIMENSIONS, TOP};
 use crate::tables::traffic::MinuteStats;
@@ -62,18 +64,15 @@ pub struct BlockSketch {
 /// One partition hour of one block.
 #[derive(Debug, Default)]
 pub struct BlockHour {
-    pub dims: [Summary; DIMENSIONS.len()],
+    pub dims: [BlockSummary; DIMENSIONS.len()],
     pub ips: Hll,
     pub requests: i64,
 }
 
-/// An exact count of one string column of a block, keys borrowed from the batch.
-type ExactCounts<'a> = HashMap<&'a str, Counts, ahash::RandomState>;
-
-/// A client IP's exact count, keyed by its stored hash ([`hll::hash`]): the one hash per row
-/// serves both the distinct-IP sketch and the heavy-hitter count.
-struct IpCount<'a> {
-    ip: &'a str,
+/// One key's exact count in a block, with its hash kept so the table grows and probes without
+/// hashing the string again. The key is borrowed from the batch.
+struct KeyCount<'a> {
+    key: &'a str,
     hash: u64,
     counts: Counts,
 }
@@ -88,7 +87,7 @@ const STATUS_ARRAY: usize = 1000;
 pub fn sketch_block(pb: &ParsedBlock, tz: PartitionTz) -> Result<BlockSketch> {
     let mut out = BlockSketch::default();
     // Reused for every column and hour of the block; sized once for the block's rows so the
-    // counting loop never rehashes (most columns hold far fewer keys; the memory is a few
+    // counting loop never grows it (most columns hold far fewer keys; the memory is a few
     // hundred KiB per block).
     let rows: usize = pb
         .parts
@@ -96,9 +95,9 @@ pub fn sketch_block(pb: &ParsedBlock, tz: PartitionTz) -> Result<BlockSketch> {
         .map(|p| p.batch.num_rows())
         .max()
         .unwrap_or(0);
-    let mut counts: ExactCounts<'_> =
-        HashMap::with_capacity_and_hasher(rows, ahash::RandomState::new());
-    let mut ip_counts: HashTable<IpCount<'_>> = HashTable::with_capacity(rows);
+    let hasher = ahash::RandomState::new();
+    let mut table: HashTable<KeyCount<'_>> = HashTable::with_capacity(rows);
+    let mut scratch: Vec<i64> = Vec::new();
     let mut codes = vec![[0i64; 2]; STATUS_ARRAY];
     for part in &pb.parts {
         let batch = &part.batch;
@@ -115,65 +114,46 @@ pub fn sketch_block(pb: &ParsedBlock, tz: PartitionTz) -> Result<BlockSketch> {
         let status = column::<Int32Array>(batch, "status")?;
         let bytes = column::<Int64Array>(batch, "response_bytes")?;
         let bytes = bytes.values();
-        let mut h = BlockHour::default();
-        let n = batch.num_rows();
-        h.requests = n as i64;
+        let mut h = BlockHour {
+            requests: batch.num_rows() as i64,
+            ..BlockHour::default()
+        };
         // Exact counts of the block with keys borrowed from the batch (no copy per row), then
         // the Misra-Gries cut: only surviving keys are copied.
         for (d, col) in strings.iter().enumerate() {
             if d == CLIENT_IP {
-                continue;
+                // One xxHash64 per row feeds the distinct-IP sketch and the exact count.
+                let ips = &mut h.ips;
+                count_keys(col, bytes, &mut table, |ip| {
+                    let hash = hll::hash(ip.as_bytes());
+                    ips.insert(hash);
+                    hash
+                });
+            } else {
+                // The bytes alone (ahash mixes in the length), not `str`'s terminator too.
+                count_keys(col, bytes, &mut table, |k| {
+                    let mut h = hasher.build_hasher();
+                    h.write(k.as_bytes());
+                    h.finish()
+                });
             }
-            counts.clear();
-            for i in 0..n {
-                if col.is_valid(i) {
-                    let c = counts.entry(col.value(i)).or_insert([0, 0]);
-                    c[0] += 1;
-                    c[1] = c[1].saturating_add(bytes[i]);
-                }
-            }
-            h.dims[d] = Summary::from_exact(counts.drain(), CAPACITY);
+            h.dims[d] = BlockSummary::from_exact(
+                table.iter().map(|e| (e.key, e.counts)),
+                CAPACITY,
+                &mut scratch,
+            );
         }
-        // Client IPs: one xxHash64 per row feeds the distinct-IP sketch and the exact count.
-        let ips = strings[CLIENT_IP];
-        ip_counts.clear();
-        for i in 0..n {
-            if ips.is_valid(i) {
-                let ip = ips.value(i);
-                let hash = hll::hash(ip.as_bytes());
-                h.ips.insert(hash);
-                match ip_counts.find_mut(hash, |e| e.ip == ip) {
-                    Some(e) => {
-                        e.counts[0] += 1;
-                        e.counts[1] = e.counts[1].saturating_add(bytes[i]);
-                    }
-                    None => {
-                        ip_counts.insert_unique(
-                            hash,
-                            IpCount {
-                                ip,
-                                hash,
-                                counts: [1, bytes[i]],
-                            },
-                            |e| e.hash,
-                        );
-                    }
-                }
-            }
-        }
-        h.dims[CLIENT_IP] =
-            Summary::from_exact(ip_counts.drain().map(|e| (e.ip, e.counts)), CAPACITY);
         // Status codes: few distinct values, counted exactly first, then added once each in
         // ascending order.
         codes.fill([0, 0]);
         let mut other: BTreeMap<i32, Counts> = BTreeMap::new();
-        for (i, &code) in status.values().iter().enumerate() {
+        for (&code, &b) in status.values().iter().zip(bytes) {
             let c = match usize::try_from(code).ok().and_then(|k| codes.get_mut(k)) {
                 Some(c) => c,
                 None => other.entry(code).or_default(),
             };
             c[0] += 1;
-            c[1] = c[1].saturating_add(bytes[i]);
+            c[1] = c[1].saturating_add(b);
         }
         let codes: Vec<(String, Counts)> = codes
             .iter()
@@ -182,11 +162,70 @@ pub fn sketch_block(pb: &ParsedBlock, tz: PartitionTz) -> Result<BlockSketch> {
             .map(|(k, c)| (k.to_string(), *c))
             .chain(other.into_iter().map(|(k, c)| (k.to_string(), c)))
             .collect();
-        h.dims[DIMENSIONS.len() - 1] =
-            Summary::from_exact(codes.iter().map(|(k, c)| (k.as_str(), *c)), CAPACITY);
+        h.dims[DIMENSIONS.len() - 1] = BlockSummary::from_exact(
+            codes.iter().map(|(k, c)| (k.as_str(), *c)),
+            CAPACITY,
+            &mut scratch,
+        );
         out.hours.push((part.bucket, h));
     }
     Ok(out)
+}
+
+/// Counts the non-null values of `col` into `table` (cleared first): per value its rows and the
+/// sum of their `bytes`, under `hash` (called once per row). One probe per row finds the key or
+/// the slot for it; a column without nulls skips the per-row validity test.
+fn count_keys<'a>(
+    col: &'a StringArray,
+    bytes: &[i64],
+    table: &mut HashTable<KeyCount<'a>>,
+    mut hash: impl FnMut(&str) -> u64,
+) {
+    table.clear();
+    let bytes = &bytes[..col.len().min(bytes.len())];
+    match col.nulls().filter(|n| n.null_count() > 0) {
+        None => {
+            for (i, &b) in bytes.iter().enumerate() {
+                count_row(col, table, &mut hash, i, b);
+            }
+        }
+        Some(nulls) => {
+            for i in nulls.valid_indices() {
+                if let Some(&b) = bytes.get(i) {
+                    count_row(col, table, &mut hash, i, b);
+                }
+            }
+        }
+    }
+}
+
+/// Counts row `i` of `col` (with its `b` bytes) into `table`: one probe finds the key or the
+/// slot for it. Inlined into both loops of [`count_keys`] (a call per row costs as much as the
+/// counting around it).
+#[inline(always)]
+fn count_row<'a>(
+    col: &'a StringArray,
+    table: &mut HashTable<KeyCount<'a>>,
+    hash: &mut impl FnMut(&str) -> u64,
+    i: usize,
+    b: i64,
+) {
+    let key = col.value(i);
+    let h = hash(key);
+    match table.entry(h, |e| e.hash == h && e.key == key, |e| e.hash) {
+        Entry::Occupied(mut e) => {
+            let c = &mut e.get_mut().counts;
+            c[0] += 1;
+            c[1] = c[1].saturating_add(b);
+        }
+        Entry::Vacant(v) => {
+            v.insert(KeyCount {
+                key,
+                hash: h,
+                counts: [1, b],
+            });
+        }
+    }
 }
 
 /// Index of `client_ip` in [`DIMENSIONS`] (and in the string columns of [`sketch_block`]).
@@ -212,8 +251,8 @@ impl SketchAccumulator {
         for (bucket, b) in block.hours {
             let h = self.hours.entry(bucket).or_default();
             h.requests += b.requests;
-            for (into, s) in h.dims.iter_mut().zip(&b.dims) {
-                into.merge(s);
+            for (into, s) in h.dims.iter_mut().zip(b.dims) {
+                into.merge_block(s);
             }
             h.ips.merge(&b.ips);
         }

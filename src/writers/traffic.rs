@@ -21,7 +21,7 @@ use arrow_array::{
 };
 use tokio::runtime::Handle;
 
-use crate::access::time::{PartitionTz, MINUTE_MICROS};
+use crate::access::time::{PartitionTz, HOUR_MICROS, MINUTE_MICROS};
 use crate::error::{Error, Result};
 use crate::lake::commit::Staged;
 use crate::lake::layout::FileLayout;
@@ -109,6 +109,13 @@ impl TrafficAccumulator {
     }
 }
 
+// The status classes follow each other (hour_minutes indexes them from the 2xx one).
+const _: () = assert!(
+    idx::STATUS_3XX == idx::STATUS_2XX + 1
+        && idx::STATUS_4XX == idx::STATUS_2XX + 2
+        && idx::STATUS_5XX == idx::STATUS_2XX + 3
+);
+
 /// The per-minute counters of an access batch whose rows all fall in partition hour `bucket`.
 ///
 /// Pure, and run on the parse pool for each parsed block ([`crate::writers::sketches::sketch_block`]),
@@ -125,48 +132,65 @@ pub(crate) fn hour_minutes(
     let cache = column::<StringArray>(batch, "cache_status")?;
     let status = column::<Int32Array>(batch, "status")?;
     let rt = column::<Int64Array>(batch, "response_time_ms")?;
-    let mut minutes: Box<[MinuteStats; 60]> = Box::new([[0; COUNTERS]; 60]);
-    // Wall-clock minute of an instant, relative to the hour's first minute.
+    // Every counter starts at 0 but the max, which starts at i64::MIN so the first row of a
+    // minute sets it (a minute without rows gets 0 back at the end).
+    let mut empty = [0; COUNTERS];
+    empty[idx::RT_MAX] = i64::MIN;
+    let mut minutes: Box<[MinuteStats; 60]> = Box::new([empty; 60]);
+    // A row's minute is its offset from the hour's first instant (on `tz`'s wall clock) in whole
+    // minutes: one subtraction and one unsigned division by a constant per row. In i128 so that
+    // no instant, however far from the hour, wraps into it.
     let first = bucket * 60 - i64::from(tz.offset_secs / 60);
-    let (time, req_bytes, resp_bytes, status, rt) = (
-        time.values(),
-        req_bytes.values(),
-        resp_bytes.values(),
-        status.values(),
-        rt.values(),
-    );
-    for i in 0..batch.num_rows() {
-        let m = time[i].div_euclid(MINUTE_MICROS) - first;
-        let Some(s) = usize::try_from(m).ok().and_then(|m| minutes.get_mut(m)) else {
+    let start = i128::from(first) * i128::from(MINUTE_MICROS);
+    let cache_nulls = cache.nulls().filter(|n| n.null_count() > 0);
+    let rows = time
+        .values()
+        .iter()
+        .zip(req_bytes.values())
+        .zip(resp_bytes.values())
+        .zip(status.values())
+        .zip(rt.values())
+        .enumerate();
+    for (i, ((((&t, &req), &resp), &code), &ms)) in rows {
+        let offset = i128::from(t) - start;
+        let Some(s) = u64::try_from(offset)
+            .ok()
+            .filter(|&o| o < HOUR_MICROS as u64)
+            .and_then(|o| minutes.get_mut((o / MINUTE_MICROS as u64) as usize))
+        else {
             return Err(Error::Rollup {
                 column: "time",
                 reason: "row outside its batch's partition hour",
             });
         };
         s[idx::REQUESTS] += 1;
-        s[idx::REQUEST_BYTES] = s[idx::REQUEST_BYTES].saturating_add(req_bytes[i]);
-        s[idx::RESPONSE_BYTES] = s[idx::RESPONSE_BYTES].saturating_add(resp_bytes[i]);
-        if cache.is_valid(i) {
-            match cache.value(i) {
-                "HIT" => s[idx::HITS] += 1,
-                "MISS" => s[idx::MISSES] += 1,
+        s[idx::REQUEST_BYTES] = s[idx::REQUEST_BYTES].saturating_add(req);
+        s[idx::RESPONSE_BYTES] = s[idx::RESPONSE_BYTES].saturating_add(resp);
+        if cache_nulls.is_none_or(|n| n.is_valid(i)) {
+            match cache.value(i).as_bytes() {
+                b"HIT" => s[idx::HITS] += 1,
+                b"MISS" => s[idx::MISSES] += 1,
                 _ => {}
             }
         }
-        s[match status[i] {
-            200..=299 => idx::STATUS_2XX,
-            300..=399 => idx::STATUS_3XX,
-            400..=499 => idx::STATUS_4XX,
-            500..=599 => idx::STATUS_5XX,
-            _ => idx::STATUS_OTHER,
-        }] += 1;
-        s[idx::RT_SUM] = s[idx::RT_SUM].saturating_add(rt[i]);
-        s[idx::RT_MAX] = if s[idx::REQUESTS] == 1 {
-            rt[i]
+        // 200-299 → 2xx … 500-599 → 5xx (consecutive counters); anything else, negative codes
+        // included (they wrap to large values), → other.
+        let class = (code as u32).wrapping_sub(200) / 100;
+        s[if class < 4 {
+            idx::STATUS_2XX + class as usize
         } else {
-            s[idx::RT_MAX].max(rt[i])
-        };
-        s[idx::RT_HIST + rt_bucket(rt[i])] += 1;
+            idx::STATUS_OTHER
+        }] += 1;
+        s[idx::RT_SUM] = s[idx::RT_SUM].saturating_add(ms);
+        // Starts at i64::MIN (below) so the first row of a minute sets it.
+        s[idx::RT_MAX] = s[idx::RT_MAX].max(ms);
+        s[idx::RT_HIST + rt_bucket(ms)] += 1;
+    }
+    // A minute without rows keeps 0 as its max, as its other counters.
+    for s in minutes.iter_mut() {
+        if s[idx::REQUESTS] == 0 {
+            s[idx::RT_MAX] = 0;
+        }
     }
     Ok(minutes)
 }
@@ -307,6 +331,40 @@ mod tests {
         assert_eq!(get(b9, "rt_le_10"), vec![0, 1]);
         assert_eq!(get(b9, "rt_le_100"), vec![0, 1]);
         assert_eq!(get(b8, "status_2xx"), vec![1]);
+    }
+
+    /// The status classes at their edges; the max response time of a minute, and 0 for a minute
+    /// without rows.
+    #[test]
+    fn status_classes_and_the_first_max() {
+        let codes = [0, 199, 200, 299, 300, 399, 400, 499, 500, 599, 600, 999];
+        let text: Vec<String> = codes
+            .iter()
+            .enumerate()
+            .map(|(i, &c)| line("5/Mar/2024:09:00:00", 20 - i as i64, c, "HIT", 1))
+            .collect();
+        let pb = parse_block(
+            text.join("\n").as_bytes(),
+            1,
+            "f.gz",
+            &ACCESS.arrow_schema(),
+            &BlockOptions::default(),
+        );
+        assert_eq!(pb.rows, codes.len() as u64);
+        let p = &pb.parts[0];
+        let m = hour_minutes(PartitionTz::default(), p.bucket, &p.batch).unwrap();
+        let got = [
+            idx::STATUS_2XX,
+            idx::STATUS_3XX,
+            idx::STATUS_4XX,
+            idx::STATUS_5XX,
+            idx::STATUS_OTHER,
+        ]
+        .map(|i| m[0][i]);
+        assert_eq!(got, [2, 2, 2, 2, 4]);
+        assert_eq!(m[0][idx::RT_MAX], 20);
+        assert_eq!(m[1][idx::RT_MAX], 0);
+        assert_eq!(m[1][idx::REQUESTS], 0);
     }
 
     #[test]

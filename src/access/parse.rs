@@ -186,15 +186,13 @@ impl<'a> Cursor<'a> {
     }
 
     /// A bare token up to the next space (or the end of the line). Tokens are short (an IP, a
-    /// cache status), where a plain loop beats memchr's setup.
+    /// cache status), where memchr's setup costs more than the search; the inlined SSE2 search
+    /// finds an IPv4 address's end in one 16-byte compare instead of a loop over its bytes.
     #[inline]
     fn token(&mut self, field: u8) -> Result<&'a str, LineError> {
         let b = self.bytes();
         let start = self.pos;
-        let mut i = start;
-        while i < b.len() && b[i] != b' ' {
-            i += 1;
-        }
+        let i = scan::find(&b[start..], b' ').map_or(b.len(), |p| start + p);
         if i == start {
             let kind = if i < b.len() {
                 RejectKind::EmptyField
@@ -214,10 +212,9 @@ impl<'a> Cursor<'a> {
         let start = self.pos;
         let mut i = start;
         let mut v: i64 = 0;
-        while i < b.len() && b[i].is_ascii_digit() {
-            if i - start == 18 {
-                return Err(err(field, RejectKind::BadNumber));
-            }
+        // At most 18 digits are read; a 19th is left for the match below, which rejects it.
+        let end = b.len().min(start + 18);
+        while i < end && b[i].is_ascii_digit() {
             v = v * 10 + i64::from(b[i] - b'0');
             i += 1;
         }

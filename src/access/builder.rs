@@ -60,7 +60,7 @@ impl StrCol {
     #[inline(always)]
     fn push_opt(&mut self, v: Option<&str>) {
         let row = self.offsets.len() - 1;
-        if row % 64 == 0 {
+        if row.is_multiple_of(64) {
             self.valid.push(0);
         }
         match v {
@@ -81,13 +81,8 @@ impl StrCol {
     fn finish(self) -> StringArray {
         let rows = self.offsets.len() - 1;
         // No nulls: no bitmap, as arrow's own builder gives.
-        let nulls = (self.nulls > 0).then(|| {
-            NullBuffer::new(BooleanBuffer::new(
-                Buffer::from_vec(self.valid),
-                0,
-                rows,
-            ))
-        });
+        let nulls = (self.nulls > 0)
+            .then(|| NullBuffer::new(BooleanBuffer::new(Buffer::from_vec(self.valid), 0, rows)));
         // Every value was a `&str` and every offset lies between two of them, so the checks
         // (UTF-8, boundaries, monotonic offsets) cannot fail; a failure is a bug here.
         StringArray::try_new(

@@ -86,22 +86,23 @@ impl StrCol {
         // No nulls: no bitmap, as arrow's own builder gives.
         let nulls = (self.nulls > 0)
             .then(|| NullBuffer::new(BooleanBuffer::new(Buffer::from_vec(self.valid), 0, rows)));
-        let offsets = OffsetBuffer::new(ScalarBuffer::from(self.offsets));
+        let offsets = ScalarBuffer::from(self.offsets);
         let values = Buffer::from_vec(self.values);
         if cfg!(debug_assertions) {
             // Tests check what the release build takes as given.
-            return StringArray::try_new(offsets, values, nulls)
+            return StringArray::try_new(OffsetBuffer::new(offsets), values, nulls)
                 .expect("string column built from &str values");
         }
-        // SAFETY: `try_new` would not fail, which is `new_unchecked`'s contract. `values` is
-        // `&str`s back to back (`push` takes `&str`, `repeated` repeats one), so it is UTF-8 and
-        // every offset, the length of a run of whole `&str`s, is a char boundary; the offsets
-        // start at 0, never decrease (`OffsetBuffer::new` checks it too) and end at
+        // SAFETY: what `OffsetBuffer::new` and `StringArray::try_new` check holds, which is the
+        // contract of their `_unchecked` forms. `values` is `&str`s back to back (`push` takes
+        // `&str`, `repeated` repeats one), so it is UTF-8 and every offset, the length of a run
+        // of whole `&str`s, is a char boundary; the offsets start at 0 (`with_capacity`,
+        // `repeated`), never decrease (each is the length of a growing vector) and end at
         // `values.len()`, each exact (`end` panics rather than saturate); `nulls`, when present,
-        // has one bit per row (`push_opt` adds a word every 64 rows). `try_new`'s checks are a
-        // third of the cost of building the columns (callgrind, issue 18): a UTF-8 pass over
-        // bytes the block already validated, and a char-boundary test per offset.
-        unsafe { StringArray::new_unchecked(offsets, values, nulls) }
+        // has one bit per row (`push_opt` adds a word every 64 rows). The checks were a third of
+        // the cost of building the columns (callgrind, issue 18): a UTF-8 pass over bytes the
+        // block already validated, a char-boundary test and a comparison per offset.
+        unsafe { StringArray::new_unchecked(OffsetBuffer::new_unchecked(offsets), values, nulls) }
     }
 }
 

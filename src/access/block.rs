@@ -70,6 +70,10 @@ fn reject(line_number: u64, e: LineError, text: &str) -> RejectRecord {
     }
 }
 
+/// Bytes of whole lines validated as UTF-8 at once: about 50 lines, so a bad byte costs the
+/// line-by-line check of 50 lines, and the per-call cost of the validator is spread over 16 KiB.
+const UTF8_CHUNK: usize = 16 * 1024;
+
 /// Parses every line of `data`. Lines are `\n`-terminated; a last line without terminator is still
 /// a line. `first_line` is the 1-based number of the block's first line in the file.
 pub fn parse_block(
@@ -86,15 +90,27 @@ pub fn parse_block(
     if data.is_empty() {
         return out;
     }
-    // Validating the whole block at once is much cheaper than line by line; only a block that
-    // fails is checked per line. Cutting valid UTF-8 at '\n' never splits a character.
-    let block_str = simdutf8::basic::from_utf8(data).ok();
     let body_len = data.strip_suffix(b"\n").map_or(data.len(), <[u8]>::len);
+    // UTF-8 is validated a chunk of whole lines at a time (`chunk` is `data[chunk_start..
+    // chunk_end]` when valid), much cheaper than line by line; only the lines of a chunk that
+    // fails are checked one by one. Cutting valid UTF-8 at '\n' never splits a character. Not
+    // the whole block at once: a log with one bad byte every few thousand lines (real ones
+    // have them) would then validate every line of every block on its own.
+    let (mut chunk, mut chunk_start, mut chunk_end): (Option<&str>, usize, usize) = (None, 0, 0);
     let mut line_number = first_line;
     let mut parser = LineParser::default();
+    // The builder of the last row's time (`last_time`), an index into `builders`.
+    let (mut last_time, mut last_part) = (i64::MIN, 0);
     let mut start = 0;
     while start <= body_len {
         let end = memchr::memchr(b'\n', &data[start..body_len]).map_or(body_len, |i| start + i);
+        if end > chunk_end || start == 0 {
+            // Lines from this one to the first line end at or after `start + UTF8_CHUNK`.
+            let to = (start + UTF8_CHUNK).clamp(end, body_len);
+            chunk_end = memchr::memchr(b'\n', &data[to..body_len]).map_or(body_len, |i| to + i);
+            chunk_start = start;
+            chunk = simdutf8::basic::from_utf8(&data[chunk_start..chunk_end]).ok();
+        }
         let (line_start, line_end) = (start, end);
         start = end + 1;
         out.lines += 1;
@@ -122,8 +138,8 @@ pub fn parse_block(
             continue;
         }
         let lossy;
-        let text: &str = match block_str {
-            Some(s) => &s[line_start..trimmed_end],
+        let text: &str = match chunk {
+            Some(s) => &s[line_start - chunk_start..trimmed_end - chunk_start],
             None => match simdutf8::basic::from_utf8(raw) {
                 Ok(s) => s,
                 Err(_) => {
@@ -135,19 +151,22 @@ pub fn parse_block(
         };
         match parser.parse(text) {
             Ok(rec) => {
-                let bucket = opts.tz.hour_bucket(rec.time_micros);
-                let b = match builders.iter_mut().position(|(k, _)| *k == bucket) {
-                    Some(i) => &mut builders[i].1,
-                    None => {
-                        builders.push((
-                            bucket,
-                            AccessBuilder::with_capacity(schema.clone(), est_rows, data.len()),
-                        ));
-                        let last = builders.len() - 1;
-                        &mut builders[last].1
-                    }
-                };
-                b.append(&rec, n);
+                // Consecutive lines mostly share their second, and so their hour's builder.
+                if builders.is_empty() || rec.time_micros != last_time {
+                    let bucket = opts.tz.hour_bucket(rec.time_micros);
+                    last_part = match builders.iter().position(|(k, _)| *k == bucket) {
+                        Some(i) => i,
+                        None => {
+                            builders.push((
+                                bucket,
+                                AccessBuilder::with_capacity(schema.clone(), est_rows, data.len()),
+                            ));
+                            builders.len() - 1
+                        }
+                    };
+                    last_time = rec.time_micros;
+                }
+                builders[last_part].1.append(&rec, n);
                 out.rows += 1;
             }
             Err(e) => out.rejects.push(reject(n, e, text)),
@@ -202,6 +221,80 @@ mod tests {
         assert!(too_long
             .iter()
             .all(|r| r.line.len() == 50 && r.field_name == "line"));
+    }
+
+    /// A block of several UTF-8 chunks, with bad bytes at a chunk's first and last line, empty
+    /// lines, CRLF and rejects, gives the same rows and records as its lines parsed one by one.
+    #[test]
+    fn chunked_utf8_check_matches_line_by_line() {
+        let schema = ACCESS.arrow_schema();
+        let opts = BlockOptions::default();
+        let mut lines: Vec<Vec<u8>> = Vec::new();
+        for i in 0..600 {
+            let mut l = L
+                .replace("Mozilla/5.0", &format!("Mozilla/{i} é"))
+                .into_bytes();
+            match i % 97 {
+                0 => l.clear(),
+                1 => l.extend_from_slice(b"\r"),
+                2 => l = b"garbage \xff".to_vec(),
+                _ => {}
+            }
+            lines.push(l);
+        }
+        // Bad bytes right before and after the first chunk cut, and in the last line.
+        let mut cut = 0;
+        for (i, l) in lines.iter().enumerate() {
+            cut += l.len() + 1;
+            if cut > UTF8_CHUNK {
+                for j in [i - 1, i, i + 1, lines.len() - 1] {
+                    let ua = lines[j].windows(7).position(|w| w == b"Mozilla");
+                    if let Some(p) = ua {
+                        lines[j][p] = 0xc3;
+                    }
+                }
+                break;
+            }
+        }
+        let data = lines.join(&b"\n"[..]);
+        assert!(data.len() > 3 * UTF8_CHUNK);
+        let whole = parse_block(&data, 1, "f.gz", &schema, &opts);
+        let (mut rows, mut bad, mut empty, mut rejects) = (0, 0, 0, Vec::new());
+        let mut values = Vec::new();
+        for (i, l) in lines.iter().enumerate() {
+            if l.is_empty() {
+                // Alone, an empty line is an empty block: no line at all.
+                empty += 1;
+                continue;
+            }
+            let one = parse_block(l, i as u64 + 1, "f.gz", &schema, &opts);
+            rows += one.rows;
+            bad += one.invalid_utf8;
+            empty += one.empty;
+            rejects.extend(one.rejects);
+            values.extend(one.parts.iter().flat_map(|p| ua_values(&p.batch)));
+        }
+        assert!(bad >= 4, "the test puts bad bytes in: {bad}");
+        assert_eq!(
+            (whole.lines, whole.rows, whole.invalid_utf8, whole.empty),
+            (lines.len() as u64, rows, bad, empty)
+        );
+        assert_eq!(whole.rejects, rejects);
+        let got: Vec<String> = whole
+            .parts
+            .iter()
+            .flat_map(|p| ua_values(&p.batch))
+            .collect();
+        assert_eq!(got, values);
+    }
+
+    fn ua_values(b: &RecordBatch) -> Vec<String> {
+        let ua = b.column_by_name("user_agent").unwrap();
+        let ua = ua
+            .as_any()
+            .downcast_ref::<arrow_array::StringArray>()
+            .unwrap();
+        ua.iter().map(|v| v.unwrap().to_string()).collect()
     }
 
     #[test]

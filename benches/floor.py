@@ -54,6 +54,7 @@ def main():
     try:
         for log in a.log:
             mb = text_mb(log)
+            label = os.path.join(os.path.basename(os.path.dirname(log)), os.path.basename(log))
             res = {t: [] for t in tools}
             for _ in range(a.runs):
                 for name, (cmd, extra) in tools.items():
@@ -64,7 +65,7 @@ def main():
             for name, v in res.items():
                 w = statistics.median(x[0] for x in v)
                 c = statistics.median(x[1] for x in v)
-                print(f"| {os.path.basename(log)} | {name} | {w:.2f} ({min(x[0] for x in v):.2f}-"
+                print(f"| {label} | {name} | {w:.2f} ({min(x[0] for x in v):.2f}-"
                       f"{max(x[0] for x in v):.2f}) | {c:.2f} | {mb / c:.0f} | {zcat_wall / w:.2f}x |")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -86,12 +86,17 @@ def parquet_bytes(lake):
     return sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(os.path.join(lake, "access")) for f in fs)
 
 
-def compare(log, bins, a, work):
+def text_mb(log):
+    """MB of log text in a .gz (every member), as zcat gives it."""
     size = 0
     with subprocess.Popen(["zcat", log], stdout=subprocess.PIPE) as z:
         while chunk := z.stdout.read(1 << 20):
             size += len(chunk)
-    mb = size / 1e6
+    return size / 1e6
+
+
+def compare(log, bins, a, work):
+    mb = text_mb(log)
     gz = os.path.getsize(log)
     print(f"\n{log}: {gz / 1e6:.1f} MB gzip, {mb:.1f} MB of log text; {os.cpu_count()} cores, {a.runs} alternating runs")
     tools = {"zcat > /dev/null": lambda: timed(["sh", "-c", f"zcat '{log}' > /dev/null"])}

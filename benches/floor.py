@@ -10,30 +10,14 @@ X_SKIP, so the third line would equal the second): see the patch's header.
 Usage: python3 benches/floor.py --bin EXPERIMENT/cdnlake --log FILE.gz [--log FILE.gz] [--runs 7]
 """
 import argparse
-import gzip
 import os
 import shutil
 import statistics
-import subprocess
+import sys
 import tempfile
-import time
 
-
-def text_mb(path):
-    n = 0
-    with gzip.open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            n += len(chunk)
-    return n / 1e6
-
-
-def run(cmd, env):
-    t0 = time.time()
-    p = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    _, status, ru = os.wait4(p.pid, 0)
-    if status != 0:
-        raise SystemExit(f"{' '.join(cmd)} failed with status {status}")
-    return time.time() - t0, ru.ru_utime + ru.ru_stime
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from compare import text_mb, timed  # noqa: E402  (the same timing and text size as compare.py)
 
 
 def main():
@@ -60,7 +44,7 @@ def main():
                 for name, (cmd, extra) in tools.items():
                     shutil.rmtree(lake, ignore_errors=True)
                     env = dict(os.environ, **extra)
-                    res[name].append(run(cmd + [log], env))
+                    res[name].append(timed(cmd + [log], env)[:2])
             zcat_wall = statistics.median(w for w, _ in res["zcat"])
             for name, v in res.items():
                 w = statistics.median(x[0] for x in v)
